@@ -1,0 +1,5 @@
+import sys
+
+from amlgraph.cli import main
+
+sys.exit(main())
