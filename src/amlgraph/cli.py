@@ -30,6 +30,20 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate input files without running the pipeline")
+    p.add_argument("data_path", type=Path)
+    p.add_argument("--on-bad-rows", choices=("raise", "quarantine"), default="raise")
+    p.add_argument("--quarantine", type=Path, default=None, help="quarantine file (default: beside the input)")
+    p.set_defaults(func=_cmd_check)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from amlgraph.ingest import check_command
+
+    return check_command(args)
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-size", type=int, default=None, help="first N rows in file order (default: all)")
     p.add_argument("--chunk-size", type=int, default=None, help="items per chunk (default: from memory)")
@@ -125,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_run, _add_demo, _add_status, _add_checkpoints, _add_export):
+    for add in (_add_synth, _add_check, _add_run, _add_demo, _add_status, _add_checkpoints, _add_export):
         add(sub)
     return parser
 
