@@ -1,0 +1,119 @@
+"""IBM Multi-GNN's ``formatted_transactions.csv``, computed column-wise.
+
+Multi-GNN's ``format_kaggle_files.py`` walks the Trans file row by row and numbers things by
+first appearance. The same numbering comes from first-appearance uniques over interleaved
+columns in file order:
+
+- node ids: sender then receiver of each row, in file order;
+- currencies: one dictionary for both columns, each row's Receiving Currency before its Payment
+  Currency;
+- payment formats: by first appearance;
+- Timestamp: seconds since (midnight of the first row's day minus 10 s), the first row in file
+  order, which need not be the earliest;
+- rows sorted by Timestamp, stably (ties keep file order).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import ConfigError
+from amlgraph.export_io import atomic_path
+
+if TYPE_CHECKING:
+    from amlgraph.graph import TransactionGraph
+
+COLUMNS = (
+    "EdgeID", "from_id", "to_id", "Timestamp", "Amount Sent", "Sent Currency", "Amount Received",
+    "Received Currency", "Payment Format", "Is Laundering",
+)
+FILENAME = "formatted_transactions.csv"
+DAY = 86_400
+
+
+def first_appearance_codes(values: np.ndarray) -> np.ndarray:
+    """Number the distinct values of ``values`` by their first appearance.
+
+    Args:
+        values: integer array of shape (n,).
+
+    Returns:
+        int64 array of shape (n,): 0 for the first distinct value met, 1 for the next, ...
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = pl.Series(values).unique(maintain_order=True).to_numpy()
+    lo = int(order.min())
+    table = np.full(int(order.max()) - lo + 1, -1, dtype=np.int64)
+    table[order - lo] = np.arange(len(order), dtype=np.int64)
+    return table[values - lo]
+
+
+def _interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty(2 * len(a), dtype=np.int64)
+    out[0::2], out[1::2] = a, b
+    return out
+
+
+def format_multignn(graph: "TransactionGraph") -> pl.DataFrame:
+    """The graph's transactions as Multi-GNN's formatted table.
+
+    Args:
+        graph: the graph; its edges may be in any order.
+
+    Returns:
+        A frame with exactly ``COLUMNS``, one row per edge, sorted by Timestamp (stable): EdgeID,
+        ids and codes Int64, amounts Float64.
+
+    Raises:
+        ConfigError: when two edges share an ``edge_row``.
+    """
+    order = np.argsort(graph.edge_row, kind="stable")  # file order
+    edge_row = graph.edge_row[order]
+    if len(edge_row) > 1 and not np.all(edge_row[1:] != edge_row[:-1]):
+        dup = edge_row[1:][edge_row[1:] == edge_row[:-1]][0]
+        raise ConfigError(f"edge_row must be unique for the Multi-GNN export (row {dup} repeats)")
+    e = len(order)
+    raw = graph.raw[order] if e else graph.raw
+    src, dst = graph.edge_index[0][order], graph.edge_index[1][order]
+    ids = first_appearance_codes(_interleave(src, dst))
+    cur = first_appearance_codes(_interleave(raw["receiving_currency"].to_numpy(),
+                                             raw["payment_currency"].to_numpy()))
+    fmt = first_appearance_codes(raw["payment_format"].to_numpy())
+    ts = graph.timestamp[order]
+    base = (ts[0] // DAY) * DAY - 10 if e else 0
+    frame = pl.DataFrame({
+        "EdgeID": edge_row,
+        "from_id": ids[0::2],
+        "to_id": ids[1::2],
+        "Timestamp": ts - base,
+        "Amount Sent": raw["amount_paid"].cast(pl.Float64),
+        "Sent Currency": cur[1::2],
+        "Amount Received": raw["amount_received"].cast(pl.Float64),
+        "Received Currency": cur[0::2],
+        "Payment Format": fmt,
+        "Is Laundering": graph.y[order].astype(np.int64),
+    })
+    by_time = np.argsort(frame["Timestamp"].to_numpy(), kind="stable")
+    return frame[by_time]
+
+
+def write_multignn(graph: "TransactionGraph", out_dir: Path) -> list[Path]:
+    """Write ``formatted_transactions.csv`` with amounts as ``%f`` (six decimals).
+
+    Args:
+        graph: the graph.
+        out_dir: an existing directory.
+
+    Returns:
+        The written path.
+    """
+    path = Path(out_dir) / FILENAME
+    frame = format_multignn(graph)
+    with atomic_path(path) as tmp:
+        frame.write_csv(tmp, float_precision=6, float_scientific=False)
+    return [path]

@@ -1,0 +1,406 @@
+"""TransactionGraph: the final graph object of the pipeline and its conversions.
+
+One node per account (bank, account), one directed edge per transaction: parallel transactions
+between the same two accounts are all kept. Every per-edge array is aligned with ``edge_index``.
+Conversions to PyTorch Geometric and NetworkX live in ``amlgraph.export_pyg`` and
+``amlgraph.export_networkx`` and import their heavy libraries on first use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import CheckpointError, ConfigError
+from amlgraph.schema import TEST, TRAIN, VAL
+
+GRAPH_STEP = "graph_created"
+NODE_COLUMNS = ("node_id", "bank", "account")
+RAW_COLUMNS = (
+    "amount_paid", "payment_currency", "amount_received", "receiving_currency", "payment_format",
+    "from_bank", "to_bank",
+)
+# The arrays saved in a checkpoint; the raw columns travel as arrays too ("raw.<column>") so that
+# loading memory-maps them instead of decoding a table.
+_ARRAYS = ("edge_index", "edge_row", "timestamp", "x", "edge_attr", "y", "node_y", "split")
+
+
+@dataclass
+class TransactionGraph:
+    """A directed multigraph of accounts and transactions with features, labels and a split.
+
+    Attributes:
+        nodes: one row per node, columns ``node_id`` (Int64, 0..N-1 in order), ``bank`` (Int64),
+            ``account`` (String).
+        edge_index: int64 array of shape (2, E): sender and receiver node ids.
+        edge_row: int64 array of shape (E,): the 0-based index of the transaction's row in the
+            input Trans file (Multi-GNN's EdgeID).
+        timestamp: int64 array of shape (E,): seconds since 1970-01-01 of the naive file time.
+        x: float32 array of shape (N, F): normalised node features.
+        node_feature_names: the F names of the columns of ``x``.
+        edge_attr: float32 array of shape (E, D): normalised edge features.
+        edge_feature_names: the D names of the columns of ``edge_attr``.
+        y: int8 array of shape (E,): 1 for a laundering transaction.
+        node_y: int8 array of shape (N,): 1 when the account sends or receives a laundering edge.
+        split: int8 array of shape (E,): 0 train, 1 validation, 2 test.
+        class_weights: loss weight per class, ``{0: w0, 1: w1}``.
+        raw: one row per edge, aligned with ``edge_index``: ``amount_paid``, ``payment_currency``,
+            ``amount_received``, ``receiving_currency``, ``payment_format`` (Int16 codes into
+            ``vocab``), ``from_bank``, ``to_bank``.
+        vocab: ``{"currencies": [...], "payment_formats": [...], "banks": [...]}``.
+        synthetic_edge_attr: float32 array of shape (m, D) of oversampled training rows, or None.
+            They are not edges of the graph and have no endpoints.
+        synthetic_y: int8 array of shape (m,) of their labels, or None.
+
+    Raises:
+        ConfigError: from construction when shapes, dtypes or ids are inconsistent.
+    """
+
+    nodes: pl.DataFrame
+    edge_index: np.ndarray
+    edge_row: np.ndarray
+    timestamp: np.ndarray
+    x: np.ndarray
+    node_feature_names: list[str]
+    edge_attr: np.ndarray
+    edge_feature_names: list[str]
+    y: np.ndarray
+    node_y: np.ndarray
+    split: np.ndarray
+    class_weights: dict[int, float]
+    raw: pl.DataFrame
+    vocab: dict
+    synthetic_edge_attr: np.ndarray | None = None
+    synthetic_y: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # --- sizes and masks ---------------------------------------------------------------------
+    @property
+    def num_nodes(self) -> int:
+        """N, the number of accounts."""
+        return int(self.nodes.height)
+
+    @property
+    def num_edges(self) -> int:
+        """E, the number of transactions."""
+        return int(self.edge_index.shape[1])
+
+    @property
+    def train_mask(self) -> np.ndarray:
+        """Bool array of shape (E,): training edges."""
+        return self.split == TRAIN
+
+    @property
+    def val_mask(self) -> np.ndarray:
+        """Bool array of shape (E,): validation edges."""
+        return self.split == VAL
+
+    @property
+    def test_mask(self) -> np.ndarray:
+        """Bool array of shape (E,): test edges."""
+        return self.split == TEST
+
+    def __repr__(self) -> str:
+        synth = 0 if self.synthetic_y is None else len(self.synthetic_y)
+        return (f"TransactionGraph(num_nodes={self.num_nodes}, num_edges={self.num_edges}, "
+                f"node_features={len(self.node_feature_names)}, "
+                f"edge_features={len(self.edge_feature_names)}, "
+                f"laundering={int(np.count_nonzero(self.y))}, synthetic={synth})")
+
+    # --- conversions -------------------------------------------------------------------------
+    def to_pyg(self, *, reverse_edges: bool = False):
+        """The graph as a PyTorch Geometric object.
+
+        Args:
+            reverse_edges: when True, a ``HeteroData`` with edge types ``('node', 'to', 'node')``
+                and ``('node', 'rev_to', 'node')`` (the flipped edges with the same attributes),
+                as Multi-GNN's reverse message passing uses.
+
+        Returns:
+            ``Data`` with ``x`` (N, F), ``edge_index`` (2, E), ``edge_attr`` (E, D), ``y`` (E,),
+            ``timestamps`` (E,), ``edge_row`` (E,), ``train_mask``/``val_mask``/``test_mask``
+            (E,), ``node_y`` (N,), feature names and class weights; or the ``HeteroData``.
+        """
+        from amlgraph.export_pyg import to_pyg
+
+        return to_pyg(self, reverse_edges=reverse_edges)
+
+    def to_networkx(self, *, force: bool = False, limit: int = 2_000_000):
+        """The graph as a ``networkx.MultiDiGraph`` keeping every parallel transaction.
+
+        Args:
+            force: build it even above ``limit`` edges.
+            limit: the largest number of edges built without ``force``.
+
+        Returns:
+            A MultiDiGraph whose edge keys are ``edge_row``.
+
+        Raises:
+            ConfigError: above ``limit`` edges without ``force``.
+        """
+        from amlgraph.export_networkx import to_networkx
+
+        return to_networkx(self, force=force, limit=limit)
+
+    # --- persistence -------------------------------------------------------------------------
+    def to_payload(self) -> tuple[dict[str, pl.DataFrame], dict[str, np.ndarray], dict[str, Any]]:
+        """The graph as (tables, arrays, values) for ``CheckpointStore.save``.
+
+        Returns:
+            ``tables`` (``nodes``), ``arrays`` (every numeric array, the raw columns as
+            ``raw.<column>``) and JSON ``values`` (names, class weights, vocabularies).
+        """
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        for column in RAW_COLUMNS:
+            arrays[f"raw.{column}"] = self.raw[column].to_numpy()
+        has_synthetic = self.synthetic_edge_attr is not None
+        if has_synthetic:
+            arrays["synthetic_edge_attr"] = self.synthetic_edge_attr
+            arrays["synthetic_y"] = self.synthetic_y
+        values = {
+            "node_feature_names": list(self.node_feature_names),
+            "edge_feature_names": list(self.edge_feature_names),
+            "class_weights": {str(k): float(v) for k, v in self.class_weights.items()},
+            "vocab": self.vocab,
+            "has_synthetic": has_synthetic,
+            "raw_dtypes": {c: str(self.raw.schema[c]) for c in RAW_COLUMNS},
+        }
+        return {"nodes": self.nodes}, arrays, values
+
+    @classmethod
+    def from_checkpoint(cls, ckpt) -> "TransactionGraph":
+        """Rebuild the graph from a loaded checkpoint, memory-mapping its arrays.
+
+        Args:
+            ckpt: a checkpoint with ``table(name)``, ``array(name, mmap=True)`` and ``value(name)``
+                holding what ``to_payload`` returned.
+
+        Returns:
+            The graph; its arrays are read-only memory maps of the checkpoint files.
+
+        Raises:
+            CheckpointError: when an expected part of the checkpoint is missing.
+        """
+        try:
+            arrays = {name: ckpt.array(name, mmap=True) for name in _ARRAYS}
+            raw_dtypes = ckpt.value("raw_dtypes")
+            raw = pl.DataFrame({
+                c: pl.Series(c, ckpt.array(f"raw.{c}", mmap=True), dtype=_polars_dtype(raw_dtypes[c]))
+                for c in RAW_COLUMNS
+            })
+            synthetic = {}
+            if ckpt.value("has_synthetic"):
+                synthetic = {name: ckpt.array(name, mmap=True)
+                             for name in ("synthetic_edge_attr", "synthetic_y")}
+            return cls(
+                nodes=ckpt.table("nodes"),
+                node_feature_names=list(ckpt.value("node_feature_names")),
+                edge_feature_names=list(ckpt.value("edge_feature_names")),
+                class_weights={int(k): float(v) for k, v in ckpt.value("class_weights").items()},
+                vocab=ckpt.value("vocab"),
+                raw=raw,
+                **arrays,
+                **synthetic,
+            )
+        except (KeyError, FileNotFoundError) as exc:
+            raise CheckpointError(
+                f"checkpoint {GRAPH_STEP!r} lacks {exc}; it was not written by this version of "
+                "amlgraph: rerun with `amlgraph run ... --resume-from graph_created`") from exc
+
+
+def _validate(g: TransactionGraph) -> None:
+    """Coerce dtypes without copying where they already match; fail clearly on inconsistency."""
+    missing = [c for c in NODE_COLUMNS if c not in g.nodes.columns]
+    if missing:
+        raise ConfigError(f"nodes must have columns {list(NODE_COLUMNS)} (missing {missing})")
+    n = g.nodes.height
+    g.edge_index = _ints(g.edge_index, "edge_index")
+    if g.edge_index.ndim != 2 or g.edge_index.shape[0] != 2:
+        raise ConfigError(f"edge_index must have shape (2, E) (got {g.edge_index.shape})")
+    e = g.edge_index.shape[1]
+    if e and (g.edge_index.min() < 0 or g.edge_index.max() >= n):
+        raise ConfigError(f"edge_index holds node ids outside [0, {n}) (got min "
+                          f"{g.edge_index.min()}, max {g.edge_index.max()})")
+    node_id = g.nodes["node_id"].to_numpy()
+    if len(node_id) and (node_id[0] != 0 or node_id[-1] != n - 1
+                         or not np.array_equal(node_id, np.arange(n))):
+        raise ConfigError(f"nodes.node_id must be 0..{n - 1} in order")
+    g.edge_row = _ints(g.edge_row, "edge_row")
+    g.timestamp = _ints(g.timestamp, "timestamp")
+    g.y = _ints(g.y, "y", np.int8)
+    g.split = _ints(g.split, "split", np.int8)
+    g.node_y = _ints(g.node_y, "node_y", np.int8)
+    for name in ("edge_row", "timestamp", "y", "split"):
+        _shape(getattr(g, name), name, (e,))
+    _shape(g.node_y, "node_y", (n,))
+    g.x = _floats(g.x, "x")
+    g.edge_attr = _floats(g.edge_attr, "edge_attr")
+    _shape(g.x, "x", (n, len(g.node_feature_names)), "(N, len(node_feature_names))")
+    _shape(g.edge_attr, "edge_attr", (e, len(g.edge_feature_names)),
+           "(E, len(edge_feature_names))")
+    if e and (g.y.min() < 0 or g.y.max() > 1):
+        raise ConfigError(f"y must hold 0 or 1 (got values in [{g.y.min()}, {g.y.max()}])")
+    if e and (g.split.min() < TRAIN or g.split.max() > TEST):
+        raise ConfigError(f"split must hold 0 (train), 1 (val) or 2 (test) "
+                          f"(got values in [{g.split.min()}, {g.split.max()}])")
+    missing = [c for c in RAW_COLUMNS if c not in g.raw.columns]
+    if missing or g.raw.height != e:
+        raise ConfigError(f"raw must have {e} rows and columns {list(RAW_COLUMNS)} "
+                          f"(got {g.raw.height} rows, missing {missing})")
+    try:
+        g.class_weights = {int(k): float(v) for k, v in g.class_weights.items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"class_weights must map class ints to floats "
+                          f"(got {g.class_weights!r})") from exc
+    if (g.synthetic_edge_attr is None) != (g.synthetic_y is None):
+        raise ConfigError("synthetic_edge_attr and synthetic_y must be given together")
+    if g.synthetic_edge_attr is not None:
+        g.synthetic_edge_attr = _floats(g.synthetic_edge_attr, "synthetic_edge_attr")
+        g.synthetic_y = _ints(g.synthetic_y, "synthetic_y", np.int8)
+        m = len(g.synthetic_y)
+        _shape(g.synthetic_y, "synthetic_y", (m,))
+        _shape(g.synthetic_edge_attr, "synthetic_edge_attr", (m, len(g.edge_feature_names)),
+               "(len(synthetic_y), len(edge_feature_names))")
+
+
+def _ints(a, name: str, dtype=np.int64) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "iub" and not (a.size == 0 and a.dtype.kind == "f"):
+        raise ConfigError(f"{name} must hold integers (got dtype {a.dtype})")
+    return a if a.dtype == dtype else a.astype(dtype)
+
+
+def _floats(a, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiub":
+        raise ConfigError(f"{name} must hold numbers (got dtype {a.dtype})")
+    return a if a.dtype == np.float32 else a.astype(np.float32)
+
+
+def _shape(a: np.ndarray, name: str, expected: tuple, text: str | None = None) -> None:
+    if a.shape != expected:
+        want = f"{text} = {expected}" if text else str(expected)
+        raise ConfigError(f"{name} must have shape {want} (got {a.shape})")
+
+
+def _polars_dtype(name: str) -> pl.DataType:
+    dtype = getattr(pl, name, None)
+    if dtype is None:
+        raise CheckpointError(f"unknown column dtype {name!r} in checkpoint {GRAPH_STEP!r}")
+    return dtype
+
+
+def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
+    """Load the graph of a finished run.
+
+    Args:
+        checkpoint_dir: the run's checkpoint directory.
+
+    Returns:
+        The ``TransactionGraph`` saved by the ``graph_created`` step, arrays memory-mapped.
+
+    Raises:
+        CheckpointError: when the directory or its ``graph_created`` checkpoint is absent; the
+            message names the checkpoints that exist.
+    """
+    from amlgraph.store import CheckpointStore
+
+    path = Path(checkpoint_dir)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint directory; run `amlgraph run DATA "
+                              f"--checkpoint-dir {path}` first")
+    store = CheckpointStore(path)
+    ckpt = store.load(GRAPH_STEP)
+    if ckpt is None:
+        present = _present_checkpoints(store)
+        raise CheckpointError(
+            f"{path}: no {GRAPH_STEP!r} checkpoint (found: {', '.join(present) or 'none'}); "
+            "finish the run with `amlgraph run DATA --checkpoint-dir "
+            f"{path}` first")
+    return TransactionGraph.from_checkpoint(ckpt)
+
+
+def _present_checkpoints(store) -> list[str]:
+    """Names of the checkpoints a store holds, whatever listing method it offers."""
+    for method in ("list", "names", "list_checkpoints"):
+        fn = getattr(store, method, None)
+        if callable(fn):
+            try:
+                items = fn()
+            except TypeError:
+                continue
+            return sorted({str(getattr(item, "name", item)) for item in items})
+    return []
+
+
+def random_graph(num_nodes: int = 50, num_edges: int = 400, *, seed: int = 0,
+                 num_node_features: int = 3, num_edge_features: int = 4,
+                 laundering_rate: float = 0.1, synthetic: int = 0) -> TransactionGraph:
+    """A small random graph for tests and examples; laundering edges are learnable.
+
+    Laundering edges shift their first edge feature and mark their endpoints, so a model that
+    uses features or structure can beat chance. Edges come in shuffled file order.
+
+    Args:
+        num_nodes: N.
+        num_edges: E.
+        seed: seed of the generator.
+        num_node_features: F.
+        num_edge_features: D (at least 1).
+        laundering_rate: the fraction of edges labelled 1.
+        synthetic: number of synthetic (oversampled) training rows to attach.
+
+    Returns:
+        A valid ``TransactionGraph`` spanning ten days split 60/20/20 in time.
+    """
+    rng = np.random.default_rng(seed)
+    banks = rng.integers(1, 30, num_nodes)
+    accounts = [f"{v:09X}" for v in rng.integers(0x80000000, 0x8FFFFFFFF, num_nodes)]
+    nodes = pl.DataFrame({"node_id": np.arange(num_nodes, dtype=np.int64),
+                          "bank": banks.astype(np.int64), "account": accounts})
+    edge_index = rng.integers(0, num_nodes, (2, num_edges))
+    y = (rng.random(num_edges) < laundering_rate).astype(np.int8)
+    start = 1_661_990_400  # 2022-09-01 00:00
+    timestamp = (start + rng.integers(0, 10 * 86_400 // 60, num_edges) * 60)  # file rows are not in time order
+    split = np.searchsorted(np.quantile(timestamp, [0.6, 0.8]), timestamp, side="right")
+    edge_attr = rng.normal(size=(num_edges, num_edge_features)).astype(np.float32)
+    edge_attr[:, 0] += 2.0 * y
+    node_y = np.zeros(num_nodes, dtype=np.int8)
+    node_y[edge_index[:, y == 1].ravel()] = 1
+    x = rng.normal(size=(num_nodes, num_node_features)).astype(np.float32)
+    if num_node_features:
+        x[:, 0] += node_y
+    n_cur, n_fmt = 4, 3
+    raw = pl.DataFrame({
+        "amount_paid": np.round(rng.exponential(1000.0, num_edges), 2),
+        "payment_currency": rng.integers(0, n_cur, num_edges).astype(np.int16),
+        "amount_received": np.round(rng.exponential(1000.0, num_edges), 2),
+        "receiving_currency": rng.integers(0, n_cur, num_edges).astype(np.int16),
+        "payment_format": rng.integers(0, n_fmt, num_edges).astype(np.int16),
+        "from_bank": banks[edge_index[0]].astype(np.int64),
+        "to_bank": banks[edge_index[1]].astype(np.int64),
+    })
+    pos = y[split == 0].mean() if np.any(split == 0) else 0.5
+    pos = min(max(float(pos), 1e-3), 1 - 1e-3)
+    perm = rng.permutation(num_edges)  # file order differs from edge order
+    syn = {}
+    if synthetic:
+        syn = {"synthetic_edge_attr": rng.normal(2.0, 1.0, (synthetic, num_edge_features)),
+               "synthetic_y": np.ones(synthetic, dtype=np.int8)}
+    return TransactionGraph(
+        nodes=nodes, edge_index=edge_index[:, perm], edge_row=perm,
+        timestamp=timestamp[perm], x=x,
+        node_feature_names=[f"node_f{j}" for j in range(num_node_features)],
+        edge_attr=edge_attr[perm], edge_feature_names=[f"edge_f{j}" for j in range(num_edge_features)],
+        y=y[perm], node_y=node_y, split=split.astype(np.int8)[perm],
+        class_weights={0: 0.5 / (1 - pos), 1: 0.5 / pos}, raw=raw[perm], vocab={
+            "currencies": ["Euro", "Ruble", "US Dollar", "Yen"][:n_cur],
+            "payment_formats": ["ACH", "Cheque", "Wire"][:n_fmt],
+            "banks": sorted(set(banks.tolist()))},
+        **syn,
+    )
