@@ -1,0 +1,328 @@
+"""What both checkpoint stores share: the Checkpoint view, manifests, ordering, key checks.
+
+The file store (:mod:`amlgraph.store`) and the in-memory store (:mod:`amlgraph.store_memory`)
+implement ``_save``/``_read``/... and inherit the public behaviour from :class:`BaseStore`, so
+one contract test suite covers both.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from pathlib import Path
+from typing import Any, ContextManager, NamedTuple
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import CheckpointError
+from amlgraph.fingerprint import explain_mismatch
+from amlgraph.schema import STEPS
+from amlgraph.store_files import HASH_ALGORITHM, check_item, check_name, hash_bytes, json_default
+
+FORMAT_VERSION = 1
+VERIFY_LEVELS = ("none", "quick", "full")
+FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
+GEN_RE = re.compile(r"^gen-[0-9a-f]+-\d+-[0-9a-f]{8}-[0-9a-f]+$")
+_CHUNK_RE = re.compile(r"^(?P<step>[a-z][a-z0-9_]*)_chunk_(?P<i>\d+)$")
+
+
+class Problem(NamedTuple):
+    """A damaged checkpoint found by ``verify``: which one, which file (or None), what is wrong."""
+
+    name: str
+    file: str | None
+    reason: str
+
+
+class Checkpoint:
+    """A loaded checkpoint: its manifest and lazy access to its tables, arrays and values."""
+
+    def __init__(self, name: str, manifest: dict):
+        self.name = name
+        self.manifest = manifest
+
+    @property
+    def tables(self) -> list[str]:
+        return sorted(self.manifest.get("tables", {}))
+
+    @property
+    def arrays(self) -> list[str]:
+        return sorted(self.manifest.get("arrays", {}))
+
+    @property
+    def values(self) -> list[str]:
+        return sorted(self.manifest.get("values", []))
+
+    def _need(self, kind: str, name: str) -> None:
+        if name not in getattr(self, kind):
+            raise CheckpointError(f"checkpoint {self.name} has no {kind[:-1]} {name!r} "
+                                  f"(it has: {', '.join(getattr(self, kind)) or 'none'})")
+
+    def table(self, name: str) -> pl.DataFrame:
+        """The Parquet table ``name``, read fully."""
+        raise NotImplementedError
+
+    def table_path(self, name: str) -> Path | None:
+        """Path of the table's Parquet file for ``pl.scan_parquet``; None in a memory store."""
+        raise NotImplementedError
+
+    def array(self, name: str, *, mmap: bool = True) -> np.ndarray:
+        """The array ``name``: read-only (memory-mapped in the file store) by default,
+        a writable copy with ``mmap=False``."""
+        raise NotImplementedError
+
+    def value(self, name: str) -> Any:
+        """The small JSON value ``name`` (a fresh copy)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"Checkpoint({self.name!r}, step={self.manifest.get('step')!r}, "
+                f"tables={self.tables}, arrays={self.arrays}, values={self.values})")
+
+
+def order_key(name: str, manifest: dict | None = None) -> tuple:
+    """Sort key: pipeline order of the step, the step itself, then its chunks numerically."""
+    step, chunk = (manifest or {}).get("step"), (manifest or {}).get("chunk")
+    if step is None:
+        m = _CHUNK_RE.match(name)
+        step, chunk = (m.group("step"), int(m.group("i"))) if m else (name, None)
+    idx = STEPS.index(step) if step in STEPS else len(STEPS)
+    return (idx, "" if idx < len(STEPS) else step, chunk is not None, chunk or 0, name)
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with microseconds and a ``Z``."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def library_versions() -> dict:
+    import pyarrow
+
+    from amlgraph import __version__
+
+    return {"amlgraph": __version__, "polars": pl.__version__, "pyarrow": pyarrow.__version__,
+            "numpy": np.__version__}
+
+
+def manifest_checksum(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_checksum"}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return f"{HASH_ALGORITHM}:{hash_bytes(data)}"
+
+
+def seal(manifest: dict) -> dict:
+    """Normalise ``manifest`` through JSON and add its checksum."""
+    manifest = json.loads(json.dumps(manifest, default=json_default))
+    manifest["manifest_checksum"] = manifest_checksum(manifest)
+    return manifest
+
+
+def prepare_save(name: str, step: str, chunk: int | None, tables: dict | None, arrays: dict | None,
+                 values: dict | None) -> tuple[dict[str, pl.DataFrame], dict[str, np.ndarray], bytes]:
+    """Validate what is about to be saved; return tables, C-contiguous arrays and values JSON.
+
+    Raises:
+        CheckpointError: for a bad name, an object array or a value that is not JSON.
+    """
+    check_name(name)
+    check_name(step, "step name")
+    if chunk is not None and (not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 0):
+        raise CheckpointError(f"invalid chunk {chunk!r} for checkpoint {name}: expected an int >= 0 or None")
+    out_t: dict[str, pl.DataFrame] = {}
+    for t, df in (tables or {}).items():
+        check_item(t, "table")
+        if not isinstance(df, pl.DataFrame):
+            if type(df).__module__.startswith("pandas"):
+                df = pl.from_pandas(df)
+            else:
+                raise CheckpointError(f"table {t!r} of checkpoint {name} is a {type(df).__name__}; "
+                                      "expected a polars (or pandas) DataFrame")
+        out_t[t] = df
+    out_a: dict[str, np.ndarray] = {}
+    for a, arr in (arrays or {}).items():
+        check_item(a, "array")
+        arr = np.asarray(arr)
+        if arr.dtype.hasobject:
+            raise CheckpointError(f"array {a!r} of checkpoint {name} has dtype {arr.dtype} (Python objects); "
+                                  "store numeric or fixed-width arrays (object arrays would need pickle)")
+        out_a[a] = np.ascontiguousarray(arr)
+    for v in values or {}:
+        check_item(v, "value")
+    try:
+        vbytes = json.dumps(values or {}, sort_keys=True, default=json_default).encode()
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"a value of checkpoint {name} is not JSON-serialisable: {exc}; "
+                              "store DataFrames as tables and numpy data as arrays") from exc
+    return out_t, out_a, vbytes
+
+
+def build_manifest(*, name: str, step: str, chunk: int | None, key: str, key_components: dict | None,
+                   metadata: dict | None, generation: str, files: dict, tables: dict[str, pl.DataFrame],
+                   table_files: dict[str, str | None], arrays: dict[str, np.ndarray],
+                   array_files: dict[str, str | None], values: list[str]) -> dict:
+    """The manifest: the single commit point of a checkpoint (see docs/CHECKPOINTS.md)."""
+    return seal({
+        "format": FORMAT_VERSION,
+        "name": name,
+        "step": step,
+        "chunk": None if chunk is None else int(chunk),
+        "created": now_iso(),
+        "key": key,
+        "key_components": key_components or {},
+        "generation": generation,
+        "hash_algorithm": HASH_ALGORITHM,
+        "files": files,
+        "tables": {t: {"file": table_files[t], "rows": df.height,
+                       "schema": {c: str(d) for c, d in df.schema.items()}} for t, df in tables.items()},
+        "arrays": {a: {"file": array_files[a], "shape": list(arr.shape), "dtype": arr.dtype.str}
+                   for a, arr in arrays.items()},
+        "values": sorted(values),
+        "libraries": library_versions(),
+        "metadata": metadata or {},
+    })
+
+
+def validate_manifest(name: str, m: Any, *, checksum: bool) -> str | None:
+    """Structural check of a parsed manifest; returns what is wrong, or None."""
+    if not isinstance(m, dict):
+        return "not a JSON object"
+    if not isinstance(m.get("format"), int) or m["format"] > FORMAT_VERSION:
+        return f"unknown manifest format {m.get('format')!r}"
+    if m.get("name") != name:
+        return f"names {m.get('name')!r}, expected {name!r}"
+    for field, typ in (("step", str), ("key", str), ("generation", str), ("files", dict),
+                       ("tables", dict), ("arrays", dict), ("values", list)):
+        if not isinstance(m.get(field), typ):
+            return f"field {field!r} missing or not a {typ.__name__}"
+    if m["generation"] and not GEN_RE.match(m["generation"]):
+        return f"bad generation {m['generation']!r}"
+    for f, info in m["files"].items():
+        if not FILE_RE.match(f) or not isinstance(info, dict) or not isinstance(info.get("size"), int) \
+                or not isinstance(info.get("hash"), str):
+            return f"bad file entry {f!r}"
+    for kind in ("tables", "arrays"):
+        for item, info in m[kind].items():
+            if not isinstance(info, dict) or (info.get("file") is not None and info["file"] not in m["files"]):
+                return f"{kind[:-1]} {item!r} refers to an unlisted file"
+    for item, info in m["arrays"].items():
+        try:
+            if np.dtype(info.get("dtype")).hasobject:
+                return f"array {item!r} has an object dtype"
+        except TypeError:
+            return f"array {item!r} has a bad dtype"
+    if checksum and m.get("manifest_checksum") != manifest_checksum(m):
+        return "checksum mismatch (edited or damaged)"
+    return None
+
+
+class BaseStore:
+    """The public store interface; subclasses provide the storage."""
+
+    verify_level = "quick"
+
+    # --- provided by subclasses ---------------------------------------------------------------
+    def _manifest_or_reason(self, name: str, verify: str) -> tuple[dict | None, str | None]:
+        raise NotImplementedError
+
+    def _checkpoint(self, name: str, manifest: dict) -> Checkpoint:
+        raise NotImplementedError
+
+    def _candidates(self) -> list[str]:
+        raise NotImplementedError
+
+    def save(self, name: str, *, step: str, key: str, chunk: int | None = None,
+             tables: dict | None = None, arrays: dict | None = None, values: dict | None = None,
+             metadata: dict | None = None, key_components: dict | None = None) -> dict:
+        raise NotImplementedError
+
+    def delete(self, name: str) -> None:
+        raise NotImplementedError
+
+    def lock(self, *, wait: bool = False, timeout: float | None = None) -> ContextManager:
+        raise NotImplementedError
+
+    def size_bytes(self, name: str) -> int:
+        raise NotImplementedError
+
+    # --- shared behaviour ------------------------------------------------------------------------
+    def _level(self, verify: str | None) -> str:
+        level = self.verify_level if verify is None else verify
+        if level not in VERIFY_LEVELS:
+            raise CheckpointError(f"verify must be one of {VERIFY_LEVELS} (got {level!r})")
+        return level
+
+    def load(self, name: str, *, key: str | None = None, verify: str | None = None) -> Checkpoint | None:
+        """The checkpoint ``name``, or None when missing, corrupt or (``key`` given) stale."""
+        check_name(name)
+        m, _ = self._manifest_or_reason(name, self._level(verify))
+        if m is None or (key is not None and m["key"] != key):
+            return None
+        return self._checkpoint(name, m)
+
+    def check(self, name: str, key: str, key_components: dict | None = None) -> tuple[bool, str | None]:
+        """``(True, None)`` when ``name`` is valid with this key, else ``(False, reason)``.
+
+        Reasons: ``"missing"``, ``"corrupt: <file> <what>"`` or the explained key mismatch, e.g.
+        ``"input file changed: HI-Small_Trans.csv; parameter chunk_size changed (1000 -> 500)"``.
+        """
+        check_name(name)
+        m, reason = self._manifest_or_reason(name, self._level(None))
+        if m is None:
+            return False, reason
+        if m["key"] == key:
+            return True, None
+        old = m.get("key_components") or {}
+        reasons = explain_mismatch(old, key_components) if old and key_components is not None else []
+        return False, "; ".join(reasons) or f"key changed ({m['key'][:12]} -> {key[:12]})"
+
+    def manifest(self, name: str) -> dict | None:
+        """The valid manifest of ``name`` (at the store's verify level), else None."""
+        check_name(name)
+        return self._manifest_or_reason(name, self._level(None))[0]
+
+    def exists(self, name: str) -> bool:
+        """Whether a valid checkpoint ``name`` exists (a data file alone proves nothing)."""
+        return self.manifest(name) is not None
+
+    def names(self) -> list[str]:
+        """Valid checkpoints in pipeline order, each step's chunks right after it, numerically."""
+        found = []
+        for n in self._candidates():
+            m, _ = self._manifest_or_reason(n, self._level(None))
+            if m is not None:
+                found.append((order_key(n, m), n))
+        return [n for _, n in sorted(found)]
+
+    def manifests(self) -> dict[str, dict]:
+        """Valid manifests by name, in :meth:`names` order."""
+        out = {}
+        for n in self.names():
+            m = self.manifest(n)
+            if m is not None:
+                out[n] = m
+        return out
+
+    def delete_all(self) -> None:
+        """Delete every checkpoint (valid or damaged) of this store."""
+        for n in self._candidates():
+            self.delete(n)
+
+    def verify(self, names: list[str] | None = None, *, full: bool = True) -> list[Problem]:
+        """Check checkpoints (all by default); return one :class:`Problem` per damaged one."""
+        level = "full" if full else "quick"
+        problems = []
+        for n in (self._candidates() if names is None else names):
+            check_name(n)
+            m, reason = self._manifest_or_reason(n, level)
+            if m is None:
+                problems.append(_problem(n, reason or "missing"))
+        return sorted(problems, key=lambda p: order_key(p.name))
+
+
+def _problem(name: str, reason: str) -> Problem:
+    if reason.startswith("corrupt: "):
+        rest = reason[len("corrupt: "):]
+        file, _, what = rest.partition(" ")
+        return Problem(name, file, what)
+    return Problem(name, None, reason)
