@@ -1,0 +1,165 @@
+"""The seed system's checkpoint functions, same names and call shapes, over CheckpointStore.
+
+No pickle: DataFrames become Parquet tables, numpy arrays ``.npy`` files, everything else JSON.
+Legacy ``*.pkl`` files in a checkpoint directory are ignored, never unpickled.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import xxhash
+
+from amlgraph.errors import CheckpointError, ConfigError
+from amlgraph.schema import STEPS
+from amlgraph.store import CheckpointStore
+from amlgraph.store_files import check_name, json_bytes
+
+_LAYOUT = "compat_layout"
+
+
+def create_checkpoint_dir(data_path: str | os.PathLike, sample_size: int | None) -> Path:
+    """Create (if needed) and return ``<data_path>/checkpoints_<sample_size>`` (``checkpoints_all``
+    when ``sample_size`` is None)."""
+    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size <= 0):
+        raise ConfigError(f"sample_size must be a positive int or None (got {sample_size!r})")
+    path = Path(data_path) / (f"checkpoints_{int(sample_size)}" if sample_size is not None else "checkpoints_all")
+    CheckpointStore(path, create=True)
+    return path
+
+
+def _kind(obj: Any) -> str:
+    if isinstance(obj, pl.DataFrame):
+        return "polars"
+    if type(obj).__module__.startswith("pandas") and type(obj).__name__ == "DataFrame":
+        return "pandas"
+    if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+        return "numpy"
+    return "json"
+
+
+def _content_key(step: str, tables: dict, arrays: dict, values: dict) -> str:
+    """Content hash of the data (row hashes for tables: stable within one polars version)."""
+    h = xxhash.xxh3_128(step.encode())
+    for name, df in sorted(tables.items()):
+        h.update(f"\0t:{name}:{df.schema}".encode())
+        if df.height:
+            h.update(df.hash_rows(seed=0).to_numpy().tobytes())
+    for name, arr in sorted(arrays.items()):
+        h.update(f"\0a:{name}:{arr.dtype.str}:{arr.shape}".encode())
+        h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+    h.update(b"\0v:" + json_bytes(values))
+    return h.hexdigest()
+
+
+def save_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str, data: Any,
+                    metadata: dict | None = None) -> Path:
+    """Save ``data`` as checkpoint ``step_name``; its key is the content hash of ``data``.
+
+    Args:
+        checkpoint_dir: from :func:`create_checkpoint_dir`.
+        step_name: a step (``"node_features"``) or chunk (``"node_features_chunk_3"``) name.
+        data: a polars or pandas DataFrame, a numpy array, a dict of those and JSON-able values,
+            or JSON-able values.
+        metadata: small JSON-able dict (e.g. ``{"num_accounts": 518581}``).
+
+    Returns:
+        The checkpoint's directory.
+
+    Raises:
+        CheckpointError: bad name, data that is neither tabular, numeric nor JSON, or a failed write.
+    """
+    check_name(step_name, "step name")
+    tables: dict[str, pl.DataFrame] = {}
+    arrays: dict[str, np.ndarray] = {}
+    values: dict[str, Any] = {}
+
+    def put(obj: Any, slot: str) -> str:
+        kind = _kind(obj)
+        if kind in ("polars", "pandas"):
+            tables[slot] = obj if kind == "polars" else pl.from_pandas(obj)
+        elif kind == "numpy":
+            arrays[slot] = obj
+        else:
+            values[slot] = obj
+        return kind
+
+    # a dict holding frames/arrays, or with non-str keys (JSON would turn {0: w} into {"0": w})
+    if isinstance(data, dict) and any(_kind(v) != "json" or not isinstance(k, str) for k, v in data.items()):
+        items = [[k, put(v, f"item{i}"), f"item{i}"] for i, (k, v) in enumerate(data.items())]
+        layout = {"kind": "dict", "items": items}
+    else:
+        layout = {"kind": put(data, "data")}
+    values[_LAYOUT] = layout
+    m = dict(metadata or {})
+    m.setdefault("step", step_name)
+    store = CheckpointStore(checkpoint_dir, create=True)
+    step = _step_of(step_name)
+    chunk = int(step_name[len(step) + len("_chunk_"):]) if step != step_name else None
+    store.save(step_name, step=step, chunk=chunk,
+               key=_content_key(step_name, tables, arrays, values),
+               tables=tables, arrays=arrays, values=values, metadata=m)
+    return store.root / step_name
+
+
+def _step_of(name: str) -> str:
+    base, sep, tail = name.rpartition("_chunk_")
+    return base if sep and tail.isdigit() else name
+
+
+def _open(checkpoint_dir: str | os.PathLike) -> CheckpointStore | None:
+    try:
+        return CheckpointStore(checkpoint_dir, create=False)
+    except CheckpointError:
+        return None
+
+
+def load_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str) -> tuple[Any, dict | None]:
+    """Load checkpoint ``step_name``: ``(data, metadata)``, or ``(None, None)`` when it is absent
+    or damaged (it is then recomputed)."""
+    check_name(step_name, "step name")
+    store = _open(checkpoint_dir)
+    cp = store.load(step_name) if store is not None else None
+    if cp is None or _LAYOUT not in cp.values:
+        return None, None
+    try:
+        layout = cp.value(_LAYOUT)
+
+        def get(kind: str, slot: str) -> Any:
+            if kind in ("polars", "pandas"):
+                df = cp.table(slot)
+                return df.to_pandas() if kind == "pandas" else df
+            if kind == "numpy":
+                return cp.array(slot, mmap=False)
+            return cp.value(slot)
+
+        if layout["kind"] == "dict":
+            data = {k: get(kind, slot) for k, kind, slot in layout["items"]}
+        else:
+            data = get(layout["kind"], "data")
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None, None
+    meta = dict(cp.manifest.get("metadata") or {})
+    meta.setdefault("step", cp.manifest["step"])
+    meta.setdefault("timestamp", cp.manifest["created"])
+    return data, meta
+
+
+def list_available_checkpoints(checkpoint_dir: str | os.PathLike) -> list[str]:
+    """Names of the valid checkpoints in pipeline order, chunks numerically after their step."""
+    store = _open(checkpoint_dir)
+    return store.names() if store is not None else []
+
+
+def resume_from_checkpoint(checkpoint_dir: str | os.PathLike, step: str) -> tuple[Any, dict | None]:
+    """``(data, metadata)`` of ``step``'s checkpoint, ``(None, None)`` when it cannot be resumed.
+
+    Raises:
+        ConfigError: ``step`` is neither a pipeline step nor one of its chunks.
+    """
+    if _step_of(step) not in STEPS:
+        raise ConfigError(f"step must be one of {{{', '.join(STEPS)}}} or '<step>_chunk_<i>' (got {step!r})")
+    return load_checkpoint(checkpoint_dir, step)
