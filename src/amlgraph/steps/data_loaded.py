@@ -1,0 +1,190 @@
+"""Step ``data_loaded``: vocabularies, the account index, coded transactions, the temporal split.
+
+Every function here is chunk-independent: the vocabularies and the node index are sorted, the
+per-day counts add up over chunks, and the split of a row depends only on its timestamp.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import ConfigError, InputError
+from amlgraph.schema import TEST, TRAIN, VAL
+
+SECONDS_PER_DAY = 86_400
+
+#: Columns of the coded transaction frame, in order (``split`` is added by :func:`assign_split`).
+CODED_COLUMNS = (
+    "row", "timestamp", "src", "dst", "from_bank", "to_bank", "amount_received", "amount_paid",
+    "receiving_currency", "payment_currency", "payment_format", "is_laundering",
+)
+
+
+def build_vocab(currencies: Iterable[str], formats: Iterable[str], banks: Iterable[int]) -> dict:
+    """Build the sorted vocabularies that turn names into codes.
+
+    Args:
+        currencies: currency names seen (duplicates allowed), e.g. both currency columns.
+        formats: payment format names seen (duplicates allowed).
+        banks: bank ids seen (duplicates allowed), as integers.
+
+    Returns:
+        ``{"currencies": [...], "payment_formats": [...], "banks": [...]}``, each sorted and
+        deduplicated, so the code of a value is its index and never depends on reading order.
+    """
+    return {
+        "currencies": sorted({str(c) for c in currencies}),
+        "payment_formats": sorted({str(f) for f in formats}),
+        "banks": sorted({int(b) for b in banks}),
+    }
+
+
+def build_node_index(tx_accounts: pl.DataFrame, accounts: pl.DataFrame | None) -> pl.DataFrame:
+    """Number every account (bank, account) in sorted order.
+
+    Args:
+        tx_accounts: columns ``bank`` (Int64), ``account`` (String): the accounts that transact,
+            duplicates allowed (e.g. the senders and receivers of all chunks stacked).
+        accounts: the same two columns from the accounts file, or None. Accounts listed there
+            that never transact still get a node id.
+
+    Returns:
+        Frame of shape (n_nodes, 3): ``node_id`` (Int64, 0..n_nodes-1), ``bank``, ``account``,
+        sorted by (bank, account). The numbering depends only on the set of accounts.
+    """
+    frames = [tx_accounts] + ([accounts] if accounts is not None else [])
+    both = pl.concat(
+        [f.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String)) for f in frames]
+    )
+    if both["bank"].null_count() or both["account"].null_count():
+        raise InputError("account index: bank and account must not be missing",
+                         hint="check the reader's validation of the transaction and accounts files")
+    nodes = both.unique().sort(["bank", "account"])
+    return nodes.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("node_id"), "bank", "account")
+
+
+def _codes(raw: pl.DataFrame, column: str, names: list, what: str) -> pl.Expr:
+    unknown = set(raw[column].unique().to_list()) - set(names)
+    if unknown:
+        raise InputError(f"{what} not in the vocabulary", column=column,
+                         value=str(sorted(unknown, key=str)[:5]),
+                         hint="build the vocabulary from every chunk before encoding")
+    mapping = {name: code for code, name in enumerate(names)}
+    return pl.col(column).replace_strict(mapping, return_dtype=pl.Int16)
+
+
+def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> pl.DataFrame:
+    """Replace account strings by node ids and names by vocabulary codes.
+
+    Args:
+        raw: reader output of shape (n_rows, 12): ``row``, ``timestamp``, ``from_bank``,
+            ``from_account``, ``to_bank``, ``to_account``, ``amount_received``,
+            ``receiving_currency``, ``amount_paid``, ``payment_currency``, ``payment_format``,
+            ``is_laundering``.
+        nodes: output of :func:`build_node_index`.
+        vocab: output of :func:`build_vocab`.
+
+    Returns:
+        Frame of shape (n_rows, 12) with the columns :data:`CODED_COLUMNS`, rows in input order:
+        ``src``/``dst`` Int64 node ids, currency and format columns Int16 codes.
+
+    Raises:
+        InputError: an account, currency or format is missing from the index or vocabulary.
+    """
+    index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String),
+                         pl.col("node_id").cast(pl.Int64))
+    out = raw.join(index.rename({"bank": "from_bank", "account": "from_account", "node_id": "src"}),
+                   on=["from_bank", "from_account"], how="left", maintain_order="left")
+    out = out.join(index.rename({"bank": "to_bank", "account": "to_account", "node_id": "dst"}),
+                   on=["to_bank", "to_account"], how="left", maintain_order="left")
+    missing = out.filter(pl.col("src").is_null() | pl.col("dst").is_null())
+    if missing.height:
+        first = missing.row(0, named=True)
+        raise InputError(f"{missing.height} transaction(s) with an account missing from the node index",
+                         value=f"row {first['row']}",
+                         hint="build the node index from every chunk before encoding")
+    currencies = vocab["currencies"]
+    return out.select(
+        pl.col("row").cast(pl.Int64), pl.col("timestamp").cast(pl.Int64), "src", "dst",
+        pl.col("from_bank").cast(pl.Int64), pl.col("to_bank").cast(pl.Int64),
+        pl.col("amount_received").cast(pl.Float64), pl.col("amount_paid").cast(pl.Float64),
+        _codes(raw, "receiving_currency", currencies, "currency"),
+        _codes(raw, "payment_currency", currencies, "currency"),
+        _codes(raw, "payment_format", vocab["payment_formats"], "payment format"),
+        pl.col("is_laundering").cast(pl.Int8),
+    )
+
+
+def day_counts(timestamps: np.ndarray) -> dict[int, int]:
+    """Count transactions per day.
+
+    Args:
+        timestamps: epoch seconds of shape (n_rows,).
+
+    Returns:
+        ``{day: count}`` with ``day = timestamp // 86400`` (UTC calendar day). Dicts of several
+        chunks add up key by key to the dict of the whole file.
+    """
+    days, counts = np.unique(np.asarray(timestamps, dtype=np.int64) // SECONDS_PER_DAY,
+                             return_counts=True)
+    return {int(d): int(c) for d, c in zip(days, counts)}
+
+
+def temporal_split_boundaries(day_counts: dict[int, int],
+                              fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> tuple[int, int]:
+    """Choose the two day boundaries of the temporal split as IBM Multi-GNN does.
+
+    The days from the first to the last day present (empty days included, as zeros) are
+    numbered 0..D-1. For every pair i < j, the splits are days [0, i), [i, j), [j, D); the score is
+    the largest relative error ``|share - fraction| / fraction`` of the three shares; the pair with
+    the lowest score wins, the first in (i, j) order on ties.
+
+    Args:
+        day_counts: ``{day: count}`` as :func:`day_counts` returns, summed over all chunks.
+        fractions: target shares of train, validation and test; each > 0, summing to 1.
+
+    Returns:
+        ``(b1, b2)`` absolute day indices: train = day < b1, val = b1 <= day < b2, test = day >= b2.
+
+    Raises:
+        ConfigError: bad fractions, or fewer than two days to split.
+    """
+    fr = tuple(float(f) for f in fractions)
+    if len(fr) != 3 or any(not f > 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-9:
+        raise ConfigError(f"split fractions must be three numbers > 0 summing to 1 (got {fractions!r})")
+    days = [d for d, c in day_counts.items() if c > 0]
+    if len(days) < 2:
+        raise ConfigError(f"a temporal split needs transactions on at least 2 days (got {len(days)})")
+    first, last = min(days), max(days)
+    totals = np.zeros(last - first + 1, dtype=np.int64)
+    for d, c in day_counts.items():
+        totals[d - first] += c
+    cum = np.concatenate([[0], np.cumsum(totals)])
+    total = cum[-1]
+    i, j = np.triu_indices(len(totals), k=1)  # lexicographic (i, j) order, i < j
+    shares = (cum[i], cum[j] - cum[i], total - cum[j])
+    errors = [np.abs(s / total - f) / f for s, f in zip(shares, fr)]
+    score = np.maximum(np.maximum(errors[0], errors[1]), errors[2])
+    best = int(np.argmin(score))
+    return first + int(i[best]), first + int(j[best])
+
+
+def assign_split(timestamps: np.ndarray, boundaries: tuple[int, int]) -> np.ndarray:
+    """Split code of each transaction from its day.
+
+    Args:
+        timestamps: epoch seconds of shape (n_rows,).
+        boundaries: ``(b1, b2)`` from :func:`temporal_split_boundaries`.
+
+    Returns:
+        Int8 array of shape (n_rows,): TRAIN (0) for day < b1, VAL (1) for b1 <= day < b2,
+        TEST (2) for day >= b2.
+    """
+    b1, b2 = boundaries
+    day = np.asarray(timestamps, dtype=np.int64) // SECONDS_PER_DAY
+    out = np.full(day.shape, TRAIN, dtype=np.int8)
+    out[day >= b1] = VAL
+    out[day >= b2] = TEST
+    return out

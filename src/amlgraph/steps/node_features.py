@@ -1,0 +1,200 @@
+"""Step ``node_features``: per-account features from the transactions that touch each account.
+
+Vectorised over incidences (one per row and side). Floating-point sums use ``np.bincount`` over
+incidences in ``row`` order, so a node's features are bit-identical whatever else the chunk holds.
+Definitions: docs/FEATURES.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from amlgraph.schema import CRYPTO
+from amlgraph.steps.currency import rate_array
+
+SECONDS_PER_DAY = 86_400
+
+#: The seed's 15 features, in order.
+SEED_NODE_FEATURES = (
+    "transaction_count", "total_sent", "total_received", "avg_amount", "max_amount", "min_amount",
+    "temporal_span", "transaction_frequency", "currency_diversity", "bank_diversity",
+    "night_ratio", "weekend_ratio", "is_crypto_bank", "is_international", "is_high_frequency",
+)
+#: Role-separated features (the ``format_share_<name>`` columns follow them, one per format).
+ROLE_NODE_FEATURES = (
+    "in_degree", "out_degree", "distinct_in_counterparties", "distinct_out_counterparties",
+    "sent_mean", "sent_std", "sent_max", "received_mean", "received_std", "received_max",
+    "self_transfer_count",
+)
+#: Ordered names without the per-format shares (see :func:`node_feature_names`).
+NODE_FEATURES = SEED_NODE_FEATURES + ROLE_NODE_FEATURES
+
+_COUNTS = {"transaction_count", "currency_diversity", "bank_diversity", "in_degree", "out_degree",
+           "distinct_in_counterparties", "distinct_out_counterparties", "self_transfer_count"}
+_FLAGS = {"is_crypto_bank", "is_international", "is_high_frequency"}
+
+
+def format_share_name(name: str) -> str:
+    """Column name of the share of a payment format: lower case, spaces to underscores."""
+    return "format_share_" + name.lower().replace(" ", "_")
+
+
+def node_feature_names(vocab: dict) -> list[str]:
+    """All feature columns :func:`node_features` returns (without ``node_id``), in order."""
+    return list(NODE_FEATURES) + [format_share_name(f) for f in vocab["payment_formats"]]
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in the sorted, unique ``ids``, or -1 where absent."""
+    if len(ids) == 0 or len(values) == 0:
+        return np.full(values.shape, -1, dtype=np.int64)
+    lo, hi = min(ids[0], values.min()), max(ids[-1], values.max())
+    if lo >= 0 and hi < 4 * (len(ids) + len(values)) + 1_000_000:
+        # Node ids are dense (0..N-1): a lookup table beats a binary search by 100x.
+        table = np.full(hi + 1, -1, dtype=np.int64)
+        table[ids] = np.arange(len(ids), dtype=np.int64)
+        return table[values]
+    pos = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return np.where(ids[pos] == values, pos, -1)
+
+
+def _distinct(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Number of distinct values per position, shape (n,)."""
+    if len(pos) == 0:
+        return np.zeros(n, dtype=np.int64)
+    values = values.astype(np.int64)
+    vmin = values.min()
+    width = int(values.max() - vmin) + 1
+    key = np.sort(pos * width + (values - vmin))
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    return np.bincount(key[first] // width, minlength=n)
+
+
+def _extreme(pos: np.ndarray, values: np.ndarray, n: int, ufunc: np.ufunc) -> np.ndarray:
+    """Per-position max (ufunc=np.maximum) or min of values; 0 where a position has none."""
+    init = -np.inf if ufunc is np.maximum else np.inf
+    out = np.full(n, init, dtype=np.float64)
+    ufunc.at(out, pos, values.astype(np.float64))
+    out[out == init] = 0.0
+    return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
+
+
+def _mean_std(pos: np.ndarray, x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position mean and population std (two passes, both in the order of ``pos``)."""
+    count = np.bincount(pos, minlength=n)
+    mean = _ratio(np.bincount(pos, weights=x, minlength=n), count)
+    dev = x - mean[pos]
+    var = _ratio(np.bincount(pos, weights=dev * dev, minlength=n), count)
+    std = np.sqrt(var)
+    std[count < 2] = 0.0
+    return mean, std
+
+
+def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
+                  usd_per_unit: dict[int, float] | None, vocab: dict) -> pl.DataFrame:
+    """Compute the node features of the given nodes.
+
+    Args:
+        tx: coded transactions (``row``, ``timestamp``, ``src``, ``dst``, ``from_bank``,
+            ``to_bank``, ``amount_received``, ``amount_paid``, ``receiving_currency``,
+            ``payment_currency``, ``payment_format``) holding at least every row that touches a
+            node of ``node_ids``; sides touching other nodes are ignored.
+        node_ids: node ids of shape (n_nodes,), any order, duplicates ignored.
+        usd_per_unit: USD per unit of each currency code (from ``usd_rates``), or None to keep
+            amounts raw (currency="raw").
+        vocab: the vocabularies (currency and payment format names).
+
+    Returns:
+        Frame of shape (n_unique_nodes, 1 + len(node_feature_names(vocab))): ``node_id``
+        (ascending) then the features. Floats Float64, counts Int64, flags Int8; nodes without
+        rows are all zeros.
+
+    Raises:
+        ConfigError: ``usd_per_unit`` lacks a currency code.
+    """
+    ids = np.sort(np.asarray(node_ids, dtype=np.int64).ravel())
+    ids = ids[np.r_[True, ids[1:] != ids[:-1]]] if len(ids) else ids
+    n = len(ids)
+    currencies, formats = list(vocab["currencies"]), list(vocab["payment_formats"])
+    rates = rate_array(usd_per_unit, len(currencies))
+    t = tx.select("row", "timestamp", "src", "dst", "from_bank", "to_bank", "amount_paid",
+                  "amount_received", "payment_currency", "receiving_currency", "payment_format")
+    if not t["row"].is_sorted():
+        t = t.sort("row")  # sums below run in row order: the exactness discipline
+    src, dst = t["src"].to_numpy(), t["dst"].to_numpy()
+    ts = t["timestamp"].to_numpy()
+    pay_cur = t["payment_currency"].to_numpy().astype(np.int64)
+    rec_cur = t["receiving_currency"].to_numpy().astype(np.int64)
+    fmt = t["payment_format"].to_numpy().astype(np.int64)
+    paid = t["amount_paid"].to_numpy() * rates[pay_cur]
+    received = t["amount_received"].to_numpy() * rates[rec_cur]
+    from_bank, to_bank = t["from_bank"].to_numpy(), t["to_bank"].to_numpy()
+    is_self = src == dst
+
+    s_all, r_all = _positions(ids, src), _positions(ids, dst)
+    s_rows, r_rows = np.flatnonzero(s_all >= 0), np.flatnonzero(r_all >= 0)
+    s_pos, r_pos = s_all[s_rows], r_all[r_rows]
+
+    # A node's "side" of a row: one incidence per (row, node); a self-transfer keeps its paid side.
+    # Interleaving (sender, receiver) per row keeps the incidences in row order without a sort.
+    pair_pos = np.stack([s_all, np.where(is_self, -1, r_all)], axis=1).ravel()
+    side_idx = np.flatnonzero(pair_pos >= 0)
+    side_pos, side_rows = pair_pos[side_idx], side_idx // 2
+    is_send = side_idx % 2 == 0
+    side_amt = np.where(is_send, paid[side_rows], received[side_rows])
+    side_cur = np.where(is_send, pay_cur[side_rows], rec_cur[side_rows])
+    side_cp_bank = np.where(is_send, to_bank[side_rows], from_bank[side_rows])
+    side_ts, side_fmt = ts[side_rows], fmt[side_rows]
+
+    f: dict[str, np.ndarray] = {}
+    count = np.bincount(side_pos, minlength=n)
+    f["transaction_count"] = count
+    f["total_sent"] = np.bincount(s_pos, weights=paid[s_rows], minlength=n)
+    f["total_received"] = np.bincount(r_pos, weights=received[r_rows], minlength=n)
+    f["avg_amount"] = _ratio(np.bincount(side_pos, weights=side_amt, minlength=n), count)
+    f["max_amount"] = _extreme(side_pos, side_amt, n, np.maximum)
+    f["min_amount"] = _extreme(side_pos, side_amt, n, np.minimum)
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, side_pos, side_ts)
+    np.maximum.at(last, side_pos, side_ts)
+    span = np.where(count > 0, (last - first) / SECONDS_PER_DAY, 0.0)
+    f["temporal_span"] = span
+    f["transaction_frequency"] = count / np.maximum(1.0, span)
+    f["currency_diversity"] = _distinct(side_pos, side_cur, n)
+    f["bank_diversity"] = _distinct(side_pos, side_cp_bank, n)
+    hour = (side_ts // 3600) % 24
+    weekday = (side_ts // SECONDS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    f["night_ratio"] = _ratio(np.bincount(side_pos[(hour >= 22) | (hour <= 6)], minlength=n), count)
+    f["weekend_ratio"] = _ratio(np.bincount(side_pos[weekday >= 5], minlength=n), count)
+    crypto = np.zeros(len(side_rows), dtype=bool)
+    if CRYPTO in currencies:
+        crypto |= side_cur == currencies.index(CRYPTO)
+    if CRYPTO in formats:
+        crypto |= side_fmt == formats.index(CRYPTO)
+    f["is_crypto_bank"] = np.bincount(side_pos[crypto], minlength=n) > 0
+    f["is_international"] = f["currency_diversity"] > 1
+    f["is_high_frequency"] = f["transaction_frequency"] > 1
+
+    f["in_degree"] = np.bincount(r_pos, minlength=n)
+    f["out_degree"] = np.bincount(s_pos, minlength=n)
+    f["distinct_in_counterparties"] = _distinct(r_pos, src[r_rows], n)
+    f["distinct_out_counterparties"] = _distinct(s_pos, dst[s_rows], n)
+    f["sent_mean"], f["sent_std"] = _mean_std(s_pos, paid[s_rows], n)
+    f["sent_max"] = _extreme(s_pos, paid[s_rows], n, np.maximum)
+    f["received_mean"], f["received_std"] = _mean_std(r_pos, received[r_rows], n)
+    f["received_max"] = _extreme(r_pos, received[r_rows], n, np.maximum)
+    f["self_transfer_count"] = np.bincount(s_pos[is_self[s_rows]], minlength=n)
+    for code, name in enumerate(formats):
+        f[format_share_name(name)] = _ratio(np.bincount(side_pos[side_fmt == code], minlength=n), count)
+
+    columns = [pl.Series("node_id", ids, dtype=pl.Int64)]
+    for name in node_feature_names(vocab):
+        dtype = pl.Int64 if name in _COUNTS else pl.Int8 if name in _FLAGS else pl.Float64
+        columns.append(pl.Series(name, f[name]).cast(dtype))
+    return pl.DataFrame(columns)
