@@ -46,7 +46,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-size", type=int, default=None, help="first N rows in file order (default: all)")
-    p.add_argument("--chunk-size", type=int, default=None, help="items per chunk (default: from memory)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="accounts per node_features chunk (default: from available memory)")
+    p.add_argument("--chunk-rows", type=int, default=None,
+                   help="transactions per row chunk (default: from available memory)")
     p.add_argument("--resume-from", choices=STEPS, default=None)
     p.add_argument("--fresh", action="store_true", help="ignore all checkpoints")
     p.add_argument("--checkpoint-dir", type=Path, default=None)
@@ -66,7 +69,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from amlgraph.pipeline import run_from_cli
+    from amlgraph.pipeline_cli import run_from_cli
 
     return run_from_cli(args, argv=sys.argv[1:])
 
@@ -80,7 +83,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from amlgraph.pipeline import run_demo
+    from amlgraph.pipeline_cli import run_demo
 
     return run_demo(args.dir, preset=args.preset, quiet=args.quiet)
 
@@ -92,7 +95,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from amlgraph.pipeline import print_status
+    from amlgraph.pipeline_cli import print_status
 
     return print_status(args.dir)
 

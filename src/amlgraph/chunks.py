@@ -1,0 +1,230 @@
+"""Chunk plans and the executors that run chunk tasks: in-process, a process pool, or Dask.
+
+A chunk task is a plain, importable function ``func(store, name, key, **kwargs) -> dict`` that
+loads its inputs from the store, calls a step function and saves the result as the checkpoint
+``name`` under ``key``. The executor skips every task whose checkpoint already validates, so a
+rerun after a crash computes only the missing chunks, whatever the backend.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlgraph.errors import AmlGraphError, ConfigError, StepError
+
+# Sizing: bytes of working memory one transaction row / one account costs in the chunked steps.
+_BYTES_PER_ROW = 1_200
+_BYTES_PER_ACCOUNT_ROWS = 40          # incidences per account, on average, in the IBM data
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 50_000, 4_000_000
+
+
+def plan_ranges(n: int, size: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into consecutive half-open ranges of ``size`` items (the last shorter)."""
+    if size < 1:
+        raise ConfigError(f"chunk size must be >= 1 (got {size})")
+    return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
+
+
+def _budget_bytes(fraction: float = 0.25) -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available * fraction)
+
+
+def default_chunk_rows() -> int:
+    """Rows per row chunk: a quarter of available memory, within sane bounds."""
+    rows = _budget_bytes() // _BYTES_PER_ROW
+    return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows)))
+
+
+def default_chunk_size() -> int:
+    """Accounts per node_features chunk, from the same memory budget."""
+    accounts = _budget_bytes() // (_BYTES_PER_ROW * _BYTES_PER_ACCOUNT_ROWS)
+    return int(min(1_000_000, max(10_000, accounts)))
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of recoverable, parallel work."""
+
+    name: str                      # checkpoint name, e.g. node_features_chunk_3
+    key: str                       # the key its checkpoint must carry to be reused
+    func: str                      # "module:function", importable on every worker
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    chunk: int | None = None
+
+
+def resolve(func: str) -> Callable[..., dict]:
+    module, _, name = func.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_task(store: Any, task: ChunkTask) -> dict:
+    """Run one task against ``store`` (in this process)."""
+    return resolve(task.func)(store, task.name, task.key, **task.kwargs)
+
+
+def run_task_at(root: str, task: ChunkTask) -> dict:
+    """Entry point on a worker process or Dask worker: open the shared store and run the task."""
+    from amlgraph.store import CheckpointStore
+
+    return run_task(CheckpointStore(Path(root)), task)
+
+
+class Progress:
+    """Chunks done / total with an ETA: a tqdm bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, label: str, total: int, *, quiet: bool, done: int = 0):
+        import sys
+
+        self.quiet, self.total, self.done, self.label = quiet, total, done, label
+        self._bar = None
+        self._start = time.monotonic()
+        self._last_line = 0.0
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=done, desc=label, unit="chunk", leave=False)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        elif not self.quiet:
+            now = time.monotonic()
+            if now - self._last_line >= 5 or self.done == self.total:
+                self._last_line = now
+                rate = (now - self._start) / max(1, self.done)
+                eta = rate * (self.total - self.done)
+                print(f"  {self.label}: {self.done}/{self.total} chunks, ETA {eta:.0f}s", flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Executor:
+    """Runs the tasks whose checkpoints are missing or stale; returns how many it computed."""
+
+    def __init__(self, store: Any, *, quiet: bool = True):
+        self.store, self.quiet = store, quiet
+
+    def pending(self, tasks: Sequence[ChunkTask]) -> list[ChunkTask]:
+        return [t for t in tasks if not self.store.check(t.name, t.key)[0]]
+
+    def run(self, label: str, tasks: Sequence[ChunkTask], *, force: bool = False) -> int:
+        """Compute the tasks whose checkpoints do not validate (all of them when ``force``)."""
+        todo = list(tasks) if force else self.pending(tasks)
+        progress = Progress(label, len(tasks), quiet=self.quiet, done=len(tasks) - len(todo))
+        try:
+            self._run(todo, progress)
+        finally:
+            progress.close()
+        return len(todo)
+
+    def _run(self, todo: list[ChunkTask], progress: Progress) -> None:
+        for task in todo:
+            _guard(task, lambda t=task: run_task(self.store, t))
+            progress.advance()
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor(Executor):
+    """A process pool on this machine; each worker writes its checkpoints to the shared store."""
+
+    def __init__(self, store: Any, workers: int, *, quiet: bool = True):
+        super().__init__(store, quiet=quiet)
+        if not hasattr(store, "root"):
+            raise ConfigError("workers > 1 needs a checkpoint directory (not an in-memory store)")
+        self.workers = workers
+        self._pool = None
+
+    def _run(self, todo: list[ChunkTask], progress: Progress) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        if not todo:
+            return
+        if self._pool is None:
+            # spawn: forking a process that runs Polars' thread pool can deadlock.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        futures = {self._pool.submit(run_task_at, str(self.store.root), t): t for t in todo}
+        for fut in as_completed(futures):
+            _guard(futures[fut], fut.result)
+            progress.advance()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """Chunk tasks on a dask.distributed cluster that shares the checkpoint directory.
+
+    A worker lost mid-task is retried (``retries``); the task's checkpoint is written atomically,
+    so a half-done attempt leaves nothing behind that could be mistaken for a result.
+    """
+
+    def __init__(self, store: Any, scheduler: Any, *, quiet: bool = True, retries: int = 3):
+        super().__init__(store, quiet=quiet)
+        if not hasattr(store, "root"):
+            raise ConfigError("the dask backend needs a checkpoint directory all workers can reach")
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise ConfigError("the dask backend needs dask.distributed: pip install 'amlgraph[dask]'") from exc
+        self._own_client = not hasattr(scheduler, "submit")
+        try:
+            self.client = Client(scheduler, timeout="10s") if self._own_client else scheduler
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the dask scheduler {scheduler}: {exc}; "
+                              "start it or check --scheduler") from exc
+        self.retries = retries
+
+    def _run(self, todo: list[ChunkTask], progress: Progress) -> None:
+        from distributed import as_completed
+
+        root = str(Path(self.store.root).resolve())
+        futures = {self.client.submit(run_task_at, root, t, key=f"amlgraph-{t.name}-{t.key[:16]}",
+                                      retries=self.retries, pure=False): t for t in todo}
+        for fut in as_completed(list(futures)):
+            _guard(futures[fut], fut.result)
+            progress.advance()
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+
+
+def make_executor(store: Any, *, backend: str, workers: int, scheduler: Any, quiet: bool) -> Executor:
+    if backend == "dask" or scheduler is not None:
+        return DaskExecutor(store, scheduler, quiet=quiet)
+    if workers > 1:
+        return ProcessExecutor(store, workers, quiet=quiet)
+    return Executor(store, quiet=quiet)
+
+
+def _guard(task: ChunkTask, call: Callable[[], Any]) -> Any:
+    step = task.name.split("_chunk_")[0]
+    try:
+        return call()
+    except AmlGraphError:
+        raise
+    except MemoryError as exc:
+        raise StepError("out of memory; rerun with a smaller --chunk-size/--chunk-rows "
+                        "(finished chunks are kept)", step=step, chunk=task.chunk) from exc
+    except OSError as exc:
+        raise StepError(f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or 'no file'}); "
+                        "finished chunks are kept", step=step, chunk=task.chunk) from exc
+
+
+def n_chunks(n: int, size: int) -> int:
+    return max(1, math.ceil(n / size))

@@ -1,0 +1,140 @@
+"""Pipeline parameters: one frozen dataclass, validated once, readable from TOML."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlgraph.errors import ConfigError
+from amlgraph.schema import STEPS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STRATEGIES = ("smote", "none", "random_under")
+CURRENCY_MODES = ("usd", "raw")
+NODE_FEATURE_SOURCES = ("all", "train")
+BAD_ROW_MODES = ("raise", "quarantine")
+BACKENDS = ("local", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a run depends on.
+
+    Parameters that change results are part of the checkpoint keys of the steps that use them
+    (see ``step_params``); ``chunk_size``/``chunk_rows``, ``workers`` and ``backend`` change how
+    the work is cut and scheduled, never the result, so they only key chunk checkpoints.
+    """
+
+    data_path: Path
+    checkpoint_dir: Path | None = None
+    sample_size: int | None = None
+    chunk_size: int | None = None          # accounts per node_features chunk
+    chunk_rows: int | None = None          # transactions per row chunk (loading, edge features)
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    currency: str = "usd"
+    node_features_from: str = "all"
+    strategy: str = "smote"
+    k_neighbors: int = 5
+    target_ratio: float = 0.1
+    minority_cost: float = 1.0
+    seed: int = 0
+    on_bad_rows: str = "raise"
+    resume_from: str | None = None
+    fresh: bool = False
+    workers: int = 1
+    backend: str = "local"
+    scheduler: str | None = None
+    wait: bool = False
+    quiet: bool = False
+    verify: str = "quick"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_path", Path(self.data_path))
+        if self.checkpoint_dir is not None:
+            object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
+        object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
+        _one_of("currency", self.currency, CURRENCY_MODES)
+        _one_of("node_features_from", self.node_features_from, NODE_FEATURE_SOURCES)
+        _one_of("strategy", self.strategy, STRATEGIES)
+        _one_of("on_bad_rows", self.on_bad_rows, BAD_ROW_MODES)
+        _one_of("backend", self.backend, BACKENDS)
+        _one_of("verify", self.verify, ("none", "quick", "full"))
+        if self.resume_from is not None:
+            _one_of("resume_from", self.resume_from, STEPS)
+        for name in ("sample_size", "chunk_size", "chunk_rows"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer (got {value!r})")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1 (got {self.workers})")
+        if self.backend == "dask" and not self.scheduler:
+            raise ConfigError("backend 'dask' needs a scheduler address such as tcp://127.0.0.1:8786")
+        fr = self.split_fractions
+        if len(fr) != 3 or min(fr) <= 0 or abs(sum(fr) - 1.0) > 1e-9:
+            raise ConfigError(f"split_fractions must be three positive numbers summing to 1 (got {fr!r})")
+        if not 0 < self.target_ratio <= 1:
+            raise ConfigError(f"target_ratio must be in (0, 1] (got {self.target_ratio})")
+        if self.k_neighbors < 1:
+            raise ConfigError(f"k_neighbors must be >= 1 (got {self.k_neighbors})")
+        if self.minority_cost <= 0:
+            raise ConfigError(f"minority_cost must be > 0 (got {self.minority_cost})")
+
+    # --- derived ----------------------------------------------------------------------------
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        """``<data dir>/checkpoints_<sample_size or all>`` unless set, as the seed did."""
+        if self.checkpoint_dir is not None:
+            return self.checkpoint_dir
+        base = self.data_path if self.data_path.is_dir() else self.data_path.parent
+        return base / f"checkpoints_{self.sample_size if self.sample_size else 'all'}"
+
+    def step_params(self, step: str) -> dict[str, Any]:
+        """The parameters that change the result of ``step`` (and so are part of its key)."""
+        params: dict[str, dict[str, Any]] = {
+            "data_loaded": {"sample_size": self.sample_size, "on_bad_rows": self.on_bad_rows,
+                            "split_fractions": list(self.split_fractions)},
+            "node_features": {"currency": self.currency, "node_features_from": self.node_features_from},
+            "edge_features": {},
+            "normalized": {},
+            "imbalanced": {"strategy": self.strategy, "k_neighbors": self.k_neighbors,
+                           "target_ratio": self.target_ratio, "seed": self.seed},
+            "weights": {"minority_cost": self.minority_cost},
+            "graph_created": {},
+        }
+        return params[step]
+
+    def replace(self, **changes: Any) -> "PipelineConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides: Any) -> "PipelineConfig":
+        """Read parameters from a TOML file (top level or a ``[amlgraph]`` table); overrides win."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        data = data.get("amlgraph", data)
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        if "split_fractions" in merged:
+            merged["split_fractions"] = tuple(merged["split_fractions"])
+        return cls(**merged)
+
+
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {{{', '.join(allowed)}}} (got {value!r})")

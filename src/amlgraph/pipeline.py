@@ -1,0 +1,297 @@
+"""The runner: decides, for each of the seven steps, load or compute, and persists every result.
+
+Keys are computed for all steps before anything runs (they depend only on parameters, code and
+input files), so the runner knows up front which checkpoints are valid and why the others are
+not. It then works backwards from ``graph_created`` to find which steps are needed at all, and
+forwards to load or compute them. Chunked steps go through an executor that skips every chunk
+whose checkpoint already validates.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from amlgraph.config import PipelineConfig
+from amlgraph.errors import CheckpointError
+from amlgraph.runlog import RunLog
+from amlgraph.schema import STEPS
+
+# What each step reads. A step's key includes the keys of these, so a change upstream
+# invalidates exactly the steps downstream of it.
+DEPS: dict[str, tuple[str, ...]] = {
+    "data_loaded": (),
+    "node_features": ("data_loaded",),
+    "edge_features": ("data_loaded",),
+    "normalized": ("data_loaded", "node_features", "edge_features"),
+    "imbalanced": ("normalized",),
+    "weights": ("data_loaded",),
+    "graph_created": ("data_loaded", "normalized", "imbalanced", "weights"),
+}
+
+# The code a step's result depends on (module name prefixes under amlgraph).
+CODE: dict[str, tuple[str, ...]] = {
+    "data_loaded": ("amlgraph.ingest", "amlgraph.steps.data_loaded", "amlgraph.steps.currency",
+                    "amlgraph.schema"),
+    "node_features": ("amlgraph.steps.node_features",),
+    "edge_features": ("amlgraph.steps.edge_features",),
+    "normalized": ("amlgraph.steps.normalized", "amlgraph.steps.heavy_tails"),
+    "imbalanced": ("amlgraph.steps.imbalanced",),
+    "weights": ("amlgraph.steps.weights",),
+    "graph_created": ("amlgraph.graph",),
+}
+
+TITLES = {
+    "data_loaded": "Loading Data", "node_features": "Creating Node Features",
+    "edge_features": "Creating Edge Features", "normalized": "Normalizing Features",
+    "imbalanced": "Handling Class Imbalance", "weights": "Computing Class Weights",
+    "graph_created": "Creating Graph",
+}
+
+
+@dataclass
+class PipelineResult:
+    """What a run returns. Large arrays are memory-mapped from the graph_created checkpoint."""
+
+    graph: Any                                   # amlgraph.graph.TransactionGraph
+    checkpoint_dir: Path | None
+    computed: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    chunks_computed: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def node_features(self) -> np.ndarray:
+        """Normalised node features of shape (num_nodes, F)."""
+        return self.graph.x
+
+    @property
+    def edge_features(self) -> np.ndarray:
+        """Normalised edge features of shape (num_edges, D)."""
+        return self.graph.edge_attr
+
+    @property
+    def edge_labels(self) -> np.ndarray:
+        return self.graph.y
+
+    @property
+    def class_weights(self) -> dict[int, float]:
+        return self.graph.class_weights
+
+    def as_seed_tuple(self) -> tuple:
+        """``(G, node_features, edge_features, edge_labels, class_weights)`` as the seed returned."""
+        return self.graph, self.node_features, self.edge_features, self.edge_labels, self.class_weights
+
+
+class Run:
+    """One pipeline run against one store. Owns keys, the plan and the load-or-compute decisions."""
+
+    def __init__(self, cfg: PipelineConfig, store: Any, log: RunLog, *, executor: Any = None):
+        from amlgraph.ingest import find_inputs
+
+        self.cfg, self.store, self.log = cfg, store, log
+        self.inputs = find_inputs(cfg.data_path)
+        self._executor = executor
+        self.keys: dict[str, str] = {}
+        self.components: dict[str, dict] = {}
+        self.loaded: dict[str, Any] = {}
+        self.result = PipelineResult(graph=None, checkpoint_dir=getattr(store, "root", None))
+        self._compute_keys()
+        self.forced = self._forced_steps()
+
+    # --- keys -------------------------------------------------------------------------------
+    def _compute_keys(self) -> None:
+        from amlgraph import __version__
+        from amlgraph.fingerprint import HashCache, file_fingerprint, make_key
+
+        root = getattr(self.store, "root", None)
+        cache = HashCache(Path(root) / ".hashcache.json") if root is not None else None
+        files = {}
+        for role in ("trans", "accounts", "patterns"):
+            path = getattr(self.inputs, role)
+            if path is not None:
+                files[role] = file_fingerprint(path, cache=cache)
+        for step in STEPS:
+            comp = {
+                "step": step,
+                "params": self.cfg.step_params(step),
+                "code": code_version(CODE[step]),
+                "inputs": {dep: self.keys[dep] for dep in DEPS[step]},
+                "files": files if step == "data_loaded" else {},
+                "version": __version__,
+            }
+            self.components[step] = comp
+            self.keys[step] = make_key(comp)
+
+    def chunk_key(self, step: str, index: int, **plan: Any) -> str:
+        """Key of one chunk: its step's key plus where the chunk sits in the plan."""
+        from amlgraph.fingerprint import make_key
+
+        return make_key({"parent": self.keys[step], "chunk": index, "plan": plan})
+
+    # --- validity -----------------------------------------------------------------------------
+    def check(self, step: str) -> tuple[bool, str | None]:
+        """Whether ``step``'s checkpoint and every chunk it lists are valid for the current key."""
+        ok, reason = self.store.check(step, self.keys[step], self.components[step])
+        if not ok:
+            return ok, reason
+        ckpt = self.store.load(step, key=self.keys[step], verify="none")
+        if ckpt is None:
+            return False, "corrupt"
+        for part in _parts(ckpt):
+            ok, reason = self.store.check(part["name"], part["key"])
+            if not ok:
+                return False, f"{part['name']}: {reason}"
+        return True, None
+
+    def _forced_steps(self) -> set[str]:
+        cfg = self.cfg
+        if cfg.fresh:
+            return set(STEPS)
+        if cfg.resume_from is None:
+            return set()
+        ok, reason = self.check(cfg.resume_from)
+        if not ok:
+            have = [n for n in self.store.names() if "_chunk_" not in n]
+            raise CheckpointError(
+                f"cannot resume from {cfg.resume_from}: its checkpoint is not usable ({reason}); "
+                f"valid checkpoints: {', '.join(have) or 'none'}; rerun without --resume-from "
+                "to recompute what is needed")
+        return set(STEPS[STEPS.index(cfg.resume_from) + 1:])
+
+    # --- execution --------------------------------------------------------------------------
+    @property
+    def executor(self):
+        if self._executor is None:
+            from amlgraph.chunks import make_executor
+
+            self._executor = make_executor(self.store, backend=self.cfg.backend,
+                                           workers=self.cfg.workers, scheduler=self.cfg.scheduler,
+                                           quiet=self.cfg.quiet)
+        return self._executor
+
+    def plan(self) -> dict[str, str]:
+        """For each step: "load", "compute" or "skip" (not needed: a later checkpoint covers it)."""
+        valid = {s: (s not in self.forced) and self.check(s)[0] for s in STEPS}
+        needed = {s: False for s in STEPS}
+        needed["graph_created"] = True
+        for step in reversed(STEPS):
+            if needed[step] and not valid[step]:
+                for dep in DEPS[step]:
+                    needed[dep] = True
+        return {s: ("skip" if not needed[s] else "load" if valid[s] else "compute") for s in STEPS}
+
+    def execute(self) -> PipelineResult:
+        from amlgraph import pipeline_steps
+
+        plan = self.plan()
+        for i, step in enumerate(STEPS, 1):
+            with self.log.step(i, len(STEPS), step, TITLES[step]):
+                action = plan[step]
+                if action == "skip":
+                    self.log.skip(f"Skipping {step} (later checkpoints are valid)")
+                elif action == "load":
+                    self.log.skip(f"Loading {step} from checkpoint...")
+                    self.loaded[step] = self.store.load(step, key=self.keys[step])
+                    self.log.ok(f"Checkpoint loaded: {step}")
+                    self.result.loaded.append(step)
+                else:
+                    if step not in self.forced:
+                        reason = self.check(step)[1]
+                        self.log.line(f"Computing {step}: {reason}")
+                    getattr(pipeline_steps, step)(self)
+                    self.loaded[step] = self.store.load(step, key=self.keys[step])
+                    if self.loaded[step] is None:
+                        raise CheckpointError(f"checkpoint {step} could not be read back right after "
+                                              "it was saved; check the disk and rerun")
+                    self.log.ok(f"Checkpoint saved: {step}")
+                    self.result.computed.append(step)
+        self.result.timings = dict(self.log.timings)
+        from amlgraph.graph import TransactionGraph
+
+        self.result.graph = TransactionGraph.from_checkpoint(self.loaded["graph_created"])
+        return self.result
+
+    def run_chunks(self, step: str, label: str, tasks: list) -> int:
+        computed = self.executor.run(label, tasks, force=step in self.forced)
+        self.result.chunks_computed[label] = self.result.chunks_computed.get(label, 0) + computed
+        if tasks:
+            self.log.ok(f"{label}: {len(tasks)} chunks ({computed} computed, "
+                        f"{len(tasks) - computed} reused)")
+        return computed
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+
+
+def _parts(ckpt: Any) -> list[dict]:
+    """The chunk (and helper) checkpoints a step checkpoint depends on, as recorded in it."""
+    try:
+        return list(ckpt.value("parts"))
+    except (KeyError, FileNotFoundError):
+        return []
+
+
+def code_version(prefixes: tuple[str, ...]) -> str:
+    """Code version of the modules whose names start with ``prefixes`` (e.g. ingest and ingest_*)."""
+    import amlgraph
+    from amlgraph.fingerprint import code_version as _code_version
+
+    root = Path(amlgraph.__file__).parent
+    modules = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).with_suffix("")
+        name = "amlgraph." + ".".join(rel.parts)
+        if any(name == p or name.startswith(p + "_") or name.startswith(p + ".") for p in prefixes):
+            modules.append(name)
+    return _code_version(*modules)
+
+
+def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any = None,
+                      executor: Any = None, log: RunLog | None = None, **overrides: Any) -> PipelineResult:
+    """Run the seven steps, loading every valid checkpoint and computing the rest.
+
+    Args:
+        config: a PipelineConfig, or a dict of its fields (``data_path`` at least).
+        store: a CheckpointStore or MemoryStore; default: a CheckpointStore at the config's
+            checkpoint directory.
+        executor: an executor from ``amlgraph.chunks`` (default: from the config).
+        log: where the run log goes (default: stdout, silent when ``quiet``).
+        **overrides: fields of PipelineConfig that replace those of ``config``.
+
+    Returns:
+        A PipelineResult; ``result.graph`` is the TransactionGraph.
+
+    Raises:
+        InputError: bad input files. CheckpointError: an unusable resume point or store.
+        LockedError: another run holds the checkpoint directory.
+    """
+    if isinstance(config, PipelineConfig):
+        cfg = config.replace(**overrides) if overrides else config
+    else:
+        cfg = PipelineConfig(**{**(config or {}), **overrides})
+    if store is None:
+        from amlgraph.store import CheckpointStore
+
+        store = CheckpointStore(cfg.resolved_checkpoint_dir)
+    log = log or RunLog(quiet=cfg.quiet)
+    start = time.perf_counter()
+    with store.lock(wait=cfg.wait):
+        log.header("amlgraph preprocessing pipeline")
+        root = getattr(store, "root", None)
+        log.line(f"Checkpoint directory: {root if root is not None else '(in memory)'}")
+        log.line(f"Available checkpoints: {[n for n in store.names() if '_chunk_' not in n]}")
+        run = Run(cfg, store, log, executor=executor)
+        try:
+            result = run.execute()
+        finally:
+            if executor is None:
+                run.close()
+    log.line()
+    log.ok(f"Pipeline finished in {time.perf_counter() - start:.2f} seconds: "
+           f"{result.graph.num_nodes:,} nodes, {result.graph.num_edges:,} edges")
+    return result

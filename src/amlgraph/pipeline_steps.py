@@ -1,0 +1,354 @@
+"""How the runner computes each step: plan chunks, run them, assemble, save.
+
+One function per step, named after it, taking the ``Run``. The arithmetic lives in
+``amlgraph.steps``; these functions only move data between the store and those functions.
+Every step checkpoint lists the chunk checkpoints it was assembled from under the value
+``parts`` so that the runner can tell when one of them has gone missing or bad.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from amlgraph.chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
+from amlgraph.tasks import scan_tables
+
+INDEX = "data_loaded_index"
+READ = "data_loaded_read"
+
+
+def _parts(names_keys: list[tuple[str, str]]) -> list[dict]:
+    return [{"name": n, "key": k} for n, k in names_keys]
+
+
+def _value(run: Any, step: str, name: str) -> Any:
+    return run.loaded[step].value(name)
+
+
+def _data_chunks(run: Any) -> list[str]:
+    return [p["name"] for p in _value(run, "data_loaded", "parts") if "_chunk_" in p["name"]
+            and not p["name"].startswith(READ)]
+
+
+# --- 1. data_loaded ------------------------------------------------------------------------------
+def _read(run: Any, chunk_rows: int) -> dict:
+    """Parse the Trans file into raw typed batches, one checkpoint each; skipped when complete."""
+    from amlgraph.ingest import read_transactions
+
+    store, cfg = run.store, run.cfg
+    key = run.chunk_key("data_loaded", -1, phase="read", chunk_rows=chunk_rows)
+    forced = "data_loaded" in run.forced
+    if not forced:
+        done = store.load(READ, key=key)
+        if done is not None and all(store.check(p["name"], p["key"])[0] for p in done.value("parts")):
+            run.log.ok(f"Transactions already parsed ({done.value('summary')['rows']:,} rows)")
+            return done.value("summary") | {"parts": done.value("parts")}
+    reader = read_transactions(run.inputs.trans, on_bad_rows=cfg.on_bad_rows,
+                               batch_rows=chunk_rows, limit_rows=cfg.sample_size)
+    parts, rows = [], 0
+    for i, batch in enumerate(reader):
+        name = f"{READ}_chunk_{i}"
+        ckey = run.chunk_key("data_loaded", i, phase="read", chunk_rows=chunk_rows)
+        if forced or not store.check(name, ckey)[0]:
+            store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
+                       metadata={"rows": batch.height})
+        parts.append((name, ckey))
+        rows += batch.height
+    summary = {"rows": rows, "bad_rows": reader.bad_rows,
+               "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None}
+    if rows == 0:
+        from amlgraph.errors import InputError
+
+        raise InputError("no valid transaction rows to build a graph from", path=str(run.inputs.trans),
+                         hint="check the file, or the --sample-size and --on-bad-rows options")
+    store.save(READ, step="data_loaded", key=key, values={"summary": summary, "parts": _parts(parts)})
+    if reader.bad_rows:
+        run.log.line(f"⚠  {reader.bad_rows:,} bad rows quarantined to {reader.quarantine_path}")
+    run.log.ok(f"Parsed {rows:,} transactions in {len(parts)} chunks")
+    return summary | {"parts": _parts(parts)}
+
+
+def data_loaded(run: Any) -> None:
+    from amlgraph.ingest import match_patterns, read_accounts, read_patterns
+    from amlgraph.steps.currency import usd_rates
+    from amlgraph.steps.data_loaded import (build_node_index, build_vocab, day_counts,
+                                            temporal_split_boundaries)
+
+    store, cfg = run.store, run.cfg
+    chunk_rows = cfg.chunk_rows or default_chunk_rows()
+    read = _read(run, chunk_rows)
+    raw_names = [p["name"] for p in read["parts"]]
+    raw = scan_tables(store, raw_names, "raw")
+
+    accounts = run.inputs.accounts and read_accounts(run.inputs.accounts)
+    tx_accounts = pl.concat([
+        raw.select(pl.col("from_bank").alias("bank"), pl.col("from_account").alias("account")),
+        raw.select(pl.col("to_bank").alias("bank"), pl.col("to_account").alias("account")),
+    ]).unique().collect()
+    nodes = build_node_index(tx_accounts, accounts if accounts is not None else None)
+    cats = raw.select(pl.concat([pl.col("receiving_currency"), pl.col("payment_currency")]).unique()
+                      .alias("c")).collect()["c"].to_list()
+    formats = raw.select(pl.col("payment_format").unique()).collect()["payment_format"].to_list()
+    vocab = build_vocab(cats, formats, nodes["bank"].unique().to_list())
+
+    days = raw.group_by((pl.col("timestamp") // 86400).alias("day")).agg(pl.len().alias("n")).collect()
+    counts = {int(d): int(n) for d, n in zip(days["day"], days["n"])}
+    boundaries = [int(b) for b in temporal_split_boundaries(counts, cfg.split_fractions)]
+    t_min = raw.select(pl.col("timestamp").min()).collect().item()
+    t0 = int(t_min // 86400 * 86400)
+
+    cur = {name: i for i, name in enumerate(vocab["currencies"])}
+    pairs = (raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
+                        & (pl.col("amount_paid") > 0))
+             .select(pl.col("payment_currency").replace_strict(cur, return_dtype=pl.Int16),
+                     pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16),
+                     (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
+             .collect())
+    rates, rate_warnings = usd_rates(pairs)
+    for w in rate_warnings:
+        run.log.line(f"⚠  {w}")
+
+    index_key = run.chunk_key("data_loaded", -1, phase="index", chunk_rows=chunk_rows)
+    store.save(INDEX, step="data_loaded", key=index_key, tables={"nodes": nodes},
+               values={"vocab": vocab}, metadata={"num_accounts": nodes.height})
+
+    tasks = []
+    for i, name in enumerate(raw_names):
+        tasks.append(ChunkTask(f"data_loaded_chunk_{i}",
+                               run.chunk_key("data_loaded", i, phase="encode", chunk_rows=chunk_rows),
+                               "amlgraph.tasks:encode_chunk",
+                               {"read_chunk": name, "boundaries": boundaries, "vocab": vocab, "chunk": i},
+                               chunk=i))
+    run.run_chunks("data_loaded", "data_loaded (encode)", tasks)
+
+    patterns = pl.DataFrame(schema={"row": pl.Int64, "attempt_id": pl.Int32, "typology": pl.String})
+    if run.inputs.patterns is not None:
+        pat = read_patterns(run.inputs.patterns)
+        if pat.height:
+            found = [match_patterns(store.load(n).table("raw"), pat) for n in raw_names]
+            patterns = pl.concat(found).sort("row") if found else patterns
+
+    split_counts = (scan_tables(store, [t.name for t in tasks], "transactions")
+                    .group_by("split").agg(pl.len().alias("n")).collect())
+    summary = {
+        "rows": read["rows"], "bad_rows": read["bad_rows"], "quarantine": read["quarantine"],
+        "num_accounts": nodes.height,
+        "split_counts": {int(s): int(n) for s, n in zip(split_counts["split"], split_counts["n"])},
+    }
+    parts = read["parts"] + _parts([(INDEX, index_key)] + [(t.name, t.key) for t in tasks])
+    store.save("data_loaded", step="data_loaded", key=run.keys["data_loaded"],
+               key_components=run.components["data_loaded"],
+               tables={"patterns": patterns},
+               values={"vocab": vocab, "boundaries": boundaries, "day_counts": {str(k): v for k, v in counts.items()},
+                       "t0": t0, "usd_per_unit": {str(k): v for k, v in rates.items()},
+                       "summary": summary, "parts": parts, "config": _config_record(run)},
+               metadata={"num_accounts": nodes.height, "num_transactions": read["rows"]})
+    run.log.ok(f"Loaded {read['rows']:,} transactions, {nodes.height:,} accounts, "
+               f"{int(patterns['attempt_id'].n_unique()) if patterns.height else 0} laundering attempts; "
+               f"split train/val/test = {summary['split_counts']}")
+
+
+def _config_record(run: Any) -> dict:
+    cfg = run.cfg
+    return {"data_path": str(cfg.data_path.resolve()),
+            "params": {s: cfg.step_params(s) for s in run.keys}}
+
+
+# --- 2. node_features ----------------------------------------------------------------------------
+def node_features(run: Any) -> None:
+    store, cfg = run.store, run.cfg
+    vocab = _value(run, "data_loaded", "vocab")
+    n_nodes = run.loaded["data_loaded"].value("summary")["num_accounts"]
+    size = cfg.chunk_size or default_chunk_size()
+    rates = None if cfg.currency == "raw" else _value(run, "data_loaded", "usd_per_unit")
+    data = _data_chunks(run)
+    tasks = []
+    for k, (lo, hi) in enumerate(plan_ranges(n_nodes, size)):
+        tasks.append(ChunkTask(f"node_features_chunk_{k}",
+                               run.chunk_key("node_features", k, lo=lo, hi=hi),
+                               "amlgraph.tasks:node_chunk",
+                               {"data_chunks": data, "lo": lo, "hi": hi, "usd_per_unit": rates,
+                                "vocab": vocab, "train_only": cfg.node_features_from == "train",
+                                "chunk": k}, chunk=k))
+    run.log.line(f"Processing {n_nodes:,} accounts in {len(tasks)} chunks of {size:,}")
+    run.run_chunks("node_features", "node_features", tasks)
+    feats = pl.concat([store.load(t.name).table("features") for t in tasks]).sort("node_id")
+    store.save("node_features", step="node_features", key=run.keys["node_features"],
+               key_components=run.components["node_features"], tables={"features": feats},
+               values={"parts": _parts([(t.name, t.key) for t in tasks])},
+               metadata={"num_accounts": feats.height, "num_features": feats.width - 1})
+
+
+# --- 3. edge_features ----------------------------------------------------------------------------
+def edge_features(run: Any) -> None:
+    vocab = _value(run, "data_loaded", "vocab")
+    t0 = _value(run, "data_loaded", "t0")
+    tasks = [ChunkTask(f"edge_features_chunk_{i}", run.chunk_key("edge_features", i, data=name),
+                       "amlgraph.tasks:edge_chunk",
+                       {"data_chunk": name, "t0": t0, "vocab": vocab, "chunk": i}, chunk=i)
+             for i, name in enumerate(_data_chunks(run))]
+    run.run_chunks("edge_features", "edge_features", tasks)
+    first = run.store.load(tasks[0].name).table("features")
+    run.store.save("edge_features", step="edge_features", key=run.keys["edge_features"],
+                   key_components=run.components["edge_features"],
+                   values={"columns": [c for c in first.columns if c not in ("row", "label", "split")],
+                           "parts": _parts([(t.name, t.key) for t in tasks])},
+                   metadata={"num_chunks": len(tasks)})
+
+
+# --- 4. normalized -------------------------------------------------------------------------------
+def _edge_parts(run: Any) -> list[str]:
+    return [p["name"] for p in _value(run, "edge_features", "parts")]
+
+
+def normalized(run: Any) -> None:
+    from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES, FLAG_EDGE_FEATURES
+    from amlgraph.steps.heavy_tails import heavy_tailed, log_transform
+    from amlgraph.steps.normalized import StandardScaler, columns_to_scale
+
+    store = run.store
+    # Nodes: fit on the accounts that take part in training transactions.
+    feats = run.loaded["node_features"].table("features")
+    node_cols = [c for c in feats.columns if c != "node_id"]
+    node_flags = [c for c in node_cols if feats.schema[c] == pl.Int8]
+    node_scaled = columns_to_scale(node_cols, [], node_flags)
+    node_log = heavy_tailed(node_scaled)
+    train_nodes = (scan_tables(store, _data_chunks(run), "transactions").filter(pl.col("split") == 0)
+                   .select(pl.concat([pl.col("src"), pl.col("dst")]).unique().alias("n")).collect()["n"]
+                   .to_numpy())
+    is_train = np.zeros(feats.height, dtype=bool)
+    is_train[train_nodes] = True
+    node_scaler = StandardScaler()
+    block = log_transform(feats.select(node_scaled).to_numpy().astype(np.float64), node_scaled, node_log)
+    node_scaler.fit(block[is_train] if is_train.any() else block)
+    x = feats.select(node_cols).to_numpy().astype(np.float32)
+    x[:, [node_cols.index(c) for c in node_scaled]] = node_scaler.transform(block)
+
+    # Edges: one sequential pass over the training rows of every chunk, in row order.
+    edge_cols = _value(run, "edge_features", "columns")
+    edge_scaled = columns_to_scale(edge_cols, list(CATEGORICAL_EDGE_FEATURES), list(FLAG_EDGE_FEATURES))
+    edge_log = heavy_tailed(edge_scaled)
+    edge_scaler = StandardScaler()
+    fitted = False
+    for name in _edge_parts(run):
+        f = store.load(name).table("features").filter(pl.col("split") == 0)
+        if f.height:
+            edge_scaler.partial_fit(log_transform(f.select(edge_scaled).to_numpy().astype(np.float64),
+                                                  edge_scaled, edge_log))
+            fitted = True
+    if not fitted:
+        from amlgraph.errors import StepError
+
+        raise StepError("the training split has no transactions; use more data or other "
+                        "split_fractions", step="normalized")
+    tasks = [ChunkTask(f"normalized_chunk_{i}", run.chunk_key("normalized", i, edge=name),
+                       "amlgraph.tasks:normalize_chunk",
+                       {"edge_chunk": name, "columns": edge_cols, "scaled": edge_scaled,
+                        "scaler": edge_scaler.to_dict(), "log_columns": edge_log, "chunk": i}, chunk=i)
+             for i, name in enumerate(_edge_parts(run))]
+    run.run_chunks("normalized", "normalized", tasks)
+    store.save("normalized", step="normalized", key=run.keys["normalized"],
+               key_components=run.components["normalized"], arrays={"x": x},
+               values={"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
+                       "node_scaler": node_scaler.to_dict(), "edge_columns": edge_cols,
+                       "edge_scaled": edge_scaled, "edge_log": edge_log,
+                       "edge_scaler": edge_scaler.to_dict(),
+                       "parts": _parts([(t.name, t.key) for t in tasks])},
+               metadata={"num_accounts": int(x.shape[0]), "num_features": int(x.shape[1])})
+
+
+# --- 5. imbalanced -------------------------------------------------------------------------------
+def _train_rows(run: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows' normalised edge features (minority only) and all training labels."""
+    store = run.store
+    norm_parts = [p["name"] for p in _value(run, "normalized", "parts")]
+    minority, labels = [], []
+    for norm, edge in zip(norm_parts, _edge_parts(run)):
+        f = store.load(edge).table("features").select("label", "split")
+        train = (f["split"] == 0).to_numpy()
+        y = f["label"].to_numpy()[train]
+        labels.append(y)
+        if (y == 1).any():
+            attr = store.load(norm).array("edge_attr")
+            minority.append(np.asarray(attr[train][y == 1]))
+    d = len(_value(run, "normalized", "edge_columns"))
+    x_min = np.concatenate(minority) if minority else np.zeros((0, d), np.float32)
+    return x_min, np.concatenate(labels) if labels else np.zeros(0, np.int8)
+
+
+def imbalanced(run: Any) -> None:
+    from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES
+    from amlgraph.steps.imbalanced import resample_minority
+
+    cfg = run.cfg
+    x_min, y_train = _train_rows(run)
+    cols = _value(run, "normalized", "edge_columns")
+    categorical = [i for i, c in enumerate(cols) if c in CATEGORICAL_EDGE_FEATURES]
+    res = resample_minority(x_min, y_train, strategy=cfg.strategy, k_neighbors=cfg.k_neighbors,
+                            target_ratio=cfg.target_ratio, categorical=categorical, seed=cfg.seed)
+    for w in res.warnings:
+        run.log.line(f"⚠  {w}")
+    arrays = {"X_synthetic": res.X_synthetic, "y_synthetic": res.y_synthetic}
+    if res.keep_index is not None:
+        arrays["keep_index"] = res.keep_index
+    run.store.save("imbalanced", step="imbalanced", key=run.keys["imbalanced"],
+                   key_components=run.components["imbalanced"], arrays=arrays,
+                   values={"strategy": cfg.strategy, "warnings": list(res.warnings)},
+                   metadata={"num_synthetic": int(res.X_synthetic.shape[0]),
+                             "num_train": int(y_train.shape[0])})
+    run.log.ok(f"{cfg.strategy}: {int(res.X_synthetic.shape[0]):,} synthetic training rows "
+               f"(training minority {int((y_train == 1).sum()):,} of {y_train.shape[0]:,})")
+
+
+# --- 6. weights ----------------------------------------------------------------------------------
+def weights(run: Any) -> None:
+    from amlgraph.steps.weights import class_weights
+
+    y = (scan_tables(run.store, _data_chunks(run), "transactions").filter(pl.col("split") == 0)
+         .select("is_laundering").collect()["is_laundering"].to_numpy())
+    w = class_weights(y, minority_cost=run.cfg.minority_cost)
+    run.store.save("weights", step="weights", key=run.keys["weights"],
+                   key_components=run.components["weights"],
+                   values={"class_weights": {str(k): float(v) for k, v in w.items()}})
+    run.log.ok(f"Class weights: {w}")
+
+
+# --- 7. graph_created ----------------------------------------------------------------------------
+def graph_created(run: Any) -> None:
+    from amlgraph.graph import TransactionGraph
+
+    store = run.store
+    tx = scan_tables(store, _data_chunks(run), "transactions").collect()
+    norm_parts = [p["name"] for p in _value(run, "normalized", "parts")]
+    edge_attr = np.concatenate([np.asarray(store.load(n).array("edge_attr")) for n in norm_parts])
+    normalized_ckpt = run.loaded["normalized"]
+    x = np.asarray(normalized_ckpt.array("x"))
+    src, dst = tx["src"].to_numpy(), tx["dst"].to_numpy()
+    y = tx["is_laundering"].to_numpy().astype(np.int8)
+    node_y = np.zeros(x.shape[0], dtype=np.int8)
+    node_y[src[y == 1]] = 1
+    node_y[dst[y == 1]] = 1
+    imb = run.loaded["imbalanced"]
+    weights_ = {int(k): float(v) for k, v in run.loaded["weights"].value("class_weights").items()}
+    graph = TransactionGraph(
+        nodes=store.load(INDEX).table("nodes"),
+        edge_index=np.stack([src, dst]).astype(np.int64),
+        edge_row=tx["row"].to_numpy(),
+        timestamp=tx["timestamp"].to_numpy(),
+        x=x, node_feature_names=list(normalized_ckpt.value("node_columns")),
+        edge_attr=edge_attr, edge_feature_names=list(normalized_ckpt.value("edge_columns")),
+        y=y, node_y=node_y, split=tx["split"].to_numpy().astype(np.int8),
+        class_weights=weights_,
+        raw=tx.select("amount_paid", "payment_currency", "amount_received", "receiving_currency",
+                      "payment_format", "from_bank", "to_bank"),
+        vocab=run.loaded["data_loaded"].value("vocab"),
+        synthetic_edge_attr=np.asarray(imb.array("X_synthetic")),
+        synthetic_y=np.asarray(imb.array("y_synthetic")),
+    )
+    tables, arrays, values = graph.to_payload()
+    store.save("graph_created", step="graph_created", key=run.keys["graph_created"],
+               key_components=run.components["graph_created"], tables=tables, arrays=arrays,
+               values=values, metadata={"num_accounts": graph.num_nodes, "num_edges": graph.num_edges,
+                                        "num_features": int(x.shape[1])})

@@ -1,0 +1,106 @@
+"""Chunk tasks: load a chunk's inputs from the store, call a step function, save the result.
+
+Every function here has the shape ``task(store, name, key, **json_kwargs) -> dict`` so that an
+in-process loop, a process pool and a Dask worker can all run it (see ``amlgraph.chunks``).
+The step functions they call know nothing of the store.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import CheckpointError
+
+
+def _load(store: Any, name: str, key: str | None = None):
+    ckpt = store.load(name, key=key)
+    if ckpt is None:
+        ok, reason = store.check(name, key) if key else (False, "missing")
+        raise CheckpointError(f"input checkpoint {name} is not usable ({reason}); "
+                              "rerun the same command to recompute it")
+    return ckpt
+
+
+def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
+    """One LazyFrame over the same table of several checkpoints (Parquet scan when on disk)."""
+    ckpts = [_load(store, n) for n in names]
+    paths = [c.table_path(table) for c in ckpts]
+    if paths and all(p is not None for p in paths):
+        return pl.scan_parquet([str(p) for p in paths])
+    return pl.concat([c.table(table).lazy() for c in ckpts], how="vertical")
+
+
+def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries: list[int],
+                 vocab: dict, chunk: int) -> dict:
+    """Raw reader batch -> coded transactions (row order) and the same rows keyed by node."""
+    from amlgraph.steps.data_loaded import assign_split, encode_transactions
+
+    raw = _load(store, read_chunk).table("raw")
+    nodes = _load(store, "data_loaded_index").table("nodes")
+    tx = encode_transactions(raw, nodes, vocab)
+    tx = tx.with_columns(pl.Series("split", assign_split(tx["timestamp"].to_numpy(), tuple(boundaries)),
+                                   dtype=pl.Int8))
+    # Each row once per distinct endpoint, sorted by node: a node_features chunk (a node-id range)
+    # then reads only its own row groups of every file.
+    by_node = (pl.concat([tx.with_columns(pl.col("src").alias("node")),
+                          tx.filter(pl.col("src") != pl.col("dst")).with_columns(pl.col("dst").alias("node"))])
+               .sort(["node", "row"]))
+    store.save(name, step="data_loaded", key=key, chunk=chunk,
+               tables={"transactions": tx, "by_node": by_node},
+               metadata={"rows": tx.height, "incidences": by_node.height})
+    return {"rows": tx.height}
+
+
+def node_chunk(store: Any, name: str, key: str, *, data_chunks: list[str], lo: int, hi: int,
+               usd_per_unit: dict | None, vocab: dict, train_only: bool, chunk: int) -> dict:
+    """Node features for node ids [lo, hi), from only the rows that touch them."""
+    from amlgraph.steps.node_features import node_features
+
+    lf = scan_tables(store, data_chunks, "by_node").filter(pl.col("node").is_between(lo, hi - 1))
+    if train_only:
+        lf = lf.filter(pl.col("split") == 0)
+    tx = lf.drop("node").unique(subset=["row"]).sort("row").collect()
+    rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
+    feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
+    store.save(name, step="node_features", key=key, chunk=chunk, tables={"features": feats},
+               metadata={"num_accounts": feats.height, "num_features": feats.width - 1})
+    return {"accounts": feats.height}
+
+
+def edge_chunk(store: Any, name: str, key: str, *, data_chunk: str, t0: int, vocab: dict,
+               chunk: int) -> dict:
+    """Per-transaction features and labels for one row chunk."""
+    from amlgraph.steps.edge_features import edge_features
+
+    tx = _load(store, data_chunk).table("transactions")
+    feats = edge_features(tx, t0=t0, vocab=vocab)
+    store.save(name, step="edge_features", key=key, chunk=chunk, tables={"features": feats},
+               metadata={"rows": feats.height, "num_features": feats.width})
+    return {"rows": feats.height}
+
+
+def normalize_chunk(store: Any, name: str, key: str, *, edge_chunk: str, columns: list[str],
+                    scaled: list[str], scaler: dict, log_columns: list[str], chunk: int) -> dict:
+    """Apply the training-fitted edge scaler to one chunk: edge_attr of shape (rows, len(columns))."""
+    from amlgraph.steps.normalized import StandardScaler
+
+    feats = _load(store, edge_chunk).table("features")
+    out = edge_matrix(feats, columns, scaled, StandardScaler.from_dict(scaler), log_columns)
+    store.save(name, step="normalized", key=key, chunk=chunk, arrays={"edge_attr": out},
+               metadata={"rows": int(out.shape[0]), "num_features": int(out.shape[1])})
+    return {"rows": int(out.shape[0])}
+
+
+def edge_matrix(feats: pl.DataFrame, columns: list[str], scaled: list[str], scaler: Any,
+                log_columns: list[str]) -> np.ndarray:
+    """Feature table -> float32 matrix of shape (rows, len(columns)); ``scaled`` columns standardised."""
+    from amlgraph.steps.heavy_tails import log_transform
+
+    out = feats.select(columns).to_numpy().astype(np.float32)
+    if scaled:
+        idx = [columns.index(c) for c in scaled]
+        block = log_transform(feats.select(scaled).to_numpy().astype(np.float64), scaled, log_columns)
+        out[:, idx] = scaler.transform(block)
+    return out

@@ -1,0 +1,37 @@
+"""Shared fixtures: generated IBM-format data sets (never downloaded) and finished runs."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Keep the suite's processes polite on a shared 2-core machine.
+os.environ.setdefault("POLARS_MAX_THREADS", "2")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The tiny preset (~10K rows), generated once per test session."""
+    from amlgraph.synth import generate
+
+    out = tmp_path_factory.mktemp("tiny")
+    generate("tiny", out, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory) -> Path:
+    """A few hundred rows: small enough for one-row chunks."""
+    from amlgraph.synth import generate
+
+    out = tmp_path_factory.mktemp("micro")
+    generate("tiny", out, seed=11, rows=600)
+    return out
+
+
+def amlgraph_cmd(*args: str) -> list[str]:
+    """The real command line, as a subprocess would run it."""
+    return [sys.executable, "-m", "amlgraph", *args]

@@ -1,0 +1,174 @@
+"""The runner: outputs, smart resume, resume_from, invalidation by parameter, code and input."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from amlgraph.config import PipelineConfig
+from amlgraph.errors import CheckpointError
+from amlgraph.pipeline import run_preprocessing
+from amlgraph.schema import STEPS
+from amlgraph.store import CheckpointStore, MemoryStore
+
+from pipeline_helpers import graph_digest
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_data, tmp_path_factory):
+    """One uninterrupted run on the tiny preset; its directory is copied by tests that mutate it."""
+    ckpt = tmp_path_factory.mktemp("baseline") / "ckpt"
+    result = run_preprocessing(data_path=tiny_data, checkpoint_dir=ckpt, quiet=True,
+                               chunk_rows=2_500, chunk_size=700)
+    return ckpt, result, graph_digest(result.graph)
+
+
+def _copy(baseline, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(baseline[0], ckpt)
+    return ckpt
+
+
+def test_graph_is_complete_and_consistent(baseline, tiny_data):
+    _, result, _ = baseline
+    g = result.graph
+    assert result.computed == list(STEPS)
+    assert g.num_edges == len(np.unique(g.edge_row)) > 5_000
+    assert g.edge_index.shape == (2, g.num_edges)
+    assert g.edge_index.min() >= 0 and g.edge_index.max() < g.num_nodes
+    assert g.x.shape == (g.num_nodes, len(g.node_feature_names))
+    assert g.edge_attr.shape == (g.num_edges, len(g.edge_feature_names))
+    assert np.isfinite(g.x).all() and np.isfinite(g.edge_attr).all()
+    masks = np.stack([g.train_mask, g.val_mask, g.test_mask])
+    assert (masks.sum(axis=0) == 1).all() and masks.any(axis=1).all()
+    # the temporal split: every training edge is earlier than every test edge
+    assert g.timestamp[g.train_mask].max() < g.timestamp[g.test_mask].min()
+    assert set(g.class_weights) == {0, 1} and g.class_weights[1] > g.class_weights[0]
+    assert g.y.sum() > 0 and g.node_y.sum() > 0
+    # node ids follow the sorted (bank, account) order
+    nodes = g.nodes
+    assert nodes["node_id"].to_list() == list(range(g.num_nodes))
+    assert nodes.sort(["bank", "account"])["node_id"].to_list() == list(range(g.num_nodes))
+    # seed's tuple view
+    G, nf, ef, labels, weights = result.as_seed_tuple()
+    assert nf.shape[0] == G.num_nodes and ef.shape[0] == labels.shape[0] and weights == g.class_weights
+
+
+def test_second_run_loads_only_the_graph(baseline, tmp_path):
+    ckpt = _copy(baseline, tmp_path)
+    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
+                               chunk_rows=2_500, chunk_size=700)
+    assert result.computed == []
+    assert result.loaded == ["graph_created"]
+    assert graph_digest(result.graph) == baseline[2]
+
+
+def _data_of(baseline):
+    ckpt = CheckpointStore(baseline[0], create=False)
+    from pathlib import Path
+
+    return Path(ckpt.load("data_loaded").value("config")["data_path"])
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_resume_from_each_step_equals_uninterrupted(baseline, tmp_path, step):
+    ckpt = _copy(baseline, tmp_path)
+    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
+                               chunk_rows=2_500, chunk_size=700, resume_from=step)
+    assert result.computed == list(STEPS[STEPS.index(step) + 1:])
+    assert graph_digest(result.graph) == baseline[2]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"minority_cost": 3.0}, ["weights", "graph_created"]),
+    ({"strategy": "none"}, ["imbalanced", "graph_created"]),
+    ({"currency": "raw"}, ["node_features", "normalized", "imbalanced", "graph_created"]),
+    ({"split_fractions": (0.5, 0.25, 0.25)}, list(STEPS)),
+    ({"chunk_size": 300, "chunk_rows": 4_000}, []),
+])
+def test_changing_a_parameter_recomputes_exactly_the_affected_steps(baseline, tmp_path, change, expected):
+    ckpt = _copy(baseline, tmp_path)
+    params = {"chunk_rows": 2_500, "chunk_size": 700, **change}
+    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True, **params)
+    assert result.computed == expected
+    if not expected:
+        assert graph_digest(result.graph) == baseline[2]
+
+
+def test_stale_reason_names_the_parameter(baseline, tmp_path):
+    from amlgraph.pipeline import Run
+    from amlgraph.runlog import RunLog
+
+    ckpt = _copy(baseline, tmp_path)
+    cfg = PipelineConfig(data_path=_data_of(baseline), checkpoint_dir=ckpt, minority_cost=2.0)
+    run = Run(cfg, CheckpointStore(ckpt), RunLog(quiet=True))
+    ok, reason = run.check("weights")
+    assert not ok and "minority_cost" in reason
+    assert run.check("normalized") == (True, None)
+    ok, reason = run.check("graph_created")
+    assert not ok and "weights" in reason
+
+
+def test_changed_input_file_recomputes_everything(baseline, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(_data_of(baseline), data)
+    ckpt = _copy(baseline, tmp_path)
+    trans = next(data.glob("*_Trans.csv"))
+    lines = trans.read_text().splitlines(keepends=True)
+    trans.write_text("".join(lines[:-50]))  # the last 50 rows are gone
+    from amlgraph.pipeline import Run
+    from amlgraph.runlog import RunLog
+
+    run = Run(PipelineConfig(data_path=data, checkpoint_dir=ckpt), CheckpointStore(ckpt), RunLog(quiet=True))
+    ok, reason = run.check("data_loaded")
+    assert not ok and "input file changed" in reason
+    result = run_preprocessing(data_path=data, checkpoint_dir=ckpt, quiet=True, chunk_rows=2_500,
+                               chunk_size=700)
+    assert result.computed == list(STEPS)
+    assert result.graph.num_edges == baseline[1].graph.num_edges - 50
+
+
+def test_damaged_chunk_is_recomputed_alone(baseline, tmp_path):
+    ckpt = _copy(baseline, tmp_path)
+    store = CheckpointStore(ckpt)
+    store.delete("node_features_chunk_1")
+    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
+                               chunk_rows=2_500, chunk_size=700)
+    assert result.chunks_computed.get("node_features") == 1
+    assert "node_features" in result.computed
+    assert graph_digest(result.graph) == baseline[2]
+
+
+def test_resume_from_a_missing_step_says_what_exists(tiny_data, tmp_path):
+    with pytest.raises(CheckpointError, match=r"cannot resume from normalized.*valid checkpoints: none"):
+        run_preprocessing(data_path=tiny_data, checkpoint_dir=tmp_path / "c", quiet=True,
+                          resume_from="normalized")
+
+
+def test_sample_size_takes_the_first_rows(tiny_data):
+    result = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, sample_size=1_000)
+    assert sorted(result.graph.edge_row.tolist()) == list(range(1_000))
+
+
+def test_memory_store_equals_file_store(baseline):
+    result = run_preprocessing(data_path=_data_of(baseline), store=MemoryStore(), quiet=True,
+                               chunk_rows=2_500, chunk_size=700)
+    assert graph_digest(result.graph) == baseline[2]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 50, "n", "n+42"])
+def test_chunk_size_invariance(micro_data, chunk_size, micro_reference):
+    n_nodes, n_rows, reference = micro_reference
+    size = {"n": n_nodes, "n+42": n_nodes + 42}.get(chunk_size, chunk_size)
+    rows = {1: 1, 2: 2, 50: 50, "n": n_rows, "n+42": n_rows + 42}[chunk_size]
+    result = run_preprocessing(data_path=micro_data, store=MemoryStore(), quiet=True,
+                               chunk_size=size, chunk_rows=rows)
+    assert graph_digest(result.graph) == reference
+
+
+@pytest.fixture(scope="module")
+def micro_reference(micro_data):
+    one = run_preprocessing(data_path=micro_data, store=MemoryStore(), quiet=True,
+                            chunk_size=10**9, chunk_rows=10**9)
+    return one.graph.num_nodes, one.graph.num_edges, graph_digest(one.graph)
