@@ -1,0 +1,84 @@
+"""Step ``edge_features``: per-transaction features and labels, one output row per input row.
+
+Every value depends on its own row only (and on ``t0``, the vocabulary), so any row chunking gives
+the same result. Definitions: docs/FEATURES.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import InputError
+
+#: The seed's 12 features, in order (the bank is stored as its code: ``from_bank_code``).
+SEED_EDGE_FEATURES = (
+    "hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos",
+    "log_amount_paid", "log_amount_received", "paid_received_ratio",
+    "payment_currency", "payment_format", "from_bank_code",
+)
+#: IBM Multi-GNN's edge features not already above (its Payment Format is ``payment_format``).
+MULTI_GNN_EDGE_FEATURES = ("timestamp_rel", "amount_received", "receiving_currency")
+#: Flags, 0 or 1.
+FLAG_EDGE_FEATURES = ("same_bank", "cross_currency", "self_transfer")
+#: Codes into the vocabularies: one-hot or embed them, never scale them.
+CATEGORICAL_EDGE_FEATURES = ("payment_currency", "payment_format", "from_bank_code",
+                             "receiving_currency")
+#: All feature columns of :func:`edge_features`, in order (between ``row`` and ``label``).
+EDGE_FEATURES = SEED_EDGE_FEATURES + MULTI_GNN_EDGE_FEATURES + FLAG_EDGE_FEATURES
+
+_TWO_PI = 2.0 * np.pi
+
+
+def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
+    """Compute the edge features of a chunk of coded transactions.
+
+    Args:
+        tx: coded transactions with ``split`` (see docs/ARCHITECTURE.md), shape (n_rows, 13).
+        t0: the reference time in epoch seconds (e.g. the first transaction's day at 00:00);
+            ``timestamp_rel = timestamp - t0``.
+        vocab: the vocabularies; ``vocab["banks"]`` numbers the sending banks.
+
+    Returns:
+        Frame of shape (n_rows, 3 + len(EDGE_FEATURES)), rows in input order: ``row``, the
+        features of :data:`EDGE_FEATURES`, ``label`` (Int8, = is_laundering), ``split`` (Int8).
+        Cyclic and amount features Float64, codes Int16 (``from_bank_code`` Int32),
+        ``timestamp_rel`` Int64, flags Int8.
+
+    Raises:
+        InputError: a sending bank is not in ``vocab["banks"]``.
+    """
+    banks = np.asarray(vocab["banks"], dtype=np.int64)
+    from_bank = tx["from_bank"].to_numpy().astype(np.int64)
+    code = np.minimum(np.searchsorted(banks, from_bank), max(len(banks) - 1, 0))
+    if len(from_bank) and (len(banks) == 0 or np.any(banks[code] != from_bank)):
+        bad = from_bank[(banks[code] != from_bank) if len(banks) else slice(None)][0]
+        raise InputError("sending bank not in the bank vocabulary", column="from_bank",
+                         value=str(bad), hint="build the vocabulary from every chunk first")
+    ts = pl.col("timestamp")
+    hour = ((ts // 3600) % 24).cast(pl.Float64)
+    weekday = ((ts // 86_400 + 3) % 7).cast(pl.Float64)  # 1970-01-01 was a Thursday; Monday = 0
+    month = pl.from_epoch(ts, time_unit="s").dt.month().cast(pl.Float64)  # 1..12
+    paid, received = pl.col("amount_paid"), pl.col("amount_received")
+    return tx.select(
+        pl.col("row").cast(pl.Int64),
+        (hour * (_TWO_PI / 24)).sin().alias("hour_sin"),
+        (hour * (_TWO_PI / 24)).cos().alias("hour_cos"),
+        (weekday * (_TWO_PI / 7)).sin().alias("weekday_sin"),
+        (weekday * (_TWO_PI / 7)).cos().alias("weekday_cos"),
+        (month * (_TWO_PI / 12)).sin().alias("month_sin"),
+        (month * (_TWO_PI / 12)).cos().alias("month_cos"),
+        paid.log1p().alias("log_amount_paid"),
+        received.log1p().alias("log_amount_received"),
+        (paid / pl.max_horizontal(received, pl.lit(1.0))).alias("paid_received_ratio"),
+        pl.col("payment_currency").cast(pl.Int16),
+        pl.col("payment_format").cast(pl.Int16),
+        pl.Series("from_bank_code", code, dtype=pl.Int32),
+        (ts - int(t0)).cast(pl.Int64).alias("timestamp_rel"),
+        received.cast(pl.Float64).alias("amount_received"),
+        pl.col("receiving_currency").cast(pl.Int16),
+        (pl.col("from_bank") == pl.col("to_bank")).cast(pl.Int8).alias("same_bank"),
+        (pl.col("payment_currency") != pl.col("receiving_currency")).cast(pl.Int8).alias("cross_currency"),
+        (pl.col("src") == pl.col("dst")).cast(pl.Int8).alias("self_transfer"),
+        pl.col("is_laundering").cast(pl.Int8).alias("label"),
+        pl.col("split").cast(pl.Int8),
+    )

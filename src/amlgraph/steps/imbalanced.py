@@ -1,0 +1,133 @@
+"""Step ``imbalanced``: synthetic minority rows (SMOTE) or an under-sampling mask.
+
+Works on the training rows only; the original rows are never changed. Default ``target_ratio``
+0.1 (minority / majority after resampling), not 1.0: on HI-Large's ~108M training rows a fully
+balanced set would mean ~108M synthetic rows, doubling the graph for the sake of a loss weight
+that ``weights`` already provides.
+
+Memory: SMOTE only reads the minority rows (its neighbours are searched among them), so imblearn
+gets the minority rows plus one majority row and an explicit target count; the majority rows are
+never copied. The tests check the synthetic rows equal imblearn's on the full X.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from amlgraph.errors import ConfigError
+
+STRATEGIES = ("smote", "none", "random_under")
+
+
+@dataclass
+class ResampleResult:
+    """Outcome of :func:`resample`.
+
+    Attributes:
+        X_synthetic: float32 (m, d): new minority rows (empty unless strategy is smote).
+        y_synthetic: int8 (m,): their labels.
+        keep_index: for random_under, sorted int64 indices of the rows kept; otherwise None.
+        warnings: what was skipped or reduced and why.
+    """
+
+    X_synthetic: np.ndarray
+    y_synthetic: np.ndarray
+    keep_index: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _empty(d: int, warnings: list[str], keep: np.ndarray | None = None) -> ResampleResult:
+    return ResampleResult(np.zeros((0, d), np.float32), np.zeros(0, np.int8), keep, warnings)
+
+
+def resample(X: np.ndarray, y: np.ndarray, *, strategy: str = "smote", k_neighbors: int = 5,
+             target_ratio: float = 0.1, categorical: list[int] | None = None,
+             seed: int = 0) -> ResampleResult:
+    """Resample the training rows toward ``minority / majority = target_ratio``.
+
+    Args:
+        X: training features of shape (n, d).
+        y: training labels of shape (n,), two classes (0/1).
+        strategy: "smote" (SMOTENC when ``categorical`` is given), "none" or "random_under".
+        k_neighbors: SMOTE's neighbours; reduced to minority - 1 when there are fewer rows.
+        target_ratio: minority / majority after resampling, in (0, 1].
+        categorical: column indices holding category codes; SMOTENC keeps them valid codes.
+        seed: random state.
+
+    Returns:
+        A :class:`ResampleResult`.
+
+    Raises:
+        ConfigError: unknown strategy, bad ratio, k or shapes.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"imbalance strategy must be one of {set(STRATEGIES)} (got {strategy!r})")
+    if not 0 < target_ratio <= 1:
+        raise ConfigError(f"target_ratio must be in (0, 1] (got {target_ratio!r})")
+    if k_neighbors < 1:
+        raise ConfigError(f"k_neighbors must be >= 1 (got {k_neighbors!r})")
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ConfigError(f"expected X of shape (n, d) and y of shape (n,) (got {X.shape} and {y.shape})")
+    d = X.shape[1]
+    if strategy == "none":
+        return _empty(d, [])
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) != 2:
+        return _empty(d, [f"{strategy}: needs two classes in the training labels "
+                          f"(got {classes.tolist()}); no resampling"])
+    minority, majority = classes[np.argmin(counts)], classes[np.argmax(counts)]
+    n_min, n_maj = int(counts.min()), int(counts.max())
+    if strategy == "random_under":
+        return _under(y, minority, majority, n_min, n_maj, target_ratio, seed, d)
+    return _smote(X, y, minority, majority, n_min, n_maj, target_ratio, k_neighbors,
+                  categorical, seed)
+
+
+def _under(y, minority, majority, n_min, n_maj, ratio, seed, d) -> ResampleResult:
+    from imblearn.under_sampling import RandomUnderSampler
+
+    n_keep = int(n_min / ratio)
+    if n_keep >= n_maj:
+        return _empty(d, [f"random_under: ratio {n_min}/{n_maj} already >= {ratio}; all rows kept"],
+                      np.arange(len(y), dtype=np.int64))
+    sampler = RandomUnderSampler(sampling_strategy={majority: n_keep}, random_state=seed)
+    # Only the labels matter: hand it row indices, not the features.
+    sampler.fit_resample(np.arange(len(y)).reshape(-1, 1), y)
+    return _empty(d, [], np.sort(sampler.sample_indices_).astype(np.int64))
+
+
+def _smote(X, y, minority, majority, n_min, n_maj, ratio, k, categorical, seed) -> ResampleResult:
+    d = X.shape[1]
+    warnings = []
+    n_new = int(n_maj * ratio - n_min)  # as imblearn computes a float sampling_strategy
+    if n_new <= 0:
+        return _empty(d, [f"smote: ratio {n_min}/{n_maj} already >= {ratio}; no synthetic rows"])
+    if n_min < 2:
+        return _empty(d, [f"smote: {n_min} minority row(s), at least 2 needed; no resampling"])
+    if k > n_min - 1:
+        warnings.append(f"smote: k_neighbors reduced from {k} to {n_min - 1} ({n_min} minority rows)")
+        k = n_min - 1
+    cat = sorted(set(int(c) for c in categorical)) if categorical else []
+    if any(c < 0 or c >= d for c in cat):
+        raise ConfigError(f"categorical column indices must be in 0..{d - 1} (got {categorical!r})")
+    if cat and len(cat) == d:
+        raise ConfigError("SMOTENC needs at least one non-categorical column (all were categorical)")
+    from imblearn.over_sampling import SMOTE, SMOTENC
+
+    strategy = {minority: n_min + n_new}
+    if cat:
+        sampler = SMOTENC(categorical_features=cat, sampling_strategy=strategy,
+                          k_neighbors=k, random_state=seed)
+    else:
+        sampler = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
+    is_min = y == minority
+    first_maj = int(np.argmax(~is_min))
+    # Minority rows in their original order (imblearn reads them in that order) + one majority row.
+    X_small = np.vstack([X[is_min], X[first_maj:first_maj + 1]]).astype(np.float64)
+    y_small = np.concatenate([y[is_min], y[first_maj:first_maj + 1]])
+    X_res, y_res = sampler.fit_resample(X_small, y_small)
+    X_syn = np.asarray(X_res[len(X_small):], dtype=np.float32)
+    return ResampleResult(X_syn, np.full(len(X_syn), minority, dtype=np.int8), None, warnings)
