@@ -81,7 +81,9 @@ def _build(nodes: dict, edges: dict, meta: dict):
     }
     if meta["kind"] == "data":
         return Data(num_nodes=meta["num_nodes"], **nodes, **edges, **extra)
-    data = HeteroData(**extra)
+    data = HeteroData()
+    for key, value in extra.items():  # set one by one: HeteroData(**kw) reads dicts as stores
+        setattr(data, key, value)
     data["node"].num_nodes = meta["num_nodes"]
     for key, value in nodes.items():
         data["node"][key] = value

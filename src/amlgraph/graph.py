@@ -269,14 +269,14 @@ def _validate(g: TransactionGraph) -> None:
 
 
 def _ints(a, name: str, dtype=np.int64) -> np.ndarray:
-    a = np.asarray(a)
+    a = np.asanyarray(a)  # keeps a memory map a memory map
     if a.dtype.kind not in "iub" and not (a.size == 0 and a.dtype.kind == "f"):
         raise ConfigError(f"{name} must hold integers (got dtype {a.dtype})")
     return a if a.dtype == dtype else a.astype(dtype)
 
 
 def _floats(a, name: str) -> np.ndarray:
-    a = np.asarray(a)
+    a = np.asanyarray(a)
     if a.dtype.kind not in "fiub":
         raise ConfigError(f"{name} must hold numbers (got dtype {a.dtype})")
     return a if a.dtype == np.float32 else a.astype(np.float32)
@@ -308,12 +308,12 @@ def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
         CheckpointError: when the directory or its ``graph_created`` checkpoint is absent; the
             message names the checkpoints that exist.
     """
-    from amlgraph.store import CheckpointStore
-
     path = Path(checkpoint_dir)
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such checkpoint directory; run `amlgraph run DATA "
                               f"--checkpoint-dir {path}` first")
+    from amlgraph.store import CheckpointStore
+
     store = CheckpointStore(path)
     ckpt = store.load(GRAPH_STEP)
     if ckpt is None:
@@ -367,7 +367,8 @@ def random_graph(num_nodes: int = 50, num_edges: int = 400, *, seed: int = 0,
     y = (rng.random(num_edges) < laundering_rate).astype(np.int8)
     start = 1_661_990_400  # 2022-09-01 00:00
     timestamp = (start + rng.integers(0, 10 * 86_400 // 60, num_edges) * 60)  # file rows are not in time order
-    split = np.searchsorted(np.quantile(timestamp, [0.6, 0.8]), timestamp, side="right")
+    cuts = np.quantile(timestamp, [0.6, 0.8]) if num_edges else np.zeros(2)
+    split = np.searchsorted(cuts, timestamp, side="right")
     edge_attr = rng.normal(size=(num_edges, num_edge_features)).astype(np.float32)
     edge_attr[:, 0] += 2.0 * y
     node_y = np.zeros(num_nodes, dtype=np.int8)
