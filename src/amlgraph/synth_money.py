@@ -1,0 +1,70 @@
+"""Currencies, countries, exchange rates and payment formats of the synthetic generator."""
+from __future__ import annotations
+
+import numpy as np
+
+from amlgraph.schema import CURRENCIES, PAYMENT_FORMATS
+
+#: Units of each currency per US dollar, fixed over the whole data set (roughly Sep 2022).
+RATES: dict[str, float] = {
+    "Australian Dollar": 1.4835, "Bitcoin": 1 / 19_850.0, "Brazil Real": 5.2155,
+    "Canadian Dollar": 1.3161, "Euro": 0.9989, "Mexican Peso": 19.9965, "Ruble": 60.3003,
+    "Rupee": 79.8235, "Saudi Riyal": 3.7563, "Shekel": 3.4208, "Swiss Franc": 0.9751,
+    "UK Pound": 0.8663, "US Dollar": 1.0, "Yen": 142.9455, "Yuan": 6.9601,
+}
+RATE = np.array([RATES[c] for c in CURRENCIES])
+BTC = CURRENCIES.index("Bitcoin")
+
+#: (country, currency, share of banks). Bitcoin has no country: it goes with the Bitcoin format.
+COUNTRIES = (
+    ("US", "US Dollar", 0.36), ("Germany", "Euro", 0.06), ("France", "Euro", 0.05),
+    ("Italy", "Euro", 0.04), ("Spain", "Euro", 0.04), ("Portugal", "Euro", 0.02),
+    ("Netherlands", "Euro", 0.03), ("UK", "UK Pound", 0.06), ("Switzerland", "Swiss Franc", 0.03),
+    ("Japan", "Yen", 0.04), ("China", "Yuan", 0.04), ("India", "Rupee", 0.04),
+    ("Russia", "Ruble", 0.02), ("Mexico", "Mexican Peso", 0.03), ("Brazil", "Brazil Real", 0.03),
+    ("Canada", "Canadian Dollar", 0.03), ("Australia", "Australian Dollar", 0.03),
+    ("Saudi Arabia", "Saudi Riyal", 0.02), ("Israel", "Shekel", 0.02),
+)
+COUNTRY_NAMES = tuple(c[0] for c in COUNTRIES)
+COUNTRY_CURRENCY = np.array([CURRENCIES.index(c[1]) for c in COUNTRIES], dtype=np.int8)
+COUNTRY_SHARE = np.array([c[2] for c in COUNTRIES]) / sum(c[2] for c in COUNTRIES)
+
+FMT = {name: i for i, name in enumerate(PAYMENT_FORMATS)}
+BITCOIN_FMT = FMT["Bitcoin"]
+REINVEST_FMT = FMT["Reinvestment"]
+
+
+def shares(table: dict[str, float]) -> np.ndarray:
+    """Turn ``{format: weight}`` into cumulative probabilities over PAYMENT_FORMATS, shape (7,)."""
+    p = np.array([table.get(f, 0.0) for f in PAYMENT_FORMATS], dtype=float)
+    return np.cumsum(p / p.sum())
+
+
+def draw(cum: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Draw ``n`` category codes (int8) from cumulative probabilities ``cum``."""
+    return np.minimum(np.searchsorted(cum, rng.random(n), side="right"), len(cum) - 1).astype(np.int8)
+
+
+def to_amounts(usd: np.ndarray, pay_cur: np.ndarray, recv_cur: np.ndarray,
+               round_to: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Convert dollar values to (amount paid, amount received), each rounded to cents.
+
+    Received = paid x rate(received) / rate(paid), so the ratio of the written amounts is the
+    exchange rate to rounding, and equal currencies give equal amounts.
+
+    Args:
+        usd: values in US dollars, shape (n,).
+        pay_cur, recv_cur: currency codes, shape (n,).
+        round_to: optional unit per row (1, 10, 100, ... or 0 for none) for round amounts.
+
+    Returns:
+        ``(paid, received)``, float64 arrays of shape (n,), at least 0.01.
+    """
+    paid = usd * RATE[pay_cur]
+    if round_to is not None:
+        unit = np.where(round_to > 0, round_to, 1.0)
+        paid = np.where(round_to > 0, np.maximum(np.round(paid / unit), 1.0) * unit, paid)
+    paid = np.maximum(np.round(paid, 2), 0.01)
+    same = pay_cur == recv_cur
+    received = np.where(same, paid, np.round(paid * (RATE[recv_cur] / RATE[pay_cur]), 2))
+    return paid, np.maximum(received, 0.01)
