@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from amlgraph.errors import ConfigError, InputError
+from amlgraph.schema import TEST, TRAIN, VAL
+from amlgraph.steps.data_loaded import (
+    CODED_COLUMNS, assign_split, build_node_index, build_vocab, day_counts, encode_transactions,
+    temporal_split_boundaries,
+)
+
+
+def _raw(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    accounts = [f"{x:09X}" for x in rng.integers(0x80000000, 0x8FFFFFFFF, 40)]
+    banks = rng.integers(1, 5, 40) * 7
+    fi, ti = rng.integers(0, 40, n), rng.integers(0, 40, n)
+    cur = np.array(["US Dollar", "Euro", "Yen", "Bitcoin"])
+    fmts = np.array(["ACH", "Wire", "Cheque", "Credit Card"])
+    return pl.DataFrame({
+        "row": np.arange(n, dtype=np.int64), "timestamp": rng.integers(0, 10**6, n),
+        "from_bank": banks[fi].astype(np.int64), "from_account": np.array(accounts)[fi],
+        "to_bank": banks[ti].astype(np.int64), "to_account": np.array(accounts)[ti],
+        "amount_received": rng.random(n) * 100, "receiving_currency": cur[rng.integers(0, 4, n)],
+        "amount_paid": rng.random(n) * 100, "payment_currency": cur[rng.integers(0, 4, n)],
+        "payment_format": fmts[rng.integers(0, 4, n)],
+        "is_laundering": (rng.random(n) < 0.1).astype(np.int8),
+    })
+
+
+def _tx_accounts(raw: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat([
+        raw.select(pl.col("from_bank").alias("bank"), pl.col("from_account").alias("account")),
+        raw.select(pl.col("to_bank").alias("bank"), pl.col("to_account").alias("account")),
+    ])
+
+
+def test_build_vocab_sorted_and_deduplicated():
+    v = build_vocab(["Yen", "Euro", "Yen"], ["Wire", "ACH"], [10, 3, 10, 200])
+    assert v == {"currencies": ["Euro", "Yen"], "payment_formats": ["ACH", "Wire"], "banks": [3, 10, 200]}
+
+
+def test_node_index_matches_pandas_and_ignores_order():
+    raw = _raw()
+    acc = pl.DataFrame({"bank": [999, 7], "account": ["ZZZ", "AAA"]})  # never transact
+    got = build_node_index(_tx_accounts(raw), acc)
+    ref = (pd.concat([_tx_accounts(raw).to_pandas(), acc.to_pandas()]).drop_duplicates()
+           .sort_values(["bank", "account"]).reset_index(drop=True))
+    assert got.columns == ["node_id", "bank", "account"]
+    assert got["node_id"].to_list() == list(range(len(ref)))
+    assert got["bank"].to_list() == ref["bank"].tolist()
+    assert got["account"].to_list() == ref["account"].tolist()
+    assert (999, "ZZZ") in set(zip(got["bank"], got["account"]))
+    shuffled = _tx_accounts(raw).sample(fraction=1.0, shuffle=True, seed=1)
+    halves = build_node_index(pl.concat([shuffled.tail(300), shuffled.head(300)]), acc.reverse())
+    assert halves.equals(got)
+
+
+def test_same_account_string_at_two_banks_is_two_nodes():
+    got = build_node_index(pl.DataFrame({"bank": [1, 2], "account": ["A", "A"]}), None)
+    assert got.height == 2
+
+
+def test_encode_transactions_matches_pandas_merge():
+    raw = _raw()
+    nodes = build_node_index(_tx_accounts(raw), None)
+    vocab = build_vocab(pl.concat([raw["receiving_currency"], raw["payment_currency"]]),
+                        raw["payment_format"], pl.concat([raw["from_bank"], raw["to_bank"]]))
+    got = encode_transactions(raw, nodes, vocab)
+    assert tuple(got.columns) == CODED_COLUMNS
+    r, nd = raw.to_pandas(), nodes.to_pandas()
+    m = r.merge(nd.rename(columns={"bank": "from_bank", "account": "from_account", "node_id": "src"}),
+                how="left").merge(
+        nd.rename(columns={"bank": "to_bank", "account": "to_account", "node_id": "dst"}), how="left")
+    np.testing.assert_array_equal(got["src"].to_numpy(), m["src"].to_numpy())
+    np.testing.assert_array_equal(got["dst"].to_numpy(), m["dst"].to_numpy())
+    cur = {c: i for i, c in enumerate(vocab["currencies"])}
+    np.testing.assert_array_equal(got["payment_currency"].to_numpy(), r["payment_currency"].map(cur))
+    np.testing.assert_array_equal(got["receiving_currency"].to_numpy(), r["receiving_currency"].map(cur))
+    assert got["payment_format"].dtype == pl.Int16
+    np.testing.assert_array_equal(got["row"].to_numpy(), r["row"].to_numpy())
+
+
+def test_encode_unknown_account_or_currency_is_input_error():
+    raw = _raw()
+    nodes = build_node_index(_tx_accounts(raw).head(5), None)
+    vocab = build_vocab(["US Dollar", "Euro", "Yen", "Bitcoin"], ["ACH", "Wire", "Cheque", "Credit Card"], [])
+    with pytest.raises(InputError, match="missing from the node index"):
+        encode_transactions(raw, nodes, vocab)
+    nodes = build_node_index(_tx_accounts(raw), None)
+    vocab["currencies"] = ["Euro"]
+    with pytest.raises(InputError, match="vocabulary"):
+        encode_transactions(raw, nodes, vocab)
+
+
+def test_day_counts_add_up_over_chunks():
+    ts = np.random.default_rng(2).integers(1_661_990_400, 1_661_990_400 + 20 * 86_400, 500)
+    whole = day_counts(ts)
+    summed: dict[int, int] = {}
+    for chunk in np.array_split(ts, 7):
+        for d, c in day_counts(chunk).items():
+            summed[d] = summed.get(d, 0) + c
+    assert summed == whole
+    ref = pd.Series(ts // 86_400).value_counts().to_dict()
+    assert whole == ref
+
+
+def _multi_gnn_reference(counts: dict, fractions):
+    days = range(min(counts), max(counts) + 1)
+    d_ts = np.array([counts.get(d, 0) for d in days])
+    scores = {}
+    for i, j in itertools.combinations(range(len(d_ts)), 2):
+        totals = [d_ts[:i].sum(), d_ts[i:j].sum(), d_ts[j:].sum()]
+        s = np.sum(totals)
+        scores[(i, j)] = max(abs(v / s - t) / t for v, t in zip(totals, fractions))
+    i, j = min(scores, key=scores.get)
+    return min(counts) + i, min(counts) + j
+
+
+def test_split_boundaries_crafted_example():
+    # 10 days of 100 rows: 60/20/20 exactly at days 6 and 8.
+    counts = {19_236 + d: 100 for d in range(10)}
+    assert temporal_split_boundaries(counts) == (19_236 + 6, 19_236 + 8)
+    # a gap (day 3) counts as an empty day
+    counts = {0: 500, 1: 100, 2: 100, 4: 150, 5: 150}
+    assert temporal_split_boundaries(counts) == _multi_gnn_reference(counts, (0.6, 0.2, 0.2))
+    assert temporal_split_boundaries(counts) == (2, 5)  # train 600, val 250, test 150
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_split_boundaries_match_multi_gnn(seed):
+    rng = np.random.default_rng(seed)
+    counts = {100 + d: int(c) for d, c in enumerate(rng.integers(0, 1000, rng.integers(3, 25)))}
+    counts[100] = max(counts[100], 1)
+    counts[max(counts)] = max(counts[max(counts)], 1)
+    fr = (0.5, 0.3, 0.2)
+    assert temporal_split_boundaries(counts, fr) == _multi_gnn_reference(counts, fr)
+
+
+@pytest.mark.parametrize("bad", [(0.6, 0.3, 0.2), (1.0, 0.0, 0.0), (0.5, 0.5), (0.7, -0.1, 0.4)])
+def test_split_fractions_validated(bad):
+    with pytest.raises(ConfigError, match="fractions"):
+        temporal_split_boundaries({0: 5, 1: 5, 2: 5}, bad)
+
+
+def test_split_needs_two_days():
+    with pytest.raises(ConfigError, match="2 days"):
+        temporal_split_boundaries({3: 10})
+
+
+def test_assign_split():
+    ts = np.array([0, 86_399, 86_400, 2 * 86_400 + 5, 5 * 86_400], dtype=np.int64)
+    got = assign_split(ts, (1, 2))
+    assert got.dtype == np.int8
+    assert got.tolist() == [TRAIN, TRAIN, VAL, TEST, TEST]

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from amlgraph.errors import ConfigError
+from amlgraph.steps.node_features import NODE_FEATURES, node_feature_names, node_features
+
+RATES = {c: 0.5 + 0.25 * c for c in range(15)}
+
+
+def reference(tx: pd.DataFrame, node_ids, rates, vocab) -> pd.DataFrame:
+    """Straightforward per-node implementation of docs/FEATURES.md."""
+    tx = tx.sort_values("row").reset_index(drop=True)
+    rate = (lambda c: rates[int(c)]) if rates is not None else (lambda c: 1.0)
+    paid = tx["amount_paid"] * tx["payment_currency"].map(rate)
+    received = tx["amount_received"] * tx["receiving_currency"].map(rate)
+    btc_cur = vocab["currencies"].index("Bitcoin")
+    btc_fmt = vocab["payment_formats"].index("Bitcoin")
+    out = []
+    for node in sorted(set(int(i) for i in node_ids)):
+        sent = tx["src"] == node
+        recv = tx["dst"] == node
+        mine = sent | recv
+        r = {"node_id": node}
+        side_amt = np.where(sent[mine], paid[mine], received[mine])
+        side_cur = np.where(sent[mine], tx["payment_currency"][mine], tx["receiving_currency"][mine])
+        cp_bank = np.where(sent[mine], tx["to_bank"][mine], tx["from_bank"][mine])
+        ts = pd.to_datetime(tx["timestamp"][mine], unit="s")
+        count = int(mine.sum())
+        r["transaction_count"] = count
+        r["total_sent"] = sum(paid[sent].tolist())  # sequential, in row order
+        r["total_received"] = sum(received[recv].tolist())
+        r["avg_amount"] = sum(side_amt.tolist()) / count if count else 0.0
+        r["max_amount"] = float(side_amt.max()) if count else 0.0
+        r["min_amount"] = float(side_amt.min()) if count else 0.0
+        span = (tx["timestamp"][mine].max() - tx["timestamp"][mine].min()) / 86400 if count else 0.0
+        r["temporal_span"] = span
+        r["transaction_frequency"] = count / max(1.0, span)
+        r["currency_diversity"] = len(set(side_cur.tolist()))
+        r["bank_diversity"] = len(set(cp_bank.tolist()))
+        r["night_ratio"] = float(ts.dt.hour.isin([22, 23, 0, 1, 2, 3, 4, 5, 6]).mean()) if count else 0.0
+        r["weekend_ratio"] = float((ts.dt.day_of_week >= 5).mean()) if count else 0.0
+        crypto = (side_cur == btc_cur) | (tx["payment_format"][mine] == btc_fmt).to_numpy()
+        r["is_crypto_bank"] = int(crypto.any())
+        r["is_international"] = int(r["currency_diversity"] > 1)
+        r["is_high_frequency"] = int(r["transaction_frequency"] > 1)
+        r["in_degree"] = int(recv.sum())
+        r["out_degree"] = int(sent.sum())
+        r["distinct_in_counterparties"] = tx["src"][recv].nunique()
+        r["distinct_out_counterparties"] = tx["dst"][sent].nunique()
+        for role, mask, amt in (("sent", sent, paid), ("received", recv, received)):
+            x = amt[mask].to_numpy()
+            r[f"{role}_mean"] = x.mean() if len(x) else 0.0
+            r[f"{role}_std"] = x.std(ddof=0) if len(x) > 1 else 0.0
+            r[f"{role}_max"] = x.max() if len(x) else 0.0
+        r["self_transfer_count"] = int((sent & recv).sum())
+        for code, name in enumerate(vocab["payment_formats"]):
+            share = (tx["payment_format"][mine] == code).mean() if count else 0.0
+            r["format_share_" + name.lower().replace(" ", "_")] = float(share)
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def compare(got: pl.DataFrame, want: pd.DataFrame) -> None:
+    assert got.columns == list(want.columns)
+    for name in got.columns:
+        g, w = got[name].to_numpy(), want[name].to_numpy()
+        if got[name].dtype == pl.Float64:
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-9, err_msg=name)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=name)
+
+
+@pytest.mark.parametrize("rates", [RATES, None])
+def test_matches_reference(make_tx, vocab, rates):
+    tx = make_tx(seed=1)
+    ids = np.arange(60)
+    got = node_features(tx, ids, usd_per_unit=rates, vocab=vocab)
+    compare(got, reference(tx.to_pandas(), ids, rates, vocab))
+
+
+def test_columns_and_dtypes(make_tx, vocab):
+    got = node_features(make_tx(), np.array([3, 1, 3, 2]), usd_per_unit=None, vocab=vocab)
+    assert got.columns == ["node_id"] + node_feature_names(vocab)
+    assert got.columns[1:1 + len(NODE_FEATURES)] == list(NODE_FEATURES)
+    assert got["node_id"].to_list() == [1, 2, 3]
+    assert got["transaction_count"].dtype == pl.Int64
+    assert got["is_crypto_bank"].dtype == pl.Int8
+    assert got["night_ratio"].dtype == pl.Float64
+    assert "format_share_credit_card" in got.columns
+
+
+def test_edge_cases(vocab):
+    # node 0: only a self-transfer; node 1 -> 2 cross-currency; node 3 one row; node 9 no rows.
+    tx = pl.DataFrame({
+        "row": [0, 1, 2, 3], "timestamp": [0, 3600 * 23, 86_400 + 43_200, 86_400 * 3 + 43_200],
+        "src": [0, 1, 1, 3], "dst": [0, 2, 2, 1], "from_bank": [5, 6, 6, 8], "to_bank": [5, 7, 7, 6],
+        "amount_received": [10.0, 200.0, 50.0, 7.0], "amount_paid": [10.0, 100.0, 50.0, 7.0],
+        "receiving_currency": [12, 4, 1, 12], "payment_currency": [12, 12, 1, 12],
+        "payment_format": [5, 6, 1, 0],
+    }).with_columns(pl.col(c).cast(pl.Int16) for c in
+                    ("receiving_currency", "payment_currency", "payment_format"))
+    got = node_features(tx, np.array([0, 1, 2, 3, 9]), usd_per_unit=None, vocab=vocab)
+    row = {r["node_id"]: r for r in got.iter_rows(named=True)}
+    n0 = row[0]
+    assert (n0["transaction_count"], n0["in_degree"], n0["out_degree"]) == (1, 1, 1)
+    assert (n0["self_transfer_count"], n0["bank_diversity"]) == (1, 1)
+    assert n0["total_sent"] == 10.0 and n0["total_received"] == 10.0 and n0["avg_amount"] == 10.0
+    assert n0["distinct_in_counterparties"] == 1 and n0["format_share_reinvestment"] == 1.0
+    n1 = row[1]
+    assert n1["transaction_count"] == 3 and n1["out_degree"] == 2 and n1["in_degree"] == 1
+    assert n1["currency_diversity"] == 2 and n1["is_international"] == 1
+    assert n1["is_crypto_bank"] == 1  # row 2 is paid in Bitcoin
+    assert n1["bank_diversity"] == 2  # banks 7 and 8
+    assert n1["temporal_span"] == pytest.approx((86_400 * 3 + 43_200 - 3600 * 23) / 86_400)
+    assert n1["night_ratio"] == pytest.approx(1 / 3)  # 23:00
+    assert n1["weekend_ratio"] == pytest.approx(1 / 3)  # 1970-01-04 (a Sunday) noon
+    assert n1["sent_mean"] == 75.0 and n1["sent_std"] == 25.0 and n1["received_std"] == 0.0
+    n2 = row[2]
+    assert n2["total_received"] == 250.0 and n2["max_amount"] == 200.0 and n2["min_amount"] == 50.0
+    assert n2["distinct_in_counterparties"] == 1 and n2["is_crypto_bank"] == 1
+    n3 = row[3]
+    assert n3["transaction_count"] == 1 and n3["transaction_frequency"] == 1.0
+    assert n3["temporal_span"] == 0.0 and n3["is_high_frequency"] == 0
+    n9 = row[9]
+    assert all(v == 0 for k, v in n9.items() if k != "node_id")
+
+
+def test_partition_invariance_exact(make_tx, vocab):
+    tx = make_tx(n=600, seed=3)
+    ids = np.arange(60)
+    whole = node_features(tx, ids, usd_per_unit=RATES, vocab=vocab)
+    rng = np.random.default_rng(5)
+    part = rng.integers(0, 4, len(ids))
+    pieces = []
+    for p in range(4):
+        mine = ids[part == p]
+        touching = tx.filter(pl.col("src").is_in(mine) | pl.col("dst").is_in(mine))
+        # add unrelated rows and shuffle: the result must not move by a bit
+        extra = tx.sample(50, seed=p)
+        chunk = pl.concat([touching, extra]).unique("row").sample(fraction=1.0, shuffle=True, seed=p)
+        pieces.append(node_features(chunk, mine, usd_per_unit=RATES, vocab=vocab))
+    together = pl.concat(pieces).sort("node_id")
+    assert_frame_equal(together, whole, check_exact=True)
+
+
+def test_empty_inputs(make_tx, vocab):
+    tx = make_tx()
+    assert node_features(tx, np.array([], dtype=np.int64), usd_per_unit=None, vocab=vocab).height == 0
+    got = node_features(tx.head(0), np.array([4, 2]), usd_per_unit=None, vocab=vocab)
+    assert got["node_id"].to_list() == [2, 4] and got["transaction_count"].sum() == 0
+
+
+def test_missing_rate_is_config_error(make_tx, vocab):
+    with pytest.raises(ConfigError, match="no rate"):
+        node_features(make_tx(), np.arange(3), usd_per_unit={0: 1.0}, vocab=vocab)
