@@ -143,3 +143,25 @@ def test_load_graph_missing_directory(tmp_path):
 def test_repr_states_sizes():
     text = repr(random_graph(12, 34, seed=6, synthetic=2))
     assert "num_nodes=12" in text and "num_edges=34" in text and "synthetic=2" in text
+
+
+def test_round_trip_through_the_checkpoint_store(tmp_path):
+    from amlgraph.store import CheckpointStore
+
+    g = random_graph(40, 300, seed=8, synthetic=4)
+    tables, arrays, values = g.to_payload()
+    CheckpointStore(tmp_path).save("graph_created", step="graph_created", key="k1",
+                                   tables=tables, arrays=arrays, values=values)
+    h = load_graph(tmp_path)
+    assert_same_graph(g, h)
+    assert not h.edge_attr.flags.writeable  # memory-mapped, read-only
+    assert h.to_pyg().num_edges == 300
+
+
+def test_load_graph_names_what_exists(tmp_path):
+    from amlgraph.store import CheckpointStore
+
+    CheckpointStore(tmp_path).save("data_loaded", step="data_loaded", key="k",
+                                   arrays={"a": np.zeros(2)})
+    with pytest.raises(CheckpointError, match=r"no valid 'graph_created' checkpoint \(found: data_loaded\)"):
+        load_graph(tmp_path)

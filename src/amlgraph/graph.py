@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import CheckpointError, ConfigError
-from amlgraph.schema import TEST, TRAIN, VAL
+from amlgraph.schema import STEPS, TEST, TRAIN, VAL
 
 GRAPH_STEP = "graph_created"
 NODE_COLUMNS = ("node_id", "bank", "account")
@@ -23,7 +23,7 @@ RAW_COLUMNS = (
     "amount_paid", "payment_currency", "amount_received", "receiving_currency", "payment_format",
     "from_bank", "to_bank",
 )
-# The arrays saved in a checkpoint; the raw columns travel as arrays too ("raw.<column>") so that
+# The arrays saved in a checkpoint; the raw columns travel as arrays too ("raw_<column>") so that
 # loading memory-maps them instead of decoding a table.
 _ARRAYS = ("edge_index", "edge_row", "timestamp", "x", "edge_attr", "y", "node_y", "split")
 
@@ -153,11 +153,11 @@ class TransactionGraph:
 
         Returns:
             ``tables`` (``nodes``), ``arrays`` (every numeric array, the raw columns as
-            ``raw.<column>``) and JSON ``values`` (names, class weights, vocabularies).
+            ``raw_<column>``) and JSON ``values`` (names, class weights, vocabularies).
         """
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         for column in RAW_COLUMNS:
-            arrays[f"raw.{column}"] = self.raw[column].to_numpy()
+            arrays[f"raw_{column}"] = self.raw[column].to_numpy()
         has_synthetic = self.synthetic_edge_attr is not None
         if has_synthetic:
             arrays["synthetic_edge_attr"] = self.synthetic_edge_attr
@@ -190,7 +190,7 @@ class TransactionGraph:
             arrays = {name: ckpt.array(name, mmap=True) for name in _ARRAYS}
             raw_dtypes = ckpt.value("raw_dtypes")
             raw = pl.DataFrame({
-                c: pl.Series(c, ckpt.array(f"raw.{c}", mmap=True), dtype=_polars_dtype(raw_dtypes[c]))
+                c: pl.Series(c, ckpt.array(f"raw_{c}", mmap=True), dtype=_polars_dtype(raw_dtypes[c]))
                 for c in RAW_COLUMNS
             })
             synthetic = {}
@@ -314,28 +314,15 @@ def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
                               f"--checkpoint-dir {path}` first")
     from amlgraph.store import CheckpointStore
 
-    store = CheckpointStore(path)
+    store = CheckpointStore(path, create=False)
     ckpt = store.load(GRAPH_STEP)
     if ckpt is None:
-        present = _present_checkpoints(store)
+        names = store.names()
+        present = [n for n in names if n in STEPS] or names
         raise CheckpointError(
-            f"{path}: no {GRAPH_STEP!r} checkpoint (found: {', '.join(present) or 'none'}); "
-            "finish the run with `amlgraph run DATA --checkpoint-dir "
-            f"{path}` first")
+            f"{path}: no valid {GRAPH_STEP!r} checkpoint (found: {', '.join(present) or 'none'}); "
+            f"finish the run with `amlgraph run DATA --checkpoint-dir {path}` first")
     return TransactionGraph.from_checkpoint(ckpt)
-
-
-def _present_checkpoints(store) -> list[str]:
-    """Names of the checkpoints a store holds, whatever listing method it offers."""
-    for method in ("list", "names", "list_checkpoints"):
-        fn = getattr(store, method, None)
-        if callable(fn):
-            try:
-                items = fn()
-            except TypeError:
-                continue
-            return sorted({str(getattr(item, "name", item)) for item in items})
-    return []
 
 
 def random_graph(num_nodes: int = 50, num_edges: int = 400, *, seed: int = 0,
