@@ -44,9 +44,10 @@ class Laundering:
 
 
 def _dense(rng: np.random.Generator, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random edges between a senders and b receivers, every sender with at least one."""
+    """Random edges between a senders and b receivers, each of them on at least one edge."""
     keep = rng.random((a, b)) < 0.6
     keep[np.arange(a), rng.integers(0, b, a)] = True
+    keep[rng.integers(0, a, b), np.arange(b)] = True
     i, j = np.nonzero(keep)
     return i, j
 
