@@ -51,7 +51,11 @@ def _content_key(step: str, tables: dict, arrays: dict, values: dict) -> str:
     for name, arr in sorted(arrays.items()):
         h.update(f"\0a:{name}:{arr.dtype.str}:{arr.shape}".encode())
         h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
-    h.update(b"\0v:" + json_bytes(values))
+    try:
+        h.update(b"\0v:" + json_bytes(values))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {step}: data is neither a DataFrame, a numeric array nor "
+                              f"JSON-serialisable ({exc}); convert it before saving") from exc
     return h.hexdigest()
 
 
