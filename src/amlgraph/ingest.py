@@ -1,0 +1,335 @@
+"""Readers of the IBM AML input files: locating them, reading transactions in batches, bad rows.
+
+Formats, rules and the quarantine file are described in docs/INPUT.md.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from amlgraph.errors import ConfigError, InputError
+from amlgraph.ingest_lines import BLANK_LINES, LineSource
+from amlgraph.ingest_patterns import match_patterns, match_pattern_lines, read_patterns
+from amlgraph.ingest_validate import (
+    Check, TRANS_LABELS, classify, describe_bad, raise_bad_row, split_fields, trans_checks, trans_parse,
+    typed_trans,
+)
+from amlgraph.schema import ACCOUNTS_COLUMNS, ACCOUNTS_HEADER, TRANS_COLUMNS, TRANS_HEADER
+
+__all__ = [
+    "InputFiles", "TransactionReader", "find_inputs", "read_transactions", "read_accounts",
+    "read_patterns", "match_patterns", "check_command", "QUARANTINE_COLUMNS",
+]
+
+ON_BAD_ROWS = ("raise", "quarantine")
+QUARANTINE_COLUMNS = ("line", "row", "column", "reason", "value", "text")
+_COMPRESSED = ("", ".gz", ".zst")
+_TRANS_RE = re.compile(r"^(?P<name>.+)_Trans\.csv(\.gz|\.zst)?$")
+_TS_LIKE = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """The files of one data set.
+
+    Attributes:
+        name: the data set name, e.g. "HI-Small".
+        trans: the `*_Trans.csv` file (or `.csv.gz`, `.csv.zst`).
+        accounts: `<name>_accounts.csv` beside it, None when absent.
+        patterns: `<name>_Patterns.txt` beside it, None when absent.
+    """
+
+    name: str
+    trans: Path
+    accounts: Path | None
+    patterns: Path | None
+
+
+def find_inputs(data_path: Path) -> InputFiles:
+    """Locate a data set's files from a directory or from its Trans file.
+
+    Args:
+        data_path: a directory holding exactly one `*_Trans.csv[.gz|.zst]`, or the Trans file itself.
+
+    Returns:
+        The Trans file and, found beside it by name, the accounts and patterns files (plain or
+        compressed).
+
+    Raises:
+        InputError: the path does not exist, holds no Trans file, or holds several.
+    """
+    data_path = Path(data_path)
+    if not data_path.exists():
+        raise InputError("no such file or directory", path=str(data_path), hint="check the path")
+    if data_path.is_dir():
+        found = sorted(p for p in data_path.iterdir() if p.is_file() and _TRANS_RE.match(p.name))
+        if not found:
+            raise InputError(f"no *_Trans.csv in {data_path}", path=str(data_path),
+                             hint="pass the directory of a data set or the Trans file itself")
+        if len(found) > 1:
+            raise InputError(f"several Trans files in {data_path}: {', '.join(p.name for p in found)}",
+                             path=str(data_path), hint="pass the Trans file you mean")
+        trans = found[0]
+    else:
+        trans = data_path
+    match = _TRANS_RE.match(trans.name)
+    name = match["name"] if match else trans.name.split(".")[0]
+    return InputFiles(name=name, trans=trans,
+                      accounts=_beside(trans.parent, f"{name}_accounts.csv"),
+                      patterns=_beside(trans.parent, f"{name}_Patterns.txt"))
+
+
+def _beside(directory: Path, filename: str) -> Path | None:
+    for suffix in _COMPRESSED:
+        candidate = directory / (filename + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_header(header: str | None, expected: tuple[str, ...], path: Path, hint_kind: str) -> None:
+    """Fail unless `header` is exactly `expected` (comma-separated, by position).
+
+    Raises:
+        InputError: an empty file, a missing header (line 1 is data) or a wrong name or count.
+    """
+    if header is None:
+        raise InputError("empty file (0 bytes)", path=str(path), line=1,
+                         hint=f"expected a {hint_kind} CSV file with a header line")
+    found = header.split(",")
+    if list(found) == list(expected):
+        return
+    wanted = ",".join(expected)
+    if _TS_LIKE.match(header) or (found and found[0].strip().isdigit()):
+        raise InputError("missing header: line 1 is a data row", path=str(path), line=1,
+                         column=expected[0], value=found[0],
+                         hint=f"add the header line {wanted}")
+    for i, (got, want) in enumerate(zip(found, expected)):
+        if got != want:
+            raise InputError(f"wrong header: column {i + 1} should be named {want!r}", path=str(path),
+                             line=1, column=want, value=got, hint=f"the header must be {wanted}")
+    missing = expected[len(found)] if len(found) < len(expected) else None
+    raise InputError(f"wrong header: {len(found)} columns, expected {len(expected)}", path=str(path),
+                     line=1, column=missing, value=header, hint=f"the header must be {wanted}")
+
+
+def _block_bytes(batch_rows: int) -> int:
+    # About 100 bytes per transaction line; bounded so that a block stays a few tens of MB.
+    return min(max(batch_rows * 128, 1 << 16), 64 << 20)
+
+
+class _Quarantine:
+    """The quarantine CSV, written to a temporary file and renamed into place when complete."""
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
+        try:
+            self.fh = open(self.tmp, "wb")
+        except OSError as exc:
+            raise InputError(f"cannot write the quarantine file: {exc.strerror or exc}",
+                             path=str(self.target), hint="pass --quarantine FILE in a writable place") from exc
+        self.fh.write((",".join(QUARANTINE_COLUMNS) + "\n").encode())
+
+    def write(self, bad: pl.DataFrame) -> None:
+        bad.select(QUARANTINE_COLUMNS).write_csv(self.fh, include_header=False)
+
+    def commit(self) -> None:
+        self.fh.close()
+        os.replace(self.tmp, self.target)
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class TransactionReader:
+    """Iterate it for typed batches of a Trans file (reader output of docs/ARCHITECTURE.md).
+
+    Attributes (filled as iteration proceeds, reset when an iteration starts):
+        rows_read: good rows returned so far.
+        bad_rows: bad rows skipped (quarantine mode) so far.
+        quarantine_path: the quarantine file once written (quarantine mode, after the last batch).
+    """
+
+    def __init__(self, path: Path, *, on_bad_rows: str, quarantine_path: Path | None,
+                 batch_rows: int, limit_rows: int | None):
+        self.path = Path(path)
+        self.on_bad_rows, self.batch_rows, self.limit_rows = on_bad_rows, batch_rows, limit_rows
+        self._target = Path(quarantine_path) if quarantine_path else self.path.with_name(
+            self.path.name + ".quarantine.csv")
+        self.rows_read = 0
+        self.bad_rows = 0
+        self.quarantine_path: Path | None = None
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        self.rows_read = self.bad_rows = 0
+        source = LineSource(self.path, block_bytes=_block_bytes(self.batch_rows), columns=TRANS_LABELS)
+        try:
+            check_header(source.header, TRANS_HEADER, self.path, "transactions")
+        except InputError:
+            source.close()
+            raise
+        quarantine = _Quarantine(self._target) if self.on_bad_rows == "quarantine" else None
+        committed = False
+        try:
+            yield from self._batches(source, quarantine)
+            if quarantine is not None:
+                quarantine.commit()
+                committed = True
+                self.quarantine_path = self._target
+            if self.rows_read == 0 and self.limit_rows != 0:
+                where = f" ({self.bad_rows} bad rows quarantined in {self._target})" if self.bad_rows else ""
+                raise InputError(f"no valid data rows after the header{where}", path=str(self.path),
+                                 line=2, hint="a graph needs at least one transaction")
+        finally:
+            source.close()
+            if quarantine is not None and not committed:
+                quarantine.abort()
+
+    def _batches(self, source: LineSource, quarantine: _Quarantine | None) -> Iterator[pl.DataFrame]:
+        checks = trans_checks()
+        next_row, limit = 0, self.limit_rows
+        for lines, first_line in source:
+            frame = (pl.DataFrame([lines])
+                     .with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
+                     .filter(~pl.col("raw").is_in(BLANK_LINES)))
+            frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64) + next_row)
+            if limit is not None:
+                frame = frame.head(max(limit - next_row, 0))
+            next_row += frame.height
+            for start in range(0, frame.height, self.batch_rows):
+                batch = self._validate(frame.slice(start, self.batch_rows), checks, quarantine)
+                if batch.height:
+                    yield batch
+            if limit is not None and next_row >= limit:
+                return
+
+    def _validate(self, lines: pl.DataFrame, checks: list[tuple[int, Check]],
+                  quarantine: _Quarantine | None) -> pl.DataFrame:
+        fields = classify(split_fields(lines, TRANS_COLUMNS), checks, trans_parse())
+        bad = fields.filter(pl.col("_bad") >= 0)
+        if bad.height:
+            described = describe_bad(bad, checks, TRANS_LABELS)
+            if quarantine is None:
+                raise_bad_row(described, self.path)
+            quarantine.write(described)
+            self.bad_rows += bad.height
+            fields = fields.filter(pl.col("_bad") < 0)
+        typed = typed_trans(fields)
+        self.rows_read += typed.height
+        return typed
+
+
+def read_transactions(path: Path, *, on_bad_rows: str = "raise", quarantine_path: Path | None = None,
+                      batch_rows: int = 1_000_000, limit_rows: int | None = None) -> TransactionReader:
+    """Read a Trans file lazily, in batches of at most `batch_rows` rows, in file order.
+
+    Args:
+        path: a `*_Trans.csv`, `.csv.gz` or `.csv.zst` file (compression is recognised by content).
+        on_bad_rows: "raise" (the first bad row raises) or "quarantine" (bad rows are written to the
+            quarantine file and skipped).
+        quarantine_path: the quarantine file; default `<path>.quarantine.csv`.
+        batch_rows: rows per batch at most; memory is bounded by it, not by the file size.
+        limit_rows: read only the first N data rows of the file (good or bad), in file order.
+
+    Returns:
+        A TransactionReader; nothing is read until it is iterated.
+
+    Raises:
+        ConfigError: an invalid option.
+        InputError: (during iteration) unreadable file, bad header, bad row in raise mode, no data.
+    """
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise ConfigError(f"on_bad_rows must be one of {ON_BAD_ROWS} (got {on_bad_rows!r})")
+    if not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ConfigError(f"batch_rows must be a positive integer (got {batch_rows!r})")
+    if limit_rows is not None and (not isinstance(limit_rows, int) or limit_rows < 1):
+        raise ConfigError(f"limit_rows must be a positive integer or None (got {limit_rows!r})")
+    return TransactionReader(path, on_bad_rows=on_bad_rows, quarantine_path=quarantine_path,
+                             batch_rows=batch_rows, limit_rows=limit_rows)
+
+
+_ACCOUNT_LABELS = ACCOUNTS_HEADER
+
+
+def _account_checks() -> list[tuple[int, Check]]:
+    bank = pl.col("_bank")
+    return [(1, Check("bank", "bank id is not a non-negative integer", bank.is_not_null() & (bank >= 0))),
+            (2, Check("account", "account is empty", pl.col("account").str.strip_chars().str.len_bytes() > 0))]
+
+
+def read_accounts(path: Path) -> pl.DataFrame:
+    """Read an accounts file whole (it is small: one row per account).
+
+    Returns:
+        Columns bank_name, bank (Int64), account, entity_id, entity_name, in file order.
+
+    Raises:
+        InputError: unreadable file, bad header, or a bad row (file, line, column, value).
+    """
+    path = Path(path)
+    source = LineSource(path, block_bytes=16 << 20, columns=_ACCOUNT_LABELS)
+    try:
+        check_header(source.header, ACCOUNTS_HEADER, path, "accounts")
+    except InputError:
+        source.close()
+        raise
+    checks, parts = _account_checks(), []
+    for lines, first_line in source:
+        frame = (pl.DataFrame([lines]).with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
+                 .filter(~pl.col("raw").is_in(BLANK_LINES)).with_columns(row=pl.lit(None, pl.Int64)))
+        fields = classify(split_fields(frame, ACCOUNTS_COLUMNS), checks,
+                          [pl.col("bank").cast(pl.Int64, strict=False).alias("_bank")])
+        bad = fields.filter(pl.col("_bad") >= 0)
+        if bad.height:
+            raise_bad_row(describe_bad(bad, checks, _ACCOUNT_LABELS), path, hint="fix or remove the row")
+        parts.append(fields.select(pl.col("bank_name"), pl.col("_bank").alias("bank"), pl.col("account"),
+                                   pl.col("entity_id"), pl.col("entity_name")))
+    if not parts:
+        return pl.DataFrame(schema={"bank_name": pl.String, "bank": pl.Int64, "account": pl.String,
+                                    "entity_id": pl.String, "entity_name": pl.String})
+    return pl.concat(parts)
+
+
+def check_command(args) -> int:
+    """`amlgraph check DATA_PATH`: read every input file, print counts, return the exit code 0.
+
+    Args:
+        args: namespace with data_path, on_bad_rows ("raise" or "quarantine") and quarantine (a
+            path or None).
+
+    Raises:
+        InputError: the first problem found (raise mode) or a fatal one (quarantine mode).
+    """
+    files = find_inputs(args.data_path)
+    patterns = read_patterns(files.patterns) if files.patterns else None
+    reader = read_transactions(files.trans, on_bad_rows=args.on_bad_rows or "raise",
+                               quarantine_path=getattr(args, "quarantine", None))
+    laundering, matched = 0, []
+    for batch in reader:
+        laundering += int(batch["is_laundering"].sum())
+        if patterns is not None and patterns.height:
+            matched.append(match_pattern_lines(batch, patterns))
+    accounts = read_accounts(files.accounts) if files.accounts else None
+    print(f"data set: {files.name} ({files.trans})")
+    print(f"rows: {reader.rows_read}")
+    print(f"laundering: {laundering}")
+    if reader.quarantine_path is not None:
+        print(f"bad rows: {reader.bad_rows} (quarantined in {reader.quarantine_path})")
+    else:
+        print(f"bad rows: {reader.bad_rows}")
+    print(f"accounts: {accounts.height if accounts is not None else 'no accounts file'}")
+    if patterns is None:
+        print("attempts: no patterns file")
+    else:
+        lines = patterns.height
+        hit = pl.concat(matched)["line"].n_unique() if matched else 0
+        print(f"attempts: {patterns['attempt_id'].n_unique()} ({lines} pattern lines, "
+              f"{hit} found in the transactions)")
+    return 0

@@ -1,0 +1,187 @@
+"""Physical lines of a text input file: decompression, decoding checks, line numbers.
+
+The readers work on physical lines, not on a CSV parser's records, so that every error and every
+quarantined row carries the exact 1-based line number of the file (header = line 1) and so that a
+malformed row can never shift or swallow its neighbours. Plain, gzip and zstd files are streamed in
+blocks of bytes; memory is bounded by the block size (and by the longest line).
+"""
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from amlgraph.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BOM = b"\xef\xbb\xbf"
+BLANK_LINES = ("", "\n", "\r\n")
+_SAMPLE_BYTES = 4
+
+
+class _ZstdStream:
+    """A zstd file as a byte stream that notices a truncated frame (zstandard's reader does not)."""
+
+    def __init__(self, fh):
+        import zstandard
+
+        self._fh, self._zstd = fh, zstandard
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+
+    def read(self, size: int) -> bytes:
+        while True:
+            chunk = self._fh.read(size)
+            if not chunk:
+                if self._in_frame and not self._dobj.eof:
+                    raise EOFError("zstd stream ends before the end of its frame")
+                return b""
+            out = self._decompress(chunk)
+            if out:
+                return out
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        parts = []
+        while chunk:
+            if self._dobj.eof:  # next frame of a multi-frame file
+                self._dobj = self._zstd.ZstdDecompressor().decompressobj()
+            self._in_frame = True
+            parts.append(self._dobj.decompress(chunk))
+            chunk = self._dobj.unused_data if self._dobj.eof else b""
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def open_binary(path: Path):
+    """Open a plain, gzip or zstd file as a stream of decompressed bytes (sniffed by magic bytes).
+
+    Raises:
+        InputError: the file is missing, a directory or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path=str(path), hint="check the path")
+    if path.is_dir():
+        raise InputError("is a directory, expected a file", path=str(path))
+    try:
+        fh = open(path, "rb")
+        magic = fh.read(_SAMPLE_BYTES)
+        fh.seek(0)
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from exc
+    if magic.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    if magic.startswith(ZSTD_MAGIC):
+        return _ZstdStream(fh)
+    return fh
+
+
+def _read(stream, size: int, path: Path, next_line: int) -> bytes:
+    try:
+        return stream.read(size)
+    except MemoryError:
+        raise
+    except Exception as exc:  # EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError, OSError
+        raise InputError(f"cannot decompress the file, it is truncated or corrupt ({exc})",
+                         path=str(path), line=next_line,
+                         hint="the rows before this line were readable; re-download or recompress "
+                              "the file") from exc
+
+
+def _check_text(buf: bytes, path: Path, first_line: int, columns: tuple[str, ...]) -> None:
+    """Fail on NUL bytes or invalid UTF-8, naming the line and column of the first bad byte."""
+    nul = buf.find(b"\x00")
+    if nul >= 0:
+        line, column = _locate(buf, nul, first_line, columns)
+        raise InputError("binary data (a NUL byte), expected CSV text", path=str(path), line=line,
+                         column=column, hint="is this the right file?")
+    if buf.isascii():  # the common case, far faster than decoding
+        return
+    try:
+        buf.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _locate(buf, exc.start, first_line, columns)
+        raise InputError(f"not valid UTF-8 text (byte 0x{buf[exc.start]:02x})", path=str(path),
+                         line=line, column=column,
+                         value=buf[max(0, exc.start - 10):exc.start + 10].decode("utf-8", "replace"),
+                         hint="save the file as UTF-8 (is it a binary file or another encoding?)") from None
+
+
+def _locate(buf: bytes, pos: int, first_line: int, columns: tuple[str, ...]) -> tuple[int, str | None]:
+    start = buf.rfind(b"\n", 0, pos) + 1
+    index = buf.count(b",", start, pos)
+    return first_line + buf.count(b"\n", 0, pos), (columns[index] if index < len(columns) else None)
+
+
+class LineSource:
+    """The header and the physical lines of a text file, in blocks.
+
+    Attributes:
+        header: the first line, BOM and line terminator stripped; None for a 0-byte file.
+    """
+
+    def __init__(self, path: Path, *, block_bytes: int, columns: tuple[str, ...], has_header: bool = True):
+        self.path, self.block_bytes, self.columns = Path(path), max(int(block_bytes), 1 << 12), columns
+        self._stream = open_binary(self.path)
+        self._carry, self._eof = b"", False
+        self._first_line = 2 if has_header else 1
+        first = self._next_block(first_line=1)
+        self.header: str | None = None
+        if first is None:
+            return
+        if not has_header:
+            self._carry = first.removeprefix(BOM) + self._carry
+            return
+        cut = first.find(b"\n")
+        head, rest = (first, b"") if cut < 0 else (first[:cut + 1], first[cut + 1:])
+        self._carry = rest + self._carry
+        _check_text(head, self.path, 1, columns)
+        self.header = head.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+
+    def _next_block(self, first_line: int) -> bytes | None:
+        """Next run of complete lines (the last line of the file may lack its terminator)."""
+        buf = self._carry
+        while not self._eof:
+            data = _read(self._stream, self.block_bytes, self.path, first_line + buf.count(b"\n"))
+            if not data:
+                self._eof = True
+                break
+            buf += data
+            cut = buf.rfind(b"\n")
+            if cut >= 0:
+                self._carry = buf[cut + 1:]
+                return buf[:cut + 1]
+        self._carry = b""
+        return buf or None
+
+    def __iter__(self) -> Iterator[tuple[pl.Series, int]]:
+        """Yield (lines, first line number) with each line's terminator kept (`\\n`, `\\r\\n` or none)."""
+        line_no = self._first_line
+        try:
+            while (buf := self._next_block(line_no)) is not None:
+                _check_text(buf, self.path, line_no, self.columns)
+                lines = _split_lines(buf)
+                yield lines, line_no
+                line_no += len(lines)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _split_lines(buf: bytes) -> pl.Series:
+    """Cut a block into its lines without a Python loop: offsets from the positions of `\\n`."""
+    ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A) + 1
+    if len(ends) == 0 or ends[-1] != len(buf):
+        ends = np.append(ends, len(buf))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    arr = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(buf))
+    return pl.Series("raw", arr)
