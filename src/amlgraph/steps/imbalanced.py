@@ -72,6 +72,11 @@ def resample(X: np.ndarray, y: np.ndarray, *, strategy: str = "smote", k_neighbo
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
         raise ConfigError(f"expected X of shape (n, d) and y of shape (n,) (got {X.shape} and {y.shape})")
     d = X.shape[1]
+    cat = sorted(set(int(c) for c in categorical)) if categorical else []
+    if any(c < 0 or c >= d for c in cat):
+        raise ConfigError(f"categorical column indices must be in 0..{d - 1} (got {categorical!r})")
+    if strategy == "smote" and cat and len(cat) == d:
+        raise ConfigError("SMOTENC needs at least one non-categorical column (all were categorical)")
     if strategy == "none":
         return _empty(d, [])
     classes, counts = np.unique(y, return_counts=True)
@@ -82,8 +87,7 @@ def resample(X: np.ndarray, y: np.ndarray, *, strategy: str = "smote", k_neighbo
     n_min, n_maj = int(counts.min()), int(counts.max())
     if strategy == "random_under":
         return _under(y, minority, majority, n_min, n_maj, target_ratio, seed, d)
-    return _smote(X, y, minority, majority, n_min, n_maj, target_ratio, k_neighbors,
-                  categorical, seed)
+    return _smote(X, y, minority, n_min, n_maj, target_ratio, k_neighbors, cat, seed)
 
 
 def _under(y, minority, majority, n_min, n_maj, ratio, seed, d) -> ResampleResult:
@@ -99,7 +103,7 @@ def _under(y, minority, majority, n_min, n_maj, ratio, seed, d) -> ResampleResul
     return _empty(d, [], np.sort(sampler.sample_indices_).astype(np.int64))
 
 
-def _smote(X, y, minority, majority, n_min, n_maj, ratio, k, categorical, seed) -> ResampleResult:
+def _smote(X, y, minority, n_min, n_maj, ratio, k, cat, seed) -> ResampleResult:
     d = X.shape[1]
     warnings = []
     n_new = int(n_maj * ratio - n_min)  # as imblearn computes a float sampling_strategy
@@ -110,11 +114,6 @@ def _smote(X, y, minority, majority, n_min, n_maj, ratio, k, categorical, seed) 
     if k > n_min - 1:
         warnings.append(f"smote: k_neighbors reduced from {k} to {n_min - 1} ({n_min} minority rows)")
         k = n_min - 1
-    cat = sorted(set(int(c) for c in categorical)) if categorical else []
-    if any(c < 0 or c >= d for c in cat):
-        raise ConfigError(f"categorical column indices must be in 0..{d - 1} (got {categorical!r})")
-    if cat and len(cat) == d:
-        raise ConfigError("SMOTENC needs at least one non-categorical column (all were categorical)")
     from imblearn.over_sampling import SMOTE, SMOTENC
 
     strategy = {minority: n_min + n_new}
