@@ -20,6 +20,8 @@ def reference(tx: pd.DataFrame, node_ids, rates, vocab) -> pd.DataFrame:
     received = tx["amount_received"] * tx["receiving_currency"].map(rate)
     btc_cur = vocab["currencies"].index("Bitcoin")
     btc_fmt = vocab["payment_formats"].index("Bitcoin")
+    dt = pd.to_datetime(tx["timestamp"], unit="s")
+    hour, weekday = dt.dt.hour.to_numpy(), dt.dt.day_of_week.to_numpy()
     out = []
     for node in sorted(set(int(i) for i in node_ids)):
         sent = tx["src"] == node
@@ -29,7 +31,6 @@ def reference(tx: pd.DataFrame, node_ids, rates, vocab) -> pd.DataFrame:
         side_amt = np.where(sent[mine], paid[mine], received[mine])
         side_cur = np.where(sent[mine], tx["payment_currency"][mine], tx["receiving_currency"][mine])
         cp_bank = np.where(sent[mine], tx["to_bank"][mine], tx["from_bank"][mine])
-        ts = pd.to_datetime(tx["timestamp"][mine], unit="s")
         count = int(mine.sum())
         r["transaction_count"] = count
         r["total_sent"] = sum(paid[sent].tolist())  # sequential, in row order
@@ -42,8 +43,8 @@ def reference(tx: pd.DataFrame, node_ids, rates, vocab) -> pd.DataFrame:
         r["transaction_frequency"] = count / max(1.0, span)
         r["currency_diversity"] = len(set(side_cur.tolist()))
         r["bank_diversity"] = len(set(cp_bank.tolist()))
-        r["night_ratio"] = float(ts.dt.hour.isin([22, 23, 0, 1, 2, 3, 4, 5, 6]).mean()) if count else 0.0
-        r["weekend_ratio"] = float((ts.dt.day_of_week >= 5).mean()) if count else 0.0
+        r["night_ratio"] = float(np.isin(hour[mine], [22, 23, 0, 1, 2, 3, 4, 5, 6]).mean()) if count else 0.0
+        r["weekend_ratio"] = float((weekday[mine] >= 5).mean()) if count else 0.0
         crypto = (side_cur == btc_cur) | (tx["payment_format"][mine] == btc_fmt).to_numpy()
         r["is_crypto_bank"] = int(crypto.any())
         r["is_international"] = int(r["currency_diversity"] > 1)
