@@ -129,14 +129,21 @@ def test_changed_input_file_recomputes_everything(baseline, tmp_path):
     assert result.graph.num_edges == baseline[1].graph.num_edges - 50
 
 
-def test_damaged_chunk_is_recomputed_alone(baseline, tmp_path):
+def test_only_needed_work_is_redone_after_damage(baseline, tmp_path):
     ckpt = _copy(baseline, tmp_path)
     store = CheckpointStore(ckpt)
+    # A lost intermediate chunk is not needed while the checkpoints after it are valid.
     store.delete("node_features_chunk_1")
     result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
                                chunk_rows=2_500, chunk_size=700)
-    assert result.chunks_computed.get("node_features") == 1
-    assert "node_features" in result.computed
+    assert result.computed == [] and result.chunks_computed == {}
+    # Once the steps after it are gone too, exactly that chunk is recomputed.
+    for name in ("node_features", "normalized", "graph_created"):
+        store.delete(name)
+    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
+                               chunk_rows=2_500, chunk_size=700)
+    assert result.computed == ["node_features", "normalized", "graph_created"]
+    assert result.chunks_computed == {"node_features": 1, "normalized": 0}
     assert graph_digest(result.graph) == baseline[2]
 
 

@@ -175,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         print("amlgraph: error: out of memory; rerun with a smaller --chunk-size "
               "(completed checkpoints are kept)", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
+        if debug:
+            raise
+        print(f"amlgraph: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+              "the traceback; completed checkpoints are kept)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

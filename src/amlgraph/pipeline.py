@@ -27,12 +27,14 @@ DEPS: dict[str, tuple[str, ...]] = {
     "node_features": ("data_loaded",),
     "edge_features": ("data_loaded",),
     "normalized": ("data_loaded", "node_features", "edge_features"),
-    "imbalanced": ("normalized",),
+    "imbalanced": ("edge_features", "normalized"),
     "weights": ("data_loaded",),
     "graph_created": ("data_loaded", "normalized", "imbalanced", "weights"),
 }
 
-# The code a step's result depends on (module name prefixes under amlgraph).
+# The code a step's result depends on (module name prefixes under amlgraph). The orchestration
+# modules (pipeline_steps, tasks) shape every step's output, so every key includes them.
+_RUNNER = ("amlgraph.pipeline_steps", "amlgraph.tasks")
 CODE: dict[str, tuple[str, ...]] = {
     "data_loaded": ("amlgraph.ingest", "amlgraph.steps.data_loaded", "amlgraph.steps.currency",
                     "amlgraph.schema"),
@@ -118,7 +120,7 @@ class Run:
             comp = {
                 "step": step,
                 "params": self.cfg.step_params(step),
-                "code": code_version(CODE[step]),
+                "code": code_version(CODE[step] + _RUNNER),
                 "inputs": {dep: self.keys[dep] for dep in DEPS[step]},
                 "files": files if step == "data_loaded" else {},
                 "version": __version__,
@@ -230,10 +232,7 @@ class Run:
 
 def _parts(ckpt: Any) -> list[dict]:
     """The chunk (and helper) checkpoints a step checkpoint depends on, as recorded in it."""
-    try:
-        return list(ckpt.value("parts"))
-    except (KeyError, FileNotFoundError):
-        return []
+    return list(ckpt.value("parts")) if "parts" in ckpt.values else []
 
 
 def code_version(prefixes: tuple[str, ...]) -> str:

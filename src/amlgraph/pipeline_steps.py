@@ -73,8 +73,7 @@ def _read(run: Any, chunk_rows: int) -> dict:
 def data_loaded(run: Any) -> None:
     from amlgraph.ingest import match_patterns, read_accounts, read_patterns
     from amlgraph.steps.currency import usd_rates
-    from amlgraph.steps.data_loaded import (build_node_index, build_vocab, day_counts,
-                                            temporal_split_boundaries)
+    from amlgraph.steps.data_loaded import build_node_index, build_vocab
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
@@ -93,9 +92,10 @@ def data_loaded(run: Any) -> None:
     formats = raw.select(pl.col("payment_format").unique()).collect()["payment_format"].to_list()
     vocab = build_vocab(cats, formats, nodes["bank"].unique().to_list())
 
-    days = raw.group_by((pl.col("timestamp") // 86400).alias("day")).agg(pl.len().alias("n")).collect()
-    counts = {int(d): int(n) for d, n in zip(days["day"], days["n"])}
-    boundaries = [int(b) for b in temporal_split_boundaries(counts, cfg.split_fractions)]
+    counts, boundaries, unit = _split_boundaries(raw, cfg.split_fractions)
+    if unit != 86_400:
+        run.log.line(f"⚠  fewer than 3 days of transactions: the temporal split uses "
+                     f"{'hours' if unit == 3_600 else 'minutes'} instead of days")
     t_min = raw.select(pl.col("timestamp").min()).collect().item()
     t0 = int(t_min // 86400 * 86400)
 
@@ -106,7 +106,7 @@ def data_loaded(run: Any) -> None:
                      pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16),
                      (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
              .collect())
-    rates, rate_warnings = usd_rates(pairs)
+    rates, rate_warnings = usd_rates(pairs, vocab=vocab)
     for w in rate_warnings:
         run.log.line(f"⚠  {w}")
 
@@ -141,13 +141,32 @@ def data_loaded(run: Any) -> None:
     store.save("data_loaded", step="data_loaded", key=run.keys["data_loaded"],
                key_components=run.components["data_loaded"],
                tables={"patterns": patterns},
-               values={"vocab": vocab, "boundaries": boundaries, "day_counts": {str(k): v for k, v in counts.items()},
+               values={"vocab": vocab, "boundaries": boundaries, "split_unit_s": unit,
+                       "bucket_counts": {str(k): v for k, v in counts.items()},
                        "t0": t0, "usd_per_unit": {str(k): v for k, v in rates.items()},
                        "summary": summary, "parts": parts, "config": _config_record(run)},
                metadata={"num_accounts": nodes.height, "num_transactions": read["rows"]})
     run.log.ok(f"Loaded {read['rows']:,} transactions, {nodes.height:,} accounts, "
                f"{int(patterns['attempt_id'].n_unique()) if patterns.height else 0} laundering attempts; "
                f"split train/val/test = {summary['split_counts']}")
+
+
+def _split_boundaries(raw: pl.LazyFrame, fractions) -> tuple[dict[int, int], list[int], int]:
+    """Multi-GNN's day-bucket split; hours, then minutes, when the data spans under 3 days.
+
+    Returns the bucket counts, the two boundaries in epoch seconds and the bucket width.
+    """
+    from amlgraph.errors import InputError
+    from amlgraph.steps.data_loaded import temporal_split_boundaries
+
+    for unit in (86_400, 3_600, 60):
+        buckets = raw.group_by((pl.col("timestamp") // unit).alias("b")).agg(pl.len().alias("n")).collect()
+        if buckets.height >= 3:
+            counts = {int(b): int(n) for b, n in zip(buckets["b"], buckets["n"])}
+            b1, b2 = temporal_split_boundaries(counts, fractions)
+            return counts, [int(b1) * unit, int(b2) * unit], unit
+    raise InputError("the transactions span fewer than 3 distinct minutes; a temporal "
+                     "train/validation/test split is impossible", hint="use more rows (--sample-size)")
 
 
 def _config_record(run: Any) -> dict:
@@ -280,14 +299,18 @@ def _train_rows(run: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def imbalanced(run: Any) -> None:
     from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES
-    from amlgraph.steps.imbalanced import resample_minority
+    from amlgraph.steps.imbalanced import resample
 
     cfg = run.cfg
     x_min, y_train = _train_rows(run)
     cols = _value(run, "normalized", "edge_columns")
     categorical = [i for i, c in enumerate(cols) if c in CATEGORICAL_EDGE_FEATURES]
-    res = resample_minority(x_min, y_train, strategy=cfg.strategy, k_neighbors=cfg.k_neighbors,
-                            target_ratio=cfg.target_ratio, categorical=categorical, seed=cfg.seed)
+    # SMOTE interpolates between minority rows only; the majority rows enter through their count.
+    n_maj = int((y_train == 0).sum())
+    X = np.concatenate([x_min, np.broadcast_to(np.zeros((1, x_min.shape[1]), np.float32), (n_maj, x_min.shape[1]))])
+    y = np.concatenate([np.ones(len(x_min), np.int8), np.zeros(n_maj, np.int8)])
+    res = resample(X, y, strategy=cfg.strategy, k_neighbors=cfg.k_neighbors,
+                   target_ratio=cfg.target_ratio, categorical=categorical, seed=cfg.seed)
     for w in res.warnings:
         run.log.line(f"⚠  {w}")
     arrays = {"X_synthetic": res.X_synthetic, "y_synthetic": res.y_synthetic}

@@ -35,13 +35,15 @@ def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
 def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries: list[int],
                  vocab: dict, chunk: int) -> dict:
     """Raw reader batch -> coded transactions (row order) and the same rows keyed by node."""
-    from amlgraph.steps.data_loaded import assign_split, encode_transactions
+    from amlgraph.steps.data_loaded import encode_transactions
 
     raw = _load(store, read_chunk).table("raw")
     nodes = _load(store, "data_loaded_index").table("nodes")
     tx = encode_transactions(raw, nodes, vocab)
-    tx = tx.with_columns(pl.Series("split", assign_split(tx["timestamp"].to_numpy(), tuple(boundaries)),
-                                   dtype=pl.Int8))
+    # boundaries are epoch seconds: train < b1 <= val < b2 <= test
+    b1, b2 = boundaries
+    tx = tx.with_columns(((pl.col("timestamp") >= b1).cast(pl.Int8) + (pl.col("timestamp") >= b2).cast(pl.Int8))
+                         .alias("split"))
     # Each row once per distinct endpoint, sorted by node: a node_features chunk (a node-id range)
     # then reads only its own row groups of every file.
     by_node = (pl.concat([tx.with_columns(pl.col("src").alias("node")),
