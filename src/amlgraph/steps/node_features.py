@@ -145,10 +145,13 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     pair_pos = np.stack([s_all, np.where(is_self, -1, r_all)], axis=1).ravel()
     side_idx = np.flatnonzero(pair_pos >= 0)
     side_pos, side_rows = pair_pos[side_idx], side_idx // 2
-    is_send = side_idx % 2 == 0
-    side_amt = np.where(is_send, paid[side_rows], received[side_rows])
-    side_cur = np.where(is_send, pay_cur[side_rows], rec_cur[side_rows])
-    side_cp_bank = np.where(is_send, to_bank[side_rows], from_bank[side_rows])
+
+    def side(sent_value: np.ndarray, received_value: np.ndarray) -> np.ndarray:
+        return np.stack([sent_value, received_value], axis=1).ravel()[side_idx]
+
+    side_amt = side(paid, received)
+    side_cur = side(pay_cur, rec_cur)
+    side_cp_bank = side(to_bank, from_bank)
     side_ts, side_fmt = ts[side_rows], fmt[side_rows]
 
     f: dict[str, np.ndarray] = {}
