@@ -117,3 +117,14 @@ def test_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         resample(X, y, **kwargs)
     assert "smote" in STRATEGIES
+
+
+def test_majority_given_as_a_broadcast_block():
+    """Majority rows may be one broadcast row repeated (no copy); the result is unchanged."""
+    X, y = _data(seed=8, rate=0.05)
+    full = resample(X, y, target_ratio=0.5, seed=4)
+    n_maj = int((y == 0).sum())
+    X_b = np.concatenate([X[y == 1], np.broadcast_to(np.zeros((1, 4)), (n_maj, 4))])
+    y_b = np.concatenate([np.ones(int(y.sum()), np.int8), np.zeros(n_maj, np.int8)])
+    np.testing.assert_array_equal(resample(X_b, y_b, target_ratio=0.5, seed=4).X_synthetic,
+                                  full.X_synthetic)

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from amlgraph.errors import ConfigError
@@ -159,3 +161,21 @@ def test_empty_inputs(make_tx, vocab):
 def test_missing_rate_is_config_error(make_tx, vocab):
     with pytest.raises(ConfigError, match="no rate"):
         node_features(make_tx(), np.arange(3), usd_per_unit={0: 1.0}, vocab=vocab)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), parts=st.integers(1, 6), chunk=st.integers(1, 200))
+def test_partition_and_row_chunking_property(make_tx, vocab, seed, parts, chunk):
+    """Any partition of the nodes, each fed only its own rows in any order, is bit-identical."""
+    tx = make_tx(n=250, n_nodes=40, seed=seed)
+    ids = np.arange(40)
+    whole = node_features(tx, ids, usd_per_unit=RATES, vocab=vocab)
+    label = np.random.default_rng(seed).integers(0, parts, len(ids))
+    pieces = []
+    for p in range(parts):
+        mine = ids[label == p]
+        rows = tx.filter(pl.col("src").is_in(mine) | pl.col("dst").is_in(mine))
+        rows = pl.concat(list(rows.iter_slices(chunk))[::-1]) if rows.height else rows
+        pieces.append(node_features(rows, mine, usd_per_unit=RATES, vocab=vocab))
+    assert_frame_equal(pl.concat(pieces).sort("node_id"), whole, check_exact=True)
