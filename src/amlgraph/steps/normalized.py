@@ -26,10 +26,19 @@ def columns_to_scale(names: Iterable[str], categorical: Iterable[str],
 
 
 def _sequential_sum(carry: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``carry + x[0] + x[1] + ...`` per column, added strictly left to right."""
+    """``carry + x[0] + x[1] + ...`` per column, added strictly left to right.
+
+    Column by column, so the extra memory is one column (n + 1 floats), not a copy of ``x``.
+    """
     if len(x) == 0:
         return carry
-    return np.cumsum(np.vstack([carry[None, :], x]), axis=0)[-1]
+    out = np.empty_like(carry)
+    column = np.empty(len(x) + 1, dtype=np.float64)
+    for j in range(x.shape[1]):
+        column[0] = carry[j]
+        column[1:] = x[:, j]
+        out[j] = np.cumsum(column)[-1]
+    return out
 
 
 class StandardScaler:
