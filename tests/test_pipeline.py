@@ -179,3 +179,16 @@ def micro_reference(micro_data):
     one = run_preprocessing(data_path=micro_data, store=MemoryStore(), quiet=True,
                             chunk_size=10**9, chunk_rows=10**9)
     return one.graph.num_nodes, one.graph.num_edges, graph_digest(one.graph)
+
+
+def test_seed_entry_point_writes_checkpoints_beside_the_data(tiny_data, tmp_path):
+    from amlgraph import run_simple_preprocessing
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    G, nf, ef, labels, weights = run_simple_preprocessing(str(data), sample_size=4_000, quiet=True)
+    assert (data / "checkpoints_4000" / "graph_created").is_dir()
+    assert G.num_edges == 4_000 and nf.shape == G.x.shape and ef.shape == G.edge_attr.shape
+    assert isinstance(ef, np.memmap)  # memory-mapped from the checkpoint, not copied
+    again = run_simple_preprocessing(str(data), sample_size=4_000, resume_from="imbalanced", quiet=True)
+    assert np.array_equal(again[3], labels) and again[4] == weights

@@ -167,3 +167,27 @@ def resume_from_checkpoint(checkpoint_dir: str | os.PathLike, step: str) -> tupl
     if _step_of(step) not in STEPS:
         raise ConfigError(f"step must be one of {{{', '.join(STEPS)}}} or '<step>_chunk_<i>' (got {step!r})")
     return load_checkpoint(checkpoint_dir, step)
+
+
+def run_simple_preprocessing(data_path, sample_size=10000, resume_from=None, chunk_size=1000, *,
+                             checkpoint_dir=None, **options):
+    """The seed's entry point: run the pipeline, return its five results.
+
+    Args:
+        data_path: directory holding ``*_Trans.csv`` (and optionally the accounts and patterns files).
+        sample_size: the first N transactions in file order (None: all), as the seed sampled.
+        resume_from: a step name; checkpoints through it are reused, the steps after recomputed.
+        chunk_size: accounts per node_features chunk, as the seed's ``chunk_size``.
+        checkpoint_dir: default ``<data_path>/checkpoints_<sample_size>``.
+        **options: any other field of :class:`amlgraph.config.PipelineConfig`.
+
+    Returns:
+        ``(G, node_features, edge_features, edge_labels, class_weights)``: the TransactionGraph,
+        normalised node features of shape (N, F), edge features of shape (E, D), edge labels of
+        shape (E,) and ``{0: w0, 1: w1}``. The arrays are memory-mapped from the checkpoints.
+    """
+    from amlgraph.pipeline import run_preprocessing
+
+    result = run_preprocessing(data_path=data_path, sample_size=sample_size, resume_from=resume_from,
+                               chunk_size=chunk_size, checkpoint_dir=checkpoint_dir, **options)
+    return result.as_seed_tuple()
