@@ -139,14 +139,14 @@ def _write_trans(path: Path, preset: Preset, world: World, timeline: Timeline,
             rows = Rows.concat([part, laundering.rows.take(np.flatnonzero(chunk_of == k))])
             # nearly, not strictly, time-ordered: sort on the time plus noise
             order = np.argsort(rows.t + rng.normal(0.0, SHUFFLE_MINUTES, len(rows)))
-            write_rows(handle, frame(rows.take(order), world.bank_of, world.bank_text, world.account_text))
+            write_rows(handle, frame(rows.take(order), world.party))
 
 
 def _write_patterns(path: Path, world: World, laundering: Laundering) -> int:
     """Write one BEGIN/END block per reported attempt; return the number of rows in blocks."""
     in_block = laundering.reported[np.maximum(laundering.attempt, 0)] & (laundering.attempt >= 0)
     index = np.flatnonzero(in_block)
-    text = lines(frame(laundering.rows.take(index), world.bank_of, world.bank_text, world.account_text))
+    text = lines(frame(laundering.rows.take(index), world.party))
     attempt = laundering.attempt[index]
     starts = np.flatnonzero(np.diff(attempt, prepend=-1))
     ends = np.append(starts[1:], attempt.size)

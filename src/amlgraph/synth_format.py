@@ -11,7 +11,8 @@ import polars as pl
 from amlgraph.schema import CURRENCIES, PAYMENT_FORMATS, TIMESTAMP_FORMAT, TRANS_HEADER
 
 _CURRENCY = pl.Series(CURRENCIES, dtype=pl.String)
-_FORMAT = pl.Series(PAYMENT_FORMATS, dtype=pl.String)
+# "<Payment Currency>,<Payment Format>,<Is Laundering>" at index currency * 14 + format * 2 + label
+_TAIL = pl.Series([f"{c},{f},{y}" for c in CURRENCIES for f in PAYMENT_FORMATS for y in (0, 1)])
 _MINUTE_US = 60_000_000
 HEADER_LINE = ",".join(TRANS_HEADER) + "\n"
 
@@ -48,22 +49,31 @@ class Rows:
         return Rows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)))
 
 
-def frame(rows: Rows, bank_of: np.ndarray, bank_text: pl.Series, account_text: pl.Series) -> pl.DataFrame:
-    """The 11 Trans.csv columns of ``rows`` (positional names c0..c10: the header repeats 'Account')."""
-    src = pl.Series(rows.src, dtype=pl.Int64)
-    dst = pl.Series(rows.dst, dtype=pl.Int64)
+def party_text(bank_of: np.ndarray, bank_text: pl.Series, account_text: pl.Series) -> pl.Series:
+    """Per account, the two Trans fields ``<padded bank>,<account>`` as one string."""
+    return pl.DataFrame({"b": bank_text.gather(pl.Series(bank_of, dtype=pl.Int64)), "a": account_text}).select(
+        pl.concat_str("b", "a", separator=","))["b"]
+
+
+def frame(rows: Rows, party: pl.Series) -> pl.DataFrame:
+    """The Trans columns of ``rows``, some fields pre-joined with commas (write unquoted).
+
+    Fewer, wider columns make the CSV writer several times cheaper; the text is the same.
+
+    Args:
+        rows: the rows to format.
+        party: per account, ``<padded bank>,<account>`` (see :func:`party_text`).
+    """
+    tail = (pl.Series(rows.pay.astype(np.int64) * 14 + rows.fmt.astype(np.int64) * 2
+                      + rows.label.astype(np.int64)))
     return pl.DataFrame([
         _timestamps(rows.t).alias("c0"),
-        bank_text.gather(bank_of[rows.src]).alias("c1"),
-        account_text.gather(src).alias("c2"),
-        bank_text.gather(bank_of[rows.dst]).alias("c3"),
-        account_text.gather(dst).alias("c4"),
+        party.gather(pl.Series(rows.src, dtype=pl.Int64)).alias("c1"),
+        party.gather(pl.Series(rows.dst, dtype=pl.Int64)).alias("c3"),
         _cents(rows.received).alias("c5"),
         _CURRENCY.gather(rows.recv.astype(np.int64)).alias("c6"),
         _cents(rows.paid).alias("c7"),
-        _CURRENCY.gather(rows.pay.astype(np.int64)).alias("c8"),
-        _FORMAT.gather(rows.fmt.astype(np.int64)).alias("c9"),
-        pl.Series("c10", rows.label, dtype=pl.Int8),
+        _TAIL.gather(tail).alias("c8"),
     ])
 
 
@@ -84,7 +94,7 @@ def _cents(amount: np.ndarray) -> pl.Series:
 
 def write_rows(handle: BinaryIO, table: pl.DataFrame) -> None:
     """Append ``table`` to an open binary file as IBM Trans lines (no header)."""
-    table.write_csv(handle, include_header=False, line_terminator="\n")
+    table.write_csv(handle, include_header=False, line_terminator="\n", quote_style="never")
 
 
 def lines(table: pl.DataFrame) -> list[str]:

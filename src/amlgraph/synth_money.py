@@ -62,8 +62,8 @@ def to_amounts(usd: np.ndarray, pay_cur: np.ndarray, recv_cur: np.ndarray,
     """
     paid = usd * RATE[pay_cur]
     if round_to is not None:
-        unit = np.where(round_to > 0, round_to, 1.0)
-        paid = np.where(round_to > 0, np.maximum(np.round(paid / unit), 1.0) * unit, paid)
+        some = np.flatnonzero(round_to > 0)
+        paid[some] = np.maximum(np.round(paid[some] / round_to[some]), 1.0) * round_to[some]
     paid = np.maximum(np.round(paid, 2), 0.01)
     same = pay_cur == recv_cur
     received = np.where(same, paid, np.round(paid * (RATE[recv_cur] / RATE[pay_cur]), 2))

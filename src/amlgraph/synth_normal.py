@@ -27,6 +27,7 @@ for _name, (_m, _s) in {"ACH": (2500, 1.9), "Bitcoin": (400, 1.6), "Cash": (350,
                         "Cheque": (1800, 1.7), "Credit Card": (120, 1.3),
                         "Reinvestment": (3000, 1.9), "Wire": (9000, 1.8)}.items():
     _MEDIAN[FMT[_name]], _SPREAD[FMT[_name]] = _m, _s
+_LOG_MEDIAN = np.log(_MEDIAN)
 # Probability that a payment between countries is received in the payee's currency, per format.
 NORMAL_CROSS = np.zeros(7)
 for _name, _p in {"ACH": 0.25, "Wire": 0.4, "Cheque": 0.03, "Credit Card": 0.02}.items():
@@ -88,11 +89,12 @@ def normal_rows(world: World, timeline: Timeline, first: int, n: int, total: int
     pay = np.where(btc, BTC, world.home[src]).astype(np.int8)
     cross = (rng.random(n) < NORMAL_CROSS[fmt]) & ~is_self
     recv = np.where(cross, world.home[dst], pay).astype(np.int8)
-    usd = world.scale[src] * rng.lognormal(np.log(_MEDIAN[fmt]), _SPREAD[fmt])
+    usd = world.scale[src] * np.exp(_LOG_MEDIAN[fmt] + _SPREAD[fmt] * rng.standard_normal(n))
     usd = np.where(pay != recv, np.maximum(usd, 1.0), usd)
-    local = usd * RATE[pay]
-    unit = 10.0 ** np.maximum(np.floor(np.log10(np.maximum(local, 1e-9))) - 1, 0)
-    round_to = np.where((rng.random(n) < ROUND_SHARE) & ~btc, unit, 0.0)
+    round_to = np.zeros(n)
+    rounded = np.flatnonzero((rng.random(n) < ROUND_SHARE) & ~btc)
+    local = usd[rounded] * RATE[pay[rounded]]   # two significant digits in the paying currency
+    round_to[rounded] = 10.0 ** np.maximum(np.floor(np.log10(np.maximum(local, 1e-9))) - 1, 0)
     paid, received = to_amounts(usd, pay, recv, round_to)
     return Rows(t, src.astype(np.int64), dst.astype(np.int64), pay, recv, fmt.astype(np.int8),
                 paid, received,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from amlgraph.synth_format import party_text
 from amlgraph.synth_money import COUNTRY_CURRENCY, COUNTRY_NAMES, COUNTRY_SHARE
 from amlgraph.synth_presets import IDLE_FRACTION, Preset
 
@@ -61,6 +62,7 @@ class World:
     bank_country: np.ndarray   # (n_banks,) int16
     bank_text: pl.Series       # (n_banks,) zero-padded bank ids as written in Trans.csv
     account_text: pl.Series    # (n_accounts,) 9 hex characters
+    party: pl.Series           # (n_accounts,) "<padded bank>,<account>" as written in Trans.csv
     entity_of: np.ndarray      # (n_accounts,) int64 entity index
 
     @property
@@ -126,13 +128,15 @@ def build_world(preset: Preset, rng: np.random.Generator) -> World:
     crypto = np.flatnonzero(rng.random(n_active) < CRYPTO).astype(np.int32)
     if crypto.size < 2:
         crypto = np.arange(min(2, n_active), dtype=np.int32)
+    account_text = hex_strings(code, 9)
     return World(
         n_active=n_active, bank_of=all_bank, code=code,
         home=COUNTRY_CURRENCY[country[all_bank]], scale=scale, send_urn=make_urn(activity),
         recv_urn=recv_urn, neighbours=neighbours, crypto=crypto,
         crypto_urn=make_urn(activity[crypto], crypto),
         sweep=rng.permutation(n_active).astype(np.int32), bank_ids=ids, bank_country=country,
-        bank_text=bank_text, account_text=hex_strings(code, 9), entity_of=entity_of,
+        bank_text=bank_text, account_text=account_text,
+        party=party_text(all_bank, bank_text, account_text), entity_of=entity_of,
     )
 
 
