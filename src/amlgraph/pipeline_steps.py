@@ -299,18 +299,14 @@ def _train_rows(run: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def imbalanced(run: Any) -> None:
     from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES
-    from amlgraph.steps.imbalanced import resample
+    from amlgraph.steps.imbalanced import resample_training
 
     cfg = run.cfg
     x_min, y_train = _train_rows(run)
     cols = _value(run, "normalized", "edge_columns")
     categorical = [i for i, c in enumerate(cols) if c in CATEGORICAL_EDGE_FEATURES]
-    # SMOTE interpolates between minority rows only; the majority rows enter through their count.
-    n_maj = int((y_train == 0).sum())
-    X = np.concatenate([x_min, np.broadcast_to(np.zeros((1, x_min.shape[1]), np.float32), (n_maj, x_min.shape[1]))])
-    y = np.concatenate([np.ones(len(x_min), np.int8), np.zeros(n_maj, np.int8)])
-    res = resample(X, y, strategy=cfg.strategy, k_neighbors=cfg.k_neighbors,
-                   target_ratio=cfg.target_ratio, categorical=categorical, seed=cfg.seed)
+    res = resample_training(x_min, y_train, strategy=cfg.strategy, k_neighbors=cfg.k_neighbors,
+                            target_ratio=cfg.target_ratio, categorical=categorical, seed=cfg.seed)
     for w in res.warnings:
         run.log.line(f"⚠  {w}")
     arrays = {"X_synthetic": res.X_synthetic, "y_synthetic": res.y_synthetic}

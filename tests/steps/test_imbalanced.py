@@ -128,3 +128,21 @@ def test_majority_given_as_a_broadcast_block():
     y_b = np.concatenate([np.ones(int(y.sum()), np.int8), np.zeros(n_maj, np.int8)])
     np.testing.assert_array_equal(resample(X_b, y_b, target_ratio=0.5, seed=4).X_synthetic,
                                   full.X_synthetic)
+
+
+def test_resample_training_equals_resample_on_the_full_training_set():
+    from amlgraph.steps.imbalanced import resample, resample_training
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 4)).astype(np.float32)
+    X[:, 3] = rng.integers(0, 5, 400)
+    y = (rng.random(400) < 0.06).astype(np.int8)
+    full = resample(X, y, strategy="smote", target_ratio=0.5, categorical=[3], seed=1)
+    light = resample_training(X[y == 1], y, strategy="smote", target_ratio=0.5, categorical=[3], seed=1)
+    assert light.X_synthetic.shape[0] > 0
+    np.testing.assert_array_equal(light.X_synthetic, full.X_synthetic)
+    under = resample_training(X[y == 1], y, strategy="random_under", target_ratio=0.5, seed=1)
+    ref = resample(X, y, strategy="random_under", target_ratio=0.5, seed=1)
+    np.testing.assert_array_equal(under.keep_index, ref.keep_index)
+    assert y[under.keep_index].sum() == y.sum()  # every minority row kept
+    assert resample_training(X[y == 1], y, strategy="none").X_synthetic.shape == (0, 4)

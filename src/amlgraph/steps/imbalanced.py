@@ -130,3 +130,44 @@ def _smote(X, y, minority, n_min, n_maj, ratio, k, cat, seed) -> ResampleResult:
     X_res, y_res = sampler.fit_resample(X_small, y_small)
     X_syn = np.asarray(X_res[len(X_small):], dtype=np.float32)
     return ResampleResult(X_syn, np.full(len(X_syn), minority, dtype=np.int8), None, warnings)
+
+
+def resample_training(X_minority: np.ndarray, y_train: np.ndarray, *, strategy: str = "smote",
+                      k_neighbors: int = 5, target_ratio: float = 0.1,
+                      categorical: list[int] | None = None, seed: int = 0) -> ResampleResult:
+    """:func:`resample` for training sets too large to hold: minority rows plus all labels.
+
+    SMOTE interpolates between minority rows only; the majority rows enter only through their
+    count, and random undersampling needs only the labels. So the caller passes the label-1
+    training rows' features and the training labels, never the majority features.
+
+    Args:
+        X_minority: features of the training rows labelled 1, shape (n_minority, d), in row order.
+        y_train: all training labels (0/1) of shape (n_train,), in row order.
+        strategy, k_neighbors, target_ratio, categorical, seed: as in :func:`resample`.
+
+    Returns:
+        A :class:`ResampleResult`; ``keep_index`` (random_under) indexes ``y_train``.
+    """
+    X_minority = np.asarray(X_minority)
+    y_train = np.asarray(y_train)
+    d = X_minority.shape[1]
+    n_min, n_maj = int((y_train == 1).sum()), int((y_train == 0).sum())
+    if n_min != len(X_minority):
+        raise ConfigError(f"X_minority has {len(X_minority)} rows but y_train has {n_min} ones")
+    if strategy != "smote":
+        # "none" and "random_under" need only the labels: a zero-width matrix stands in for X.
+        res = resample(np.empty((len(y_train), 0), np.float32), y_train, strategy=strategy,
+                       k_neighbors=k_neighbors, target_ratio=target_ratio, seed=seed)
+        return ResampleResult(np.zeros((0, d), np.float32), res.y_synthetic, res.keep_index, res.warnings)
+    if n_min == 0 or n_maj == 0 or n_min >= n_maj:
+        return _empty(d, [f"smote: needs label 1 as the minority class (got {n_min} ones, "
+                          f"{n_maj} zeros); no resampling"])
+    if not 0 < target_ratio <= 1:
+        raise ConfigError(f"target_ratio must be in (0, 1] (got {target_ratio!r})")
+    if k_neighbors < 1:
+        raise ConfigError(f"k_neighbors must be >= 1 (got {k_neighbors!r})")
+    X = np.vstack([X_minority, np.zeros((1, d), X_minority.dtype)])
+    y = np.concatenate([np.ones(n_min, np.int8), np.zeros(1, np.int8)])
+    cat = sorted(set(int(c) for c in categorical)) if categorical else []
+    return _smote(X, y, 1, n_min, n_maj, target_ratio, k_neighbors, cat, seed)
