@@ -22,6 +22,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BOM = b"\xef\xbb\xbf"
 BLANK_LINES = ("", "\n", "\r\n")
 _SAMPLE_BYTES = 4
+_COMPRESSED_READ = 1 << 16
 
 
 class _ZstdStream:
@@ -83,18 +84,6 @@ def open_binary(path: Path):
     return fh
 
 
-def _read(stream, size: int, path: Path, next_line: int) -> bytes:
-    try:
-        return stream.read(size)
-    except MemoryError:
-        raise
-    except Exception as exc:  # EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError, OSError
-        raise InputError(f"cannot decompress the file, it is truncated or corrupt ({exc})",
-                         path=str(path), line=next_line,
-                         hint="the rows before this line were readable; re-download or recompress "
-                              "the file") from exc
-
-
 def _check_text(buf: bytes, path: Path, first_line: int, columns: tuple[str, ...]) -> None:
     """Fail on NUL bytes or invalid UTF-8, naming the line and column of the first bad byte."""
     nul = buf.find(b"\x00")
@@ -130,6 +119,9 @@ class LineSource:
     def __init__(self, path: Path, *, block_bytes: int, columns: tuple[str, ...], has_header: bool = True):
         self.path, self.block_bytes, self.columns = Path(path), max(int(block_bytes), 1 << 12), columns
         self._stream = open_binary(self.path)
+        # Compressed streams are read in small steps so that a decompression error is located.
+        compressed = isinstance(self._stream, (gzip.GzipFile, _ZstdStream))
+        self._read_bytes = _COMPRESSED_READ if compressed else self.block_bytes
         self._carry, self._eof = b"", False
         self._first_line = 2 if has_header else 1
         first = self._next_block(first_line=1)
@@ -146,20 +138,28 @@ class LineSource:
         self.header = head.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
 
     def _next_block(self, first_line: int) -> bytes | None:
-        """Next run of complete lines (the last line of the file may lack its terminator)."""
-        buf = self._carry
-        while not self._eof:
-            data = _read(self._stream, self.block_bytes, self.path, first_line + buf.count(b"\n"))
+        """Next run of complete lines, about block_bytes long (the file's last line may lack `\\n`)."""
+        parts, size, has_newline = [self._carry], len(self._carry), b"\n" in self._carry
+        while not self._eof and (size < self.block_bytes or not has_newline):
+            try:
+                data = self._stream.read(self._read_bytes)
+            except MemoryError:
+                raise
+            except Exception as exc:  # EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError, OSError
+                line = first_line + sum(part.count(b"\n") for part in parts)
+                raise InputError(f"compressed data is truncated or corrupt ({exc})", path=str(self.path),
+                                 line=line, hint="the lines before this one were readable; re-download "
+                                                 "or recompress the file") from exc
             if not data:
                 self._eof = True
                 break
-            buf += data
-            cut = buf.rfind(b"\n")
-            if cut >= 0:
-                self._carry = buf[cut + 1:]
-                return buf[:cut + 1]
-        self._carry = b""
-        return buf or None
+            parts.append(data)
+            size += len(data)
+            has_newline = has_newline or b"\n" in data
+        buf = b"".join(parts)
+        cut = buf.rfind(b"\n") if not self._eof else len(buf) - 1
+        self._carry = buf[cut + 1:]
+        return buf[:cut + 1] or None
 
     def __iter__(self) -> Iterator[tuple[pl.Series, int]]:
         """Yield (lines, first line number) with each line's terminator kept (`\\n`, `\\r\\n` or none)."""
