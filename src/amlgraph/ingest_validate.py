@@ -178,9 +178,9 @@ def typed_trans(good: pl.DataFrame) -> pl.DataFrame:
         pl.col("_timestamp").dt.epoch("s").cast(pl.Int64).alias("timestamp"),
         pl.col("_from_bank").alias("from_bank"), pl.col("from_account"),
         pl.col("_to_bank").alias("to_bank"), pl.col("to_account"),
-        (pl.col("_amount_received") + 0.0).alias("amount_received"),  # -0.0 -> 0.0
+        pl.col("_amount_received").abs().alias("amount_received"),  # good rows are >= 0: only -0.0 changes
         pl.col("receiving_currency"),
-        (pl.col("_amount_paid") + 0.0).alias("amount_paid"),
+        pl.col("_amount_paid").abs().alias("amount_paid"),
         pl.col("payment_currency"), pl.col("payment_format"),
         pl.col("is_laundering").cast(pl.Int8),
     )
