@@ -122,3 +122,27 @@ def test_export_command_prints_paths(graph, tmp_path, monkeypatch, capsys, fmt):
     assert printed and all((tmp_path / "out" / p).exists() or p.startswith(str(tmp_path))
                            for p in printed)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def _as_sets(g):
+    nodes = {n: tuple(sorted((a, float(np.float32(b)) if isinstance(b, float) else b)
+                             for a, b in d.items())) for n, d in g.nodes(data=True)}
+    edges = {(u, v, k): tuple(sorted((a, float(np.float32(b)) if isinstance(b, float) else b)
+                                     for a, b in d.items()))
+             for u, v, k, d in g.edges(keys=True, data=True)}
+    return nodes, edges
+
+
+def test_graphml_equals_networkx_own_writer(tmp_path):
+    graph = random_graph(20, 120, seed=12)
+    graph.nodes = graph.nodes.with_columns(
+        account=pl.when(pl.col("node_id") == 3).then(pl.lit('A&<"B>')).otherwise(pl.col("account")))
+    graph.edge_index[:, :4] = [[1, 1, 1, 2], [2, 2, 2, 2]]  # parallel edges and a self-loop
+    [ours] = export_graph(graph, "networkx", tmp_path / "ours")
+    theirs = tmp_path / "theirs.graphml"
+    nx.write_graphml(graph.to_networkx(), theirs)
+    read = dict(node_type=int, edge_key_type=int, force_multigraph=True)
+    a, b = nx.read_graphml(ours, **read), nx.read_graphml(theirs, **read)
+    assert _as_sets(a) == _as_sets(b)
+    assert a.nodes[3]["account"] == 'A&<"B>'
+    assert a.number_of_edges(1, 2) >= 3 and a.has_edge(2, 2)

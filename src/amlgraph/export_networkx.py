@@ -38,10 +38,17 @@ def check_size(graph: "TransactionGraph", *, force: bool, limit: int) -> None:
             "--format parquet")
 
 
-def _columns(names: list[str], matrix: np.ndarray, reserved: tuple[str, ...], what: str) -> dict:
+def check_names(names: list[str], reserved: tuple[str, ...], what: str) -> None:
+    """Feature names must be distinct and must not shadow the fixed attributes."""
     clash = sorted(set(names) & set(reserved))
     if clash:
         raise ConfigError(f"{what} feature names {clash} collide with the attributes {list(reserved)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{what} feature names must be distinct (got {names})")
+
+
+def _columns(names: list[str], matrix: np.ndarray, reserved: tuple[str, ...], what: str) -> dict:
+    check_names(names, reserved, what)
     return {name: matrix[:, j].astype(np.float64).tolist() for j, name in enumerate(names)}
 
 
@@ -80,16 +87,18 @@ def to_networkx(graph: "TransactionGraph", *, force: bool = False, limit: int = 
 
 def write_networkx(graph: "TransactionGraph", out_dir: Path, *, force: bool = False,
                    limit: int = DEFAULT_LIMIT) -> list[Path]:
-    """Write ``graph.graphml``; edge ids in the file are the ``edge_row`` keys.
+    """Write ``graph.graphml`` of the MultiDiGraph; edge ids in the file are the ``edge_row`` keys.
+
+    The size limit is the in-memory one: GraphML readers (networkx among them) build the whole
+    graph in memory, so the export refuses what they could not load either.
 
     Raises:
         ConfigError: above ``limit`` edges without ``force``.
     """
-    import networkx as nx
+    from amlgraph.export_graphml import write_graphml
 
     check_size(graph, force=force, limit=limit)
-    g = to_networkx(graph, force=True)
     path = Path(out_dir) / FILENAME
     with atomic_path(path) as tmp:
-        nx.write_graphml(g, tmp)
+        write_graphml(graph, tmp)
     return [path]
