@@ -25,6 +25,8 @@ import numpy as np
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint_dir", type=Path, nargs="?", help="a finished run's checkpoint directory")
+    p.add_argument("--pyg", type=Path, default=None,
+                   help="read a PyG export (`amlgraph export --format pyg`) instead: needs only torch")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -159,6 +161,23 @@ def train_gbt(graph, y_train: np.ndarray, args) -> dict:
             "val_f1": f1_at(y[split == 1], p_val, threshold), "threshold": threshold}
 
 
+# --- input -----------------------------------------------------------------------------------------
+class PygGraph:
+    """The fields of a TransactionGraph this script uses, read from a PyG export."""
+
+    def __init__(self, data):
+        self.x = data.x.numpy()
+        self.edge_index = data.edge_index.numpy()
+        self.edge_attr = data.edge_attr.numpy()
+        self.y = data.y.numpy().astype(np.int8)
+        self.split = (data.val_mask.numpy() * 1 + data.test_mask.numpy() * 2).astype(np.int8)
+        self.class_weights = dict(data.class_weights)
+        self.num_nodes, self.num_edges = int(data.num_nodes), int(data.edge_index.shape[1])
+
+    def __repr__(self) -> str:
+        return f"PyG export (num_nodes={self.num_nodes}, num_edges={self.num_edges})"
+
+
 # --- driver ----------------------------------------------------------------------------------------
 def pick_device(name: str):
     import torch
@@ -182,6 +201,10 @@ def main(argv: list[str] | None = None, *, graph=None) -> dict:
         ``{"f1": {...}, "seconds": {...}, ...}`` with keys gnn, gbt, gnn_shuffled, gbt_shuffled.
     """
     args = parse_args(argv)
+    if graph is None and args.pyg is not None:
+        from amlgraph.export_pyg import load_pyg
+
+        graph = PygGraph(load_pyg(args.pyg, reverse_edges=False))
     if graph is None:
         if args.checkpoint_dir is None:
             raise SystemExit("give a CHECKPOINT_DIR (the --checkpoint-dir of a finished run)")

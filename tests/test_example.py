@@ -51,3 +51,18 @@ def test_threshold_choice_maximises_validation_f1():
     assert example.f1_at(y, p, threshold) == pytest.approx(max(
         example.f1_at(y, p, t) for t in p))
     assert example.best_threshold(np.zeros(3), p[:3]) == 0.5
+
+
+def test_pyg_export_input_carries_the_same_fields(tmp_path):
+    import numpy as np
+
+    from amlgraph.export import export_graph
+    from amlgraph.export_pyg import load_pyg
+
+    graph = random_graph(30, 200, seed=4)
+    export_graph(graph, "pyg", tmp_path)
+    view = load_example().PygGraph(load_pyg(tmp_path))
+    for name in ("x", "edge_index", "edge_attr", "y", "split"):
+        np.testing.assert_array_equal(getattr(view, name), getattr(graph, name), err_msg=name)
+    assert view.class_weights == graph.class_weights
+    assert (view.num_nodes, view.num_edges) == (30, 200)
