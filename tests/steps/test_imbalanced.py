@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from imblearn.over_sampling import SMOTE, SMOTENC
+from imblearn.over_sampling import SMOTE
 
 from amlgraph.errors import ConfigError
 from amlgraph.steps.imbalanced import STRATEGIES, resample
@@ -42,12 +42,19 @@ def test_smote_equals_imblearn_on_full_x(ratio):
     assert got.keep_index is None and got.warnings == []
 
 
-def test_smotenc_equals_imblearn_and_keeps_valid_codes():
+def test_categorical_codes_come_from_the_nearer_endpoint_and_the_rest_is_imblearn_smote():
     X, y = _data(seed=1)
     got = resample(X, y, target_ratio=0.5, categorical=[3], seed=2)
-    X_full, _ = SMOTENC([3], sampling_strategy=0.5, random_state=2).fit_resample(X, y)
-    np.testing.assert_array_equal(got.X_synthetic, X_full[len(X):].astype(np.float32))
-    assert set(got.X_synthetic[:, 3].tolist()) <= set(X[y == 1, 3].tolist())
+    cont = [0, 1, 2] + list(range(4, X.shape[1]))
+    X_full, _ = SMOTE(sampling_strategy=0.5, random_state=2).fit_resample(X[:, cont], y)
+    np.testing.assert_array_equal(got.X_synthetic[:, cont], X_full[len(X):].astype(np.float32))
+    codes = set(X[y == 1, 3].tolist())
+    assert set(got.X_synthetic[:, 3].tolist()) <= codes
+    # each row's code is that of the minority row its continuous part lies nearest to
+    mins = X[y == 1]
+    nearest = np.argmin(((got.X_synthetic[:, None, cont] - mins[None, :, cont]) ** 2).sum(-1), axis=1)
+    agree = got.X_synthetic[:, 3] == mins[nearest, 3]
+    assert agree.mean() > 0.9
 
 
 def test_synthetic_rows_lie_on_segments_between_minority_rows():

@@ -5,9 +5,14 @@ Works on the training rows only; the original rows are never changed. Default ``
 balanced set would mean ~108M synthetic rows, doubling the graph for the sake of a loss weight
 that ``weights`` already provides.
 
-Memory: SMOTE only reads the minority rows (its neighbours are searched among them), so imblearn
-gets the minority rows plus one majority row and an explicit target count; the majority rows are
-never copied. The tests check the synthetic rows equal imblearn's on the full X.
+Memory: SMOTE only reads the minority rows (its neighbours are searched among them); the majority
+rows enter only through their count and are never copied.
+
+SMOTE here draws exactly the samples imbalanced-learn's ``SMOTE`` draws (same neighbour search,
+same random stream; the tests compare them). Category-code columns are not interpolated: each
+synthetic row takes the codes of the endpoint it lies nearer to, so codes stay valid codes.
+imbalanced-learn's SMOTENC would instead one-hot encode every category (thousands of bank codes)
+into a dense matrix: 12 GB and 90 s on HI-Small, against well under a second here.
 """
 from __future__ import annotations
 
@@ -114,21 +119,7 @@ def _smote(X, y, minority, n_min, n_maj, ratio, k, cat, seed) -> ResampleResult:
     if k > n_min - 1:
         warnings.append(f"smote: k_neighbors reduced from {k} to {n_min - 1} ({n_min} minority rows)")
         k = n_min - 1
-    from imblearn.over_sampling import SMOTE, SMOTENC
-
-    strategy = {minority: n_min + n_new}
-    if cat:
-        sampler = SMOTENC(categorical_features=cat, sampling_strategy=strategy,
-                          k_neighbors=k, random_state=seed)
-    else:
-        sampler = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
-    is_min = y == minority
-    first_maj = int(np.argmax(~is_min))
-    # Minority rows in their original order (imblearn reads them in that order) + one majority row.
-    X_small = np.vstack([X[is_min], X[first_maj:first_maj + 1]]).astype(np.float64)
-    y_small = np.concatenate([y[is_min], y[first_maj:first_maj + 1]])
-    X_res, y_res = sampler.fit_resample(X_small, y_small)
-    X_syn = np.asarray(X_res[len(X_small):], dtype=np.float32)
+    X_syn = smote_samples(X[y == minority], n_new, k_neighbors=k, categorical=cat, seed=seed)
     return ResampleResult(X_syn, np.full(len(X_syn), minority, dtype=np.int8), None, warnings)
 
 
@@ -171,3 +162,40 @@ def resample_training(X_minority: np.ndarray, y_train: np.ndarray, *, strategy: 
     y = np.concatenate([np.ones(n_min, np.int8), np.zeros(1, np.int8)])
     cat = sorted(set(int(c) for c in categorical)) if categorical else []
     return _smote(X, y, 1, n_min, n_maj, target_ratio, k_neighbors, cat, seed)
+
+
+def smote_samples(X_min: np.ndarray, n_new: int, *, k_neighbors: int, categorical: list[int],
+                  seed: int) -> np.ndarray:
+    """``n_new`` SMOTE samples interpolated between minority rows and their nearest neighbours.
+
+    Reproduces imbalanced-learn's ``SMOTE._fit_resample`` / ``_make_samples`` draw for draw:
+    neighbours among the minority rows (Euclidean, on the non-categorical columns), a
+    ``RandomState(seed)`` drawing flat (row, neighbour) indices, then the interpolation steps.
+
+    Args:
+        X_min: minority rows of shape (n_min, d), n_min > k_neighbors.
+        n_new: number of rows to make.
+        k_neighbors: neighbours per row.
+        categorical: column indices holding codes: copied from the nearer endpoint.
+        seed: random state.
+
+    Returns:
+        float32 array of shape (n_new, d).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    X_min = np.asarray(X_min, dtype=np.float64)
+    cont = [j for j in range(X_min.shape[1]) if j not in set(categorical)]
+    space = X_min[:, cont]
+    nn = NearestNeighbors(n_neighbors=k_neighbors + 1).fit(space)
+    neighbours = nn.kneighbors(space, return_distance=False)[:, 1:]
+    rng = np.random.RandomState(seed)
+    flat = rng.randint(low=0, high=neighbours.size, size=n_new)
+    steps = rng.uniform(size=n_new)[:, np.newaxis]
+    rows = np.floor_divide(flat, neighbours.shape[1])
+    other = neighbours[rows, np.mod(flat, neighbours.shape[1])]
+    out = X_min[rows] + steps * (X_min[other] - X_min[rows])
+    if categorical:
+        nearer = np.where(steps[:, 0] < 0.5, rows, other)
+        out[:, categorical] = X_min[nearer][:, categorical]
+    return out.astype(np.float32)
