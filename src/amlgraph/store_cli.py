@@ -5,8 +5,8 @@ import argparse
 import datetime as _dt
 import re
 
-from amlgraph.errors import ConfigError
-from amlgraph.store import CheckpointStore
+from amlgraph.errors import CheckpointError, ConfigError
+from amlgraph.store import CheckpointStore, Problem
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -59,7 +59,11 @@ def _list(store: CheckpointStore) -> int:
 
 def _verify(store: CheckpointStore) -> int:
     problems = store.verify(full=True)
-    good = store.names()
+    damaged = {p.name for p in problems}
+    # names() checks sizes only: a checkpoint whose content hash failed above is not "ok"
+    good = [n for n in store.names() if n not in damaged]
+    problems += _broken_parts(store, good, damaged)
+    good = [n for n in good if n not in {p.name for p in problems}]
     for name in good:
         print(f"ok       {name}")
     for p in problems:
@@ -71,6 +75,25 @@ def _verify(store: CheckpointStore) -> int:
         return 1
     print(f"{len(good)} checkpoints verified (content hashes), no problem")
     return 0
+
+
+def _broken_parts(store: CheckpointStore, names: list[str], damaged: set[str]) -> list[Problem]:
+    """Step checkpoints whose recorded parts (chunk checkpoints they rely on) are damaged or gone."""
+    out = []
+    for name in names:
+        ckpt = store.load(name, verify="none")
+        if ckpt is None or "parts" not in ckpt.values:
+            continue
+        try:
+            parts = ckpt.value("parts")
+        except CheckpointError:
+            continue  # values.json itself is damaged: already reported by the full verification
+        for part in parts:
+            ok, reason = (False, "damaged") if part["name"] in damaged else store.check(part["name"], part["key"])
+            if not ok:
+                out.append(Problem(name, None, f"relies on {part['name']}, which is {reason}"))
+                break
+    return out
 
 
 def _clean(store: CheckpointStore, args: argparse.Namespace) -> int:
