@@ -52,7 +52,7 @@ class PipelineConfig:
     scheduler: str | None = None
     wait: bool = False
     quiet: bool = False
-    verify: str = "quick"
+    verify: str = "full"                   # checkpoint verification before use (content hashes)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -276,7 +276,7 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
     if store is None:
         from amlgraph.store import CheckpointStore
 
-        store = CheckpointStore(cfg.resolved_checkpoint_dir)
+        store = CheckpointStore(cfg.resolved_checkpoint_dir, verify=cfg.verify)
     log = log or RunLog(quiet=cfg.quiet)
     start = time.perf_counter()
     with store.lock(wait=cfg.wait):
