@@ -18,7 +18,7 @@ from typing import Any
 from amlgraph.errors import AmlGraphError, ConfigError, StepError
 
 # Sizing: bytes of working memory one transaction row / one account costs in the chunked steps.
-_BYTES_PER_ROW = 1_200
+_BYTES_PER_ROW = 500
 _BYTES_PER_ACCOUNT_ROWS = 40          # incidences per account, on average, in the IBM data
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 50_000, 4_000_000
 

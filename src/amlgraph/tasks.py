@@ -60,10 +60,14 @@ def node_chunk(store: Any, name: str, key: str, *, data_chunks: list[str], lo: i
     """Node features for node ids [lo, hi), from only the rows that touch them."""
     from amlgraph.steps.node_features import node_features
 
-    lf = scan_tables(store, data_chunks, "by_node").filter(pl.col("node").is_between(lo, hi - 1))
+    # by_node holds each row under its sender and, when different, under its receiver; keep the
+    # receiver copy only when the sender is outside the range, so each row comes once.
+    in_range = pl.col("node").is_between(lo, hi - 1)
+    duplicate = (pl.col("node") != pl.col("src")) & pl.col("src").is_between(lo, hi - 1)
+    lf = scan_tables(store, data_chunks, "by_node").filter(in_range & ~duplicate)
     if train_only:
         lf = lf.filter(pl.col("split") == 0)
-    tx = lf.drop("node").unique(subset=["row"]).sort("row").collect()
+    tx = lf.drop("node").collect().sort("row")
     rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
     feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
     store.save(name, step="node_features", key=key, chunk=chunk, tables={"features": feats},

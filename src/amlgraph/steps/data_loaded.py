@@ -75,6 +75,32 @@ def _codes(raw: pl.DataFrame, column: str, names: list, what: str) -> pl.Expr:
     return pl.col(column).replace_strict(mapping, return_dtype=pl.Int16)
 
 
+_HEX9 = r"^[0-9A-F]{9}$"
+_MAX_BANK = 1 << 27  # bank * 2**36 + 36-bit account stays below 2**63
+
+
+def _integer_keys_are_exact(index: pl.DataFrame) -> bool:
+    """Whether (bank, account) -> bank * 2**36 + int(account, 16) is one-to-one on this index."""
+    return bool(index.select(pl.col("account").str.contains(_HEX9).all()
+                             & (pl.col("bank") >= 0).all() & (pl.col("bank") < _MAX_BANK).all()).item())
+
+
+def _lookup(keys: np.ndarray, ids: np.ndarray, query: pl.Series) -> pl.Series:
+    """Node id of each query key by binary search in the sorted index keys; null when absent."""
+    q = query.fill_null(-1).to_numpy()
+    pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+    found = (keys[pos] == q) & query.is_not_null().to_numpy()
+    out = pl.Series(ids[pos], dtype=pl.Int64)
+    return out if found.all() else pl.select(pl.when(pl.lit(pl.Series(found))).then(out)).to_series()
+
+
+def _int_key(bank: str, account: str) -> pl.Expr:
+    # strict=False: a non-canonical account in raw gets null, i.e. "missing from the index".
+    hexval = pl.when(pl.col(account).str.contains(_HEX9)).then(
+        pl.col(account).str.to_integer(base=16, strict=False))
+    return (pl.col(bank).cast(pl.Int64) * (1 << 36) + hexval).alias("key")
+
+
 def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> pl.DataFrame:
     """Replace account strings by node ids and names by vocabulary codes.
 
@@ -95,10 +121,23 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> 
     """
     index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String),
                          pl.col("node_id").cast(pl.Int64))
-    out = raw.join(index.rename({"bank": "from_bank", "account": "from_account", "node_id": "src"}),
-                   on=["from_bank", "from_account"], how="left", maintain_order="left")
-    out = out.join(index.rename({"bank": "to_bank", "account": "to_account", "node_id": "dst"}),
-                   on=["to_bank", "to_account"], how="left", maintain_order="left")
+    if _integer_keys_are_exact(index):
+        # Joining on one Int64 is ~10x faster than on (Int64, String) and, for canonical
+        # accounts (9 upper-case hex digits, the IBM format), exactly the same relation.
+        keys = index.select(_int_key("bank", "account"))["key"].to_numpy()
+        ids = index["node_id"].to_numpy()
+        if len(keys) > 1 and not (np.diff(keys) > 0).all():
+            order = np.argsort(keys, kind="stable")
+            keys, ids = keys[order], ids[order]
+        ends = raw.select(_int_key("from_bank", "from_account").alias("f"),
+                          _int_key("to_bank", "to_account").alias("t"))
+        out = raw.with_columns(_lookup(keys, ids, ends["f"]).alias("src"),
+                               _lookup(keys, ids, ends["t"]).alias("dst"))
+    else:
+        out = raw.join(index.rename({"bank": "from_bank", "account": "from_account", "node_id": "src"}),
+                       on=["from_bank", "from_account"], how="left", maintain_order="left")
+        out = out.join(index.rename({"bank": "to_bank", "account": "to_account", "node_id": "dst"}),
+                       on=["to_bank", "to_account"], how="left", maintain_order="left")
     missing = out.filter(pl.col("src").is_null() | pl.col("dst").is_null())
     if missing.height:
         first = missing.row(0, named=True)
