@@ -38,7 +38,7 @@ def run_from_cli(args: Namespace, *, argv: list[str]) -> int:
     try:
         result = run_preprocessing(cfg)
     except AmlGraphError as exc:
-        exc.args = (f"{exc}\n  finished checkpoints are kept; after fixing the cause, resume with: "
+        exc.args = (f"{exc}; finished checkpoints are kept; after fixing the cause, resume with: "
                     f"{resume_command(argv)}",)
         raise
     if not cfg.quiet:
