@@ -158,7 +158,7 @@ class CheckpointStore(BaseStore):
                     self._clean_orphans()
                 finally:
                     lock.release_os()
-        except OSError:
+        except (OSError, CheckpointError):
             pass  # read-only directory: nothing we could clean anyway
         finally:
             lock._guard.release()

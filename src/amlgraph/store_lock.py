@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from amlgraph.errors import LockedError
+from amlgraph.errors import CheckpointError, LockedError
 from amlgraph.store_files import json_bytes, read_json_nofollow, write_atomic
 
 _POLL_S = 0.05
@@ -64,7 +64,11 @@ class FileLock(_Reentrant):
 
     def try_acquire(self) -> bool:
         """Take the OS lock without waiting; True on success."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise CheckpointError(f"cannot lock checkpoint directory {self.root}: {exc.strerror or exc}; "
+                                  "a run needs a writable --checkpoint-dir") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
