@@ -153,6 +153,11 @@ def _version() -> str:
     return f"amlgraph {__version__}"
 
 
+def _out_of_memory(exc: ImportError) -> bool:
+    text = str(exc)
+    return "failed to map segment" in text or "Cannot allocate memory" in text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -178,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
         if debug:
             raise
+        if isinstance(exc, ImportError) and _out_of_memory(exc):
+            # a library loaded lazily under a memory limit could not be mapped: out of memory
+            print("amlgraph: error: out of memory; rerun with a smaller --chunk-size "
+                  "(completed checkpoints are kept)", file=sys.stderr)
+            return 1
         print(f"amlgraph: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
               "the traceback; completed checkpoints are kept)", file=sys.stderr)
         return 1
