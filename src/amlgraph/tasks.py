@@ -34,7 +34,7 @@ def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
 
 def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries: list[int],
                  vocab: dict, chunk: int) -> dict:
-    """Raw reader batch -> coded transactions (row order) and the same rows keyed by node."""
+    """Raw reader batch -> coded transactions with their split, in row order."""
     from amlgraph.steps.data_loaded import encode_transactions
 
     raw = _load(store, read_chunk).table("raw")
@@ -44,14 +44,8 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     b1, b2 = boundaries
     tx = tx.with_columns(((pl.col("timestamp") >= b1).cast(pl.Int8) + (pl.col("timestamp") >= b2).cast(pl.Int8))
                          .alias("split"))
-    # Each row once per distinct endpoint, sorted by node: a node_features chunk (a node-id range)
-    # then reads only its own row groups of every file.
-    by_node = (pl.concat([tx.with_columns(pl.col("src").alias("node")),
-                          tx.filter(pl.col("src") != pl.col("dst")).with_columns(pl.col("dst").alias("node"))])
-               .sort(["node", "row"]))
-    store.save(name, step="data_loaded", key=key, chunk=chunk,
-               tables={"transactions": tx, "by_node": by_node},
-               metadata={"rows": tx.height, "incidences": by_node.height})
+    store.save(name, step="data_loaded", key=key, chunk=chunk, tables={"transactions": tx},
+               metadata={"rows": tx.height})
     return {"rows": tx.height}
 
 
@@ -60,14 +54,12 @@ def node_chunk(store: Any, name: str, key: str, *, data_chunks: list[str], lo: i
     """Node features for node ids [lo, hi), from only the rows that touch them."""
     from amlgraph.steps.node_features import node_features
 
-    # by_node holds each row under its sender and, when different, under its receiver; keep the
-    # receiver copy only when the sender is outside the range, so each row comes once.
-    in_range = pl.col("node").is_between(lo, hi - 1)
-    duplicate = (pl.col("node") != pl.col("src")) & pl.col("src").is_between(lo, hi - 1)
-    lf = scan_tables(store, data_chunks, "by_node").filter(in_range & ~duplicate)
+    # The predicate is pushed into the Parquet reader: only the matching rows of each batch are
+    # materialised, so memory follows the chunk, not the input. Batches are in row order.
+    touches = pl.col("src").is_between(lo, hi - 1) | pl.col("dst").is_between(lo, hi - 1)
     if train_only:
-        lf = lf.filter(pl.col("split") == 0)
-    tx = lf.drop("node").collect().sort("row")
+        touches = touches & (pl.col("split") == 0)
+    tx = scan_tables(store, data_chunks, "transactions").filter(touches).collect()
     rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
     feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
     store.save(name, step="node_features", key=key, chunk=chunk, tables={"features": feats},
