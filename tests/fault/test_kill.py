@@ -1,0 +1,70 @@
+"""SIGKILL `amlgraph run` anywhere: every step, mid-chunk, mid-save, random moments.
+
+Each chain resumes the killed run until it completes; its final graph must equal the
+uninterrupted run's, bit for bit, and after every kill the store must hold only complete
+checkpoints.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness import after, final_digest, leftovers, on_line, on_save, run_until_done, verify_store
+
+pytestmark = pytest.mark.slow
+
+STEPS = ("data_loaded", "node_features", "edge_features", "normalized", "imbalanced", "weights",
+         "graph_created")
+
+# Saves in the order a run makes them: chunk, helper and step checkpoints of every step.
+SAVES = ("data_loaded_read_chunk_4", "data_loaded_index", "data_loaded_chunk_6", "data_loaded",
+         "node_features_chunk_3", "node_features", "edge_features_chunk_5", "normalized_chunk_2",
+         "normalized", "imbalanced", "weights", "graph_created")
+
+
+def _finish(chain, reference, ckpt) -> None:
+    assert final_digest(ckpt) == reference.digest
+    assert verify_store(ckpt) == []
+    assert leftovers(ckpt) == []
+
+
+def test_kill_inside_every_step(reference, tmp_path):
+    """One kill per step, at a seeded random moment inside it (the step's measured duration)."""
+    rng = random.Random(20240601)
+    off = reference.offsets
+    ends = list(STEPS[1:]) + ["end"]
+    triggers = [on_line(rf"^STEP {i}/7: ", rng.uniform(0.0, 0.8) * max(0.0, off[end] - off[step]))
+                for i, (step, end) in enumerate(zip(STEPS, ends), 1)]
+    ckpt = tmp_path / "ckpt"
+    chain = run_until_done(reference.data, ckpt, triggers)
+    _finish(chain, reference, ckpt)
+    killed_in = [a.step for a in chain.kills]
+    assert len(chain.kills) == 7, [str(a.trigger) for a in chain.attempts]
+    # the long steps are hit where the trigger aimed; the shortest may end before the kill lands
+    for step in ("data_loaded", "node_features", "edge_features", "normalized", "imbalanced"):
+        assert step in killed_in, killed_in
+
+
+def test_kill_in_the_middle_of_checkpoint_writes(reference, tmp_path):
+    """Kill while each kind of checkpoint is half written: data files there, manifest not yet."""
+    ckpt = tmp_path / "ckpt"
+    chain = run_until_done(reference.data, ckpt, [on_save(n) for n in SAVES])
+    _finish(chain, reference, ckpt)
+    assert len(chain.kills) == len(SAVES)
+    confirmed = [a.trigger.name for a in chain.kills if a.mid_save]
+    # each confirmed kill left the half-written generation behind, and the reopen removed it
+    assert all(a.leftovers for a in chain.kills if a.mid_save)
+    assert len(confirmed) >= len(SAVES) * 2 // 3, confirmed
+    assert {"graph_created", "data_loaded", "node_features"} & set(confirmed)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_at_random_moments(reference, tmp_path, seed):
+    """Kill times drawn uniformly over the uninterrupted run's duration, until a run completes."""
+    rng = random.Random(seed)
+    ckpt = tmp_path / "ckpt"
+    triggers = (after(rng.uniform(0.3, 0.9 * reference.duration)) for _ in range(12))
+    chain = run_until_done(reference.data, ckpt, triggers)
+    _finish(chain, reference, ckpt)
+    assert len(chain.kills) >= 1

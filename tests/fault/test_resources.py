@@ -1,0 +1,138 @@
+"""Resource faults on real file systems and real limits: a full disk, a read-only checkpoint
+directory, the directory removed mid-run, an address-space limit. Each ends with a clear error,
+every checkpoint left behind is valid, and a rerun without the fault equals the clean run."""
+from __future__ import annotations
+
+import contextlib
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness import amlgraph, env, final_digest, leftovers, run_command, verify_store
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    """A small real file system (tmpfs) at ``path``; the suite runs as root in CI."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"mounting a tmpfs needs root (CAP_SYS_ADMIN): {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount(path: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+def _run(data: Path, ckpt: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(run_command(data, ckpt, "--quiet"), capture_output=True, text=True,
+                          timeout=300, env=env(), **kw)
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode not in (0, None), result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("amlgraph: error: "), lines[0]
+    return lines[0]
+
+
+def _rerun_equals_clean(reference, ckpt: Path) -> None:
+    done = _run(reference.data, ckpt)
+    assert done.returncode == 0, done.stderr
+    assert final_digest(ckpt) == reference.digest
+    assert verify_store(ckpt) == [] and leftovers(ckpt) == []
+
+
+def test_disk_full_during_a_save(reference, tmp_path):
+    with tmpfs(tmp_path / "fs", "3m") as fs:
+        ckpt = fs / "ckpt"
+        result = _run(reference.data, ckpt)
+        message = _one_line_error(result)
+        assert result.returncode == 3
+        assert "no space left on device while saving checkpoint" in message
+        assert "previous checkpoint is intact" in message and "resume with: amlgraph run" in message
+        assert leftovers(ckpt) == []  # the failed save removed its own generation
+        survivors = verify_store(ckpt)
+        assert survivors == []
+        from amlgraph.store import CheckpointStore
+
+        assert len(CheckpointStore(ckpt).names()) >= 5  # work done before the disk filled is kept
+        remount(fs, "size=64m")
+        _rerun_equals_clean(reference, ckpt)
+
+
+def test_read_only_checkpoint_directory(reference, tmp_path):
+    with tmpfs(tmp_path / "fs", "16m") as fs:
+        ckpt = reference.copy_to(fs / "ckpt")
+        shutil.rmtree(ckpt / "graph_created")
+        remount(fs, "ro")
+        result = _run(reference.data, ckpt)
+        message = _one_line_error(result)
+        assert result.returncode == 3
+        assert "Read-only file system" in message and "writable --checkpoint-dir" in message
+        # inspecting a read-only store still works, and finds every checkpoint intact
+        verify = subprocess.run(amlgraph("checkpoints", "verify", str(ckpt)), capture_output=True,
+                                text=True, timeout=120, env=env())
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        remount(fs, "rw")
+        _rerun_equals_clean(reference, ckpt)
+
+
+def test_checkpoint_directory_removed_mid_run(reference, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    proc = subprocess.Popen(run_command(reference.data, ckpt), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+    removed = threading.Event()
+    for line in proc.stdout:
+        if not removed.is_set() and line.startswith("STEP 3/7"):
+            while ckpt.exists():  # the run keeps writing into it while it goes
+                shutil.rmtree(ckpt, ignore_errors=True)
+            removed.set()
+    proc.wait(300)
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert removed.is_set()
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+    message = _one_line_error(result)
+    assert str(ckpt) in message
+    _rerun_equals_clean(reference, ckpt)
+
+
+def _import_peak_bytes() -> int:
+    """Address space a run needs just to import what it uses (VmPeak of a probe process)."""
+    code = ("import amlgraph.pipeline, amlgraph.pipeline_steps, amlgraph.tasks, amlgraph.steps.imbalanced, "
+            "amlgraph.steps.normalized, amlgraph.graph, polars, numpy, sklearn.neighbors;"
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')][0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True)
+    return int(out.stdout.strip()) * 1024
+
+
+def test_memory_limit_below_what_the_data_needs(reference, tmp_path):
+    limit = _import_peak_bytes() + (48 << 20)
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    ckpt = tmp_path / "ckpt"
+    result = subprocess.run(run_command(reference.data, ckpt, "--quiet"), capture_output=True, text=True,
+                            timeout=300, env=env(), preexec_fn=limit_memory)
+    assert result.returncode != 0, "the run fit in the limit; the test needs a lower one"
+    assert "Traceback" not in result.stderr
+    if result.returncode > 0:  # Python saw the failure: one line
+        _one_line_error(result)
+    assert verify_store(ckpt) == [] if ckpt.exists() else True
+    _rerun_equals_clean(reference, ckpt)
