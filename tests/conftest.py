@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline_helpers import amlgraph_cmd  # noqa: F401  (re-exported for the tests)
 
 # Keep the suite's processes polite on a shared 2-core machine.
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
@@ -30,8 +31,3 @@ def micro_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("micro")
     generate("tiny", out, seed=11, rows=600)
     return out
-
-
-def amlgraph_cmd(*args: str) -> list[str]:
-    """The real command line, as a subprocess would run it."""
-    return [sys.executable, "-m", "amlgraph", *args]

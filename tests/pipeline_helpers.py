@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 
 import numpy as np
 import polars as pl
@@ -33,3 +34,8 @@ def graph_digest(graph) -> dict[str, str]:
     out["names"] = repr((graph.node_feature_names, graph.edge_feature_names))
     out["class_weights"] = repr(sorted(graph.class_weights.items()))
     return out
+
+
+def amlgraph_cmd(*args: str) -> list[str]:
+    """The real command line, as a subprocess would run it."""
+    return [sys.executable, "-m", "amlgraph", *args]

@@ -14,8 +14,7 @@ from amlgraph.errors import ConfigError
 from amlgraph.pipeline import run_preprocessing
 from amlgraph.store import CheckpointStore, MemoryStore
 
-from conftest import amlgraph_cmd
-from pipeline_helpers import graph_digest
+from pipeline_helpers import amlgraph_cmd, graph_digest
 
 
 def test_plan_ranges_cover_everything_once():

@@ -10,7 +10,7 @@ from amlgraph.config import PipelineConfig
 from amlgraph.errors import ConfigError
 from amlgraph.schema import STEPS
 
-from conftest import amlgraph_cmd
+from pipeline_helpers import amlgraph_cmd
 
 
 def _run(*args: str, **kw) -> subprocess.CompletedProcess:
