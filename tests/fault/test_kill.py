@@ -18,9 +18,9 @@ STEPS = ("data_loaded", "node_features", "edge_features", "normalized", "imbalan
          "graph_created")
 
 # Saves in the order a run makes them: chunk, helper and step checkpoints of every step.
-SAVES = ("data_loaded_read_chunk_4", "data_loaded_index", "data_loaded_chunk_6", "data_loaded",
-         "node_features_chunk_3", "node_features", "edge_features_chunk_5", "normalized_chunk_2",
-         "normalized", "imbalanced", "weights", "graph_created")
+SAVES = ("data_loaded_read_chunk_4", "data_loaded_read", "data_loaded_index", "data_loaded_chunk_6",
+         "data_loaded", "node_features_chunk_3", "node_features", "edge_features_chunk_5", "edge_features",
+         "normalized_chunk_2", "normalized", "imbalanced", "weights", "graph_created")
 
 
 def _finish(chain, reference, ckpt) -> None:
@@ -59,12 +59,13 @@ def test_kill_in_the_middle_of_checkpoint_writes(reference, tmp_path):
     assert {"graph_created", "data_loaded", "node_features"} & set(confirmed)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_kill_at_random_moments(reference, tmp_path, seed):
-    """Kill times drawn uniformly over the uninterrupted run's duration, until a run completes."""
+    """Three kills at times drawn uniformly over most of the uninterrupted run's duration, then
+    the run completes. (With the two chains above: at least 25 kills per suite run.)"""
     rng = random.Random(seed)
     ckpt = tmp_path / "ckpt"
-    triggers = (after(rng.uniform(0.3, 0.9 * reference.duration)) for _ in range(12))
+    triggers = [after(rng.uniform(0.3, 0.6 * reference.duration)) for _ in range(3)]
     chain = run_until_done(reference.data, ckpt, triggers)
     _finish(chain, reference, ckpt)
-    assert len(chain.kills) >= 1
+    assert len(chain.kills) >= 2, [(str(a.trigger), a.elapsed) for a in chain.attempts]
