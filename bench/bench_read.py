@@ -1,6 +1,7 @@
 """Benchmark the transaction reader: rows, seconds, rows/s and peak RSS of the reading process.
 
 Usage: python bench/bench_read.py [--preset hi-small] [--data DIR] [--batch-rows N] [--repeat K]
+Also times Polars' own pl.read_csv of the same (uncompressed) file, all String, as the floor.
 Without --data the preset is generated with amlgraph.synth.generate into a temporary directory
 (deleted afterwards). The read runs in a fresh child process, so its peak RSS is the reader's own.
 """
@@ -30,11 +31,22 @@ def _child(trans: Path, batch_rows: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 1024
     print(json.dumps({"rows": rows, "laundering": laundering, "bad_rows": reader.bad_rows,
-                      "seconds": seconds, "peak_rss_mb": peak_mb}))
+                      "seconds": seconds, "peak_rss_mb": peak_mb,
+                      "fast_blocks": getattr(reader, "fast_blocks", None),
+                      "slow_blocks": getattr(reader, "slow_blocks", None)}))
 
 
-def _measure(trans: Path, batch_rows: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(trans), "--batch-rows", str(batch_rows)],
+def _reference(trans: Path) -> None:
+    import polars as pl
+
+    start = time.perf_counter()
+    frame = pl.read_csv(trans, infer_schema=False)
+    print(json.dumps({"rows": frame.height, "seconds": time.perf_counter() - start}))
+
+
+def _measure(trans: Path, batch_rows: int, reference: bool = False) -> dict:
+    mode = "--reference" if reference else "--child"
+    out = subprocess.run([sys.executable, __file__, mode, str(trans), "--batch-rows", str(batch_rows)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -46,9 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         _child(args.child, args.batch_rows)
+        return 0
+    if args.reference is not None:
+        _reference(args.reference)
         return 0
     from amlgraph.ingest import find_inputs
 
@@ -63,13 +79,21 @@ def main(argv: list[str] | None = None) -> int:
         trans = find_inputs(data).trans
         size_mb = trans.stat().st_size / 2**20
         runs = [_measure(trans, args.batch_rows) for _ in range(args.repeat)]
+        # Polars' own reader of the same file, all columns String, nothing checked: the floor.
+        plain = trans.suffix == ".csv"
+        refs = [_measure(trans, args.batch_rows, reference=True)["seconds"]
+                for _ in range(args.repeat)] if plain else []
     seconds = statistics.median(r["seconds"] for r in runs)
     first = runs[0]
     print(f"file: {trans.name} ({size_mb:,.0f} MiB), batch_rows={args.batch_rows:,}")
     print(f"rows: {first['rows']:,} (laundering {first['laundering']:,}, bad {first['bad_rows']})")
+    print(f"blocks: {first.get('fast_blocks')} split by Polars' CSV parser, {first.get('slow_blocks')} line by line")
     print(f"seconds: {seconds:.2f} (median of {len(runs)})  rows/s: {first['rows'] / seconds:,.0f}  "
           f"MiB/s: {size_mb / seconds:,.0f}")
     print(f"peak RSS of the reading process: {max(r['peak_rss_mb'] for r in runs):,.0f} MiB")
+    if refs:
+        print(f"pl.read_csv of the same file (all String, no checks): {statistics.median(refs):.2f} s "
+              f"(median of {len(refs)})")
     return 0
 
 

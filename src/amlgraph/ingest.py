@@ -7,13 +7,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from amlgraph.errors import ConfigError, InputError
-from amlgraph.ingest_lines import BLANK_LINES, LineSource
+from amlgraph.ingest_fast import split_plain_block
+from amlgraph.ingest_lines import BLANK_LINES, LineSource, split_lines
 from amlgraph.ingest_patterns import match_patterns, match_pattern_lines, read_patterns
 from amlgraph.ingest_validate import (
     Check, TRANS_LABELS, classify, describe_bad, raise_bad_row, split_fields, trans_checks, trans_parse,
@@ -31,6 +33,11 @@ QUARANTINE_COLUMNS = ("line", "row", "column", "reason", "value", "text")
 _COMPRESSED = ("", ".gz", ".zst")
 _TRANS_RE = re.compile(r"^(?P<name>.+)_Trans\.csv(\.gz|\.zst)?$")
 _TS_LIKE = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
+# Blocks that qualify are split by Polars' CSV parser (ingest_fast); False forces the line splitter
+# everywhere (the tests compare both).
+FAST_PATH = True
+# Read and split the next block in a second thread while one is validated.
+READ_AHEAD = True
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,8 @@ class TransactionReader:
         rows_read: good rows returned so far.
         bad_rows: bad rows skipped (quarantine mode) so far.
         quarantine_path: the quarantine file once written (quarantine mode, after the last batch).
+        fast_blocks, slow_blocks: blocks of the file split by Polars' CSV parser (ingest_fast) and
+            by the line splitter (a `"`, a blank line or a wrong number of fields in the block).
     """
 
     def __init__(self, path: Path, *, on_bad_rows: str, quarantine_path: Path | None,
@@ -165,10 +174,11 @@ class TransactionReader:
             self.path.name + ".quarantine.csv")
         self.rows_read = 0
         self.bad_rows = 0
+        self.fast_blocks = self.slow_blocks = 0
         self.quarantine_path: Path | None = None
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
-        self.rows_read = self.bad_rows = 0
+        self.rows_read = self.bad_rows = self.fast_blocks = self.slow_blocks = 0
         source = LineSource(self.path, block_bytes=_block_bytes(self.batch_rows), columns=TRANS_LABELS)
         try:
             check_header(source.header, TRANS_HEADER, self.path, "transactions")
@@ -193,28 +203,55 @@ class TransactionReader:
                 quarantine.abort()
 
     def _batches(self, source: LineSource, quarantine: _Quarantine | None) -> Iterator[pl.DataFrame]:
-        checks = trans_checks()
+        checks, parse = trans_checks(), trans_parse()
         next_row, limit = 0, self.limit_rows
-        for lines, first_line in source:
-            frame = (pl.DataFrame([lines])
-                     .with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
-                     .filter(~pl.col("raw").is_in(BLANK_LINES)))
-            frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64) + next_row)
-            if limit is not None:
-                frame = frame.head(max(limit - next_row, 0))
-            next_row += frame.height
-            for start in range(0, frame.height, self.batch_rows):
-                batch = self._validate(frame.slice(start, self.batch_rows), checks, quarantine)
-                if batch.height:
-                    yield batch
-            if limit is not None and next_row >= limit:
-                return
+        blocks = source.blocks()
+        # The next block is read and split in a second thread while this one is validated (Polars
+        # and file reads release the GIL); its errors surface in file order, through result().
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-read") as pool:
+            ahead = None
+            while True:
+                item = (ahead or pool.submit(_split_block, blocks)).result()
+                if item is None:
+                    return
+                buf, first_line, n_lines, fields = item
+                # Reading ahead only when the limit may need more rows than this block has.
+                more = limit is None or next_row + n_lines < limit
+                ahead = pool.submit(_split_block, blocks) if READ_AHEAD and more else None
+                if fields is not None:
+                    # No blank line in the block: line i is row next_row + i.
+                    self.fast_blocks += 1
+                    frame = fields.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line,
+                                                row=pl.int_range(pl.len(), dtype=pl.Int64) + next_row,
+                                                _nfields=pl.lit(None, pl.Int64))
+                else:
+                    self.slow_blocks += 1
+                    frame = (pl.DataFrame([split_lines(buf)])
+                             .with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
+                             .filter(~pl.col("raw").is_in(BLANK_LINES)))
+                    frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64) + next_row)
+                del item, buf, fields
+                if limit is not None:
+                    frame = frame.head(max(limit - next_row, 0))
+                next_row += frame.height
+                for start in range(0, frame.height, self.batch_rows):
+                    batch = self._validate(frame.slice(start, self.batch_rows), checks, parse, quarantine)
+                    if batch.height:
+                        yield batch
+                if limit is not None and next_row >= limit:
+                    return
 
-    def _validate(self, lines: pl.DataFrame, checks: list[tuple[int, Check]],
+    def _validate(self, lines: pl.DataFrame, checks: list[tuple[int, Check]], parse: list[pl.Expr],
                   quarantine: _Quarantine | None) -> pl.DataFrame:
-        fields = classify(split_fields(lines, TRANS_COLUMNS), checks, trans_parse())
+        """Classify a slice of a block (`raw` lines, or fields already split) and type its good rows."""
+        if "raw" in lines.columns:
+            lines = split_fields(lines, TRANS_COLUMNS)
+        fields = classify(lines, checks, parse)
         bad = fields.filter(pl.col("_bad") >= 0)
         if bad.height:
+            if "raw" not in bad.columns:
+                # Fast path: the line is exactly its 11 fields joined by commas (ingest_fast).
+                bad = bad.with_columns(raw=pl.concat_str(TRANS_COLUMNS, separator=","))
             described = describe_bad(bad, checks, TRANS_LABELS)
             if quarantine is None:
                 raise_bad_row(described, self.path)
@@ -224,6 +261,16 @@ class TransactionReader:
         typed = typed_trans(fields)
         self.rows_read += typed.height
         return typed
+
+
+def _split_block(blocks: Iterator[tuple[bytes, int, int]]) -> tuple | None:
+    """The next block as (bytes, first line, lines, fields or None for the line splitter); None at the end."""
+    item = next(blocks, None)
+    if item is None:
+        return None
+    buf, first_line, n_lines = item
+    fields = split_plain_block(buf, n_lines, TRANS_COLUMNS) if FAST_PATH else None
+    return (buf if fields is None else None), first_line, n_lines, fields
 
 
 def read_transactions(path: Path, *, on_bad_rows: str = "raise", quarantine_path: Path | None = None,

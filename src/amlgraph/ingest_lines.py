@@ -156,20 +156,34 @@ class LineSource:
             parts.append(data)
             size += len(data)
             has_newline = has_newline or b"\n" in data
-        buf = b"".join(parts)
-        cut = buf.rfind(b"\n") if not self._eof else len(buf) - 1
-        self._carry = buf[cut + 1:]
-        return buf[:cut + 1] or None
+        if self._eof:
+            self._carry = b""
+            return b"".join(parts) or None
+        # Cut after the last `\n` without copying the block twice (join, then slice).
+        last = len(parts) - 1
+        while (cut := parts[last].rfind(b"\n")) < 0:
+            last -= 1
+        self._carry = b"".join([parts[last][cut + 1:], *parts[last + 1:]])
+        return b"".join([*parts[:last], memoryview(parts[last])[:cut + 1]]) or None
 
     def __iter__(self) -> Iterator[tuple[pl.Series, int]]:
         """Yield (lines, first line number) with each line's terminator kept (`\\n`, `\\r\\n` or none)."""
+        for buf, line_no, _ in self.blocks():
+            yield split_lines(buf), line_no
+
+    def blocks(self) -> Iterator[tuple[bytes, int, int]]:
+        """Yield (block, first line number, number of physical lines), each block whole lines of text.
+
+        The block is checked as text (no NUL byte, valid UTF-8) before it is yielded; the last line
+        of the file may lack its `\\n`.
+        """
         line_no = self._first_line
         try:
             while (buf := self._next_block(line_no)) is not None:
                 _check_text(buf, self.path, line_no, self.columns)
-                lines = _split_lines(buf)
-                yield lines, line_no
-                line_no += len(lines)
+                n_lines = count_lines(buf)
+                yield buf, line_no, n_lines
+                line_no += n_lines
         finally:
             self.close()
 
@@ -177,7 +191,13 @@ class LineSource:
         self._stream.close()
 
 
-def _split_lines(buf: bytes) -> pl.Series:
+def count_lines(buf: bytes) -> int:
+    """The number of lines of a block: its `\\n` bytes, plus one for a last line without one."""
+    newlines = int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A))
+    return newlines + (0 if buf.endswith(b"\n") else 1)
+
+
+def split_lines(buf: bytes) -> pl.Series:
     """Cut a block into its lines without a Python loop: offsets from the positions of `\\n`."""
     ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A) + 1
     if len(ends) == 0 or ends[-1] != len(buf):

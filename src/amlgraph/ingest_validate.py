@@ -84,7 +84,8 @@ def _split_quoted(lines: pl.DataFrame, names: tuple[str, ...]) -> pl.DataFrame:
 
 
 def _nonempty(col: str) -> pl.Expr:
-    return pl.col(col).str.strip_chars().str.len_bytes() > 0
+    # Not only whitespace: stripping the start alone decides it, and costs less than both ends.
+    return pl.col(col).str.strip_chars_start().str.len_bytes() > 0
 
 
 def trans_parse() -> list[pl.Expr]:
@@ -124,9 +125,11 @@ def trans_checks() -> list[tuple[int, Check]]:
         else:
             checks.append((pos, Check(col, "currency is empty", _nonempty(col))))
     checks += [
+        # Equality tests rather than is_in: the same result, without hashing every value.
         (9, Check("payment_format", "unknown payment format, expected one of " + ", ".join(PAYMENT_FORMATS),
-                  pl.col("payment_format").is_in(PAYMENT_FORMATS))),
-        (10, Check("is_laundering", "label is not 0 or 1", pl.col("is_laundering").is_in(["0", "1"]))),
+                  pl.any_horizontal(pl.col("payment_format") == name for name in PAYMENT_FORMATS))),
+        (10, Check("is_laundering", "label is not 0 or 1",
+                   (pl.col("is_laundering") == "0") | (pl.col("is_laundering") == "1"))),
     ]
     return checks
 
