@@ -192,3 +192,34 @@ def test_seed_entry_point_writes_checkpoints_beside_the_data(tiny_data, tmp_path
     assert isinstance(ef, np.memmap)  # memory-mapped from the checkpoint, not copied
     again = run_simple_preprocessing(str(data), sample_size=4_000, resume_from="imbalanced", quiet=True)
     assert np.array_equal(again[3], labels) and again[4] == weights
+
+
+def test_a_new_trans_file_reuses_the_parsing_of_the_old_ones(tiny_data, tmp_path):
+    """The next day's file joins the directory: only it is parsed; the graph equals one file's."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    trans = next(data.glob("*_Trans.csv"))
+    header, *lines = trans.read_text().splitlines(keepends=True)
+    trans.write_text(header + "".join(lines[:7_000]))
+    ckpt = tmp_path / "ckpt"
+    first = run_preprocessing(data_path=data, checkpoint_dir=ckpt, quiet=True, chunk_rows=3_000)
+    assert first.graph.num_edges == 7_000
+    store = CheckpointStore(ckpt)
+    before = {n: store.manifest(n)["created"] for n in store.names() if n.startswith("data_loaded_read_chunk_")}
+    part = data / trans.name.replace("_Trans.csv", "_Trans_2022-09-11.csv")
+    part.write_text(header + "".join(lines[7_000:]))
+    import io
+
+    from amlgraph.runlog import RunLog
+
+    log = RunLog(stream=io.StringIO())
+    second = run_preprocessing(data_path=data, checkpoint_dir=ckpt, chunk_rows=3_000, log=log)
+    text = log.stream.getvalue()
+    assert f"{trans.name}: already parsed (7,000 rows)" in text
+    assert f"{part.name}: parsed 3,000 transactions" in text
+    after = {n: store.manifest(n)["created"] for n in store.names() if n.startswith("data_loaded_read_chunk_")}
+    assert {n: after[n] for n in before} == before      # the old file's batches were not rewritten
+    assert len(after) > len(before)
+    whole = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_rows=3_000)
+    assert sorted(second.graph.edge_row.tolist()) == list(range(10_000))
+    assert graph_digest(second.graph) == graph_digest(whole.graph)

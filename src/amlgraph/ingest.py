@@ -31,7 +31,9 @@ __all__ = [
 ON_BAD_ROWS = ("raise", "quarantine")
 QUARANTINE_COLUMNS = ("line", "row", "column", "reason", "value", "text")
 _COMPRESSED = ("", ".gz", ".zst")
-_TRANS_RE = re.compile(r"^(?P<name>.+)_Trans\.csv(\.gz|\.zst)?$")
+# <NAME>_Trans.csv, and later files of the same data set as <NAME>_Trans_<part>.csv (e.g. the
+# next day's transactions: HI-Small_Trans_2022-09-11.csv), each optionally .gz or .zst.
+_TRANS_RE = re.compile(r"^(?P<name>.+?)_Trans(?P<part>_[^./]+)?\.csv(\.gz|\.zst)?$")
 _TS_LIKE = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
 # Blocks that qualify are split by Polars' CSV parser (ingest_fast); False forces the line splitter
 # everywhere (the tests compare both).
@@ -46,7 +48,10 @@ class InputFiles:
 
     Attributes:
         name: the data set name, e.g. "HI-Small".
-        trans: the `*_Trans.csv` file (or `.csv.gz`, `.csv.zst`).
+        trans: the first Trans file (`<name>_Trans.csv`, or `.csv.gz`, `.csv.zst`).
+        trans_files: every Trans file of the data set in reading order: `<name>_Trans.csv`
+            first, then the `<name>_Trans_<part>.csv` files sorted by name (later data appended
+            to a data directory). Row ids run on across files in this order.
         accounts: `<name>_accounts.csv` beside it, None when absent.
         patterns: `<name>_Patterns.txt` beside it, None when absent.
     """
@@ -55,6 +60,11 @@ class InputFiles:
     trans: Path
     accounts: Path | None
     patterns: Path | None
+    trans_files: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.trans_files:
+            object.__setattr__(self, "trans_files", (self.trans,))
 
 
 def find_inputs(data_path: Path) -> InputFiles:
@@ -74,21 +84,26 @@ def find_inputs(data_path: Path) -> InputFiles:
     if not data_path.exists():
         raise InputError("no such file or directory", path=str(data_path), hint="check the path")
     if data_path.is_dir():
-        found = sorted(p for p in data_path.iterdir() if p.is_file() and _TRANS_RE.match(p.name))
+        found = [p for p in data_path.iterdir() if p.is_file() and _TRANS_RE.match(p.name)]
         if not found:
             raise InputError(f"no *_Trans.csv in {data_path}", path=str(data_path),
                              hint="pass the directory of a data set or the Trans file itself")
-        if len(found) > 1:
-            raise InputError(f"several Trans files in {data_path}: {', '.join(p.name for p in found)}",
-                             path=str(data_path), hint="pass the Trans file you mean")
-        trans = found[0]
+        names = sorted({_TRANS_RE.match(p.name)["name"] for p in found})
+        if len(names) > 1:
+            raise InputError(f"Trans files of several data sets in {data_path}: "
+                             f"{', '.join(sorted(p.name for p in found))}",
+                             path=str(data_path), hint="pass the Trans file you mean, or keep one data set per directory")
+        # the base file first, then the later parts by name
+        files = sorted(found, key=lambda p: (_TRANS_RE.match(p.name)["part"] is not None, p.name))
     else:
-        trans = data_path
+        files = [data_path]
+    trans = files[0]
     match = _TRANS_RE.match(trans.name)
     name = match["name"] if match else trans.name.split(".")[0]
     return InputFiles(name=name, trans=trans,
                       accounts=_beside(trans.parent, f"{name}_accounts.csv"),
-                      patterns=_beside(trans.parent, f"{name}_Patterns.txt"))
+                      patterns=_beside(trans.parent, f"{name}_Patterns.txt"),
+                      trans_files=tuple(files))
 
 
 def _beside(directory: Path, filename: str) -> Path | None:

@@ -112,10 +112,14 @@ class Run:
         root = getattr(self.store, "root", None)
         cache = HashCache(Path(root) / ".hashcache.json") if root is not None else None
         files = {}
-        for role in ("trans", "accounts", "patterns"):
+        for j, path in enumerate(self.inputs.trans_files):
+            files["trans" if j == 0 else f"trans_{j}"] = file_fingerprint(path, cache=cache)
+        for role in ("accounts", "patterns"):
             path = getattr(self.inputs, role)
             if path is not None:
                 files[role] = file_fingerprint(path, cache=cache)
+        self.files = files
+        self.reader_code = code_version(("amlgraph.ingest",))
         for step in STEPS:
             comp = {
                 "step": step,

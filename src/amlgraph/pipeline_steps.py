@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
+from amlgraph.fingerprint import make_key
 from amlgraph.tasks import scan_tables
 
 INDEX = "data_loaded_index"
@@ -34,40 +35,81 @@ def _data_chunks(run: Any) -> list[str]:
 
 # --- 1. data_loaded ------------------------------------------------------------------------------
 def _read(run: Any, chunk_rows: int) -> dict:
-    """Parse the Trans file into raw typed batches, one checkpoint each; skipped when complete."""
-    from amlgraph.ingest import read_transactions
+    """Parse every Trans file into raw typed batches, one checkpoint each.
 
+    A file whose batches are all checkpointed under the same key is not parsed again, so a file
+    added to the data directory (the next day's transactions) costs only its own parsing here.
+    Row ids run on across files: a file's first row id is the number of rows before it.
+    """
     store, cfg = run.store, run.cfg
-    key = run.chunk_key("data_loaded", -1, phase="read", chunk_rows=chunk_rows)
     forced = "data_loaded" in run.forced
-    if not forced:
-        done = store.load(READ, key=key)
-        if done is not None and all(store.check(p["name"], p["key"])[0] for p in done.value("parts")):
-            run.log.ok(f"Transactions already parsed ({done.value('summary')['rows']:,} rows)")
-            return done.value("summary") | {"parts": done.value("parts")}
-    reader = read_transactions(run.inputs.trans, on_bad_rows=cfg.on_bad_rows,
-                               batch_rows=chunk_rows, limit_rows=cfg.sample_size)
-    parts, rows = [], 0
-    for i, batch in enumerate(reader):
-        name = f"{READ}_chunk_{i}"
-        ckey = run.chunk_key("data_loaded", i, phase="read", chunk_rows=chunk_rows)
-        if forced or not store.check(name, ckey)[0]:
-            store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
-                       metadata={"rows": batch.height})
-        parts.append((name, ckey))
-        rows += batch.height
-    summary = {"rows": rows, "bad_rows": reader.bad_rows,
-               "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None}
+    parts: list[tuple[str, str]] = []
+    rows = bad = offset = 0
+    quarantine = []
+    remaining = cfg.sample_size
+    for j, path in enumerate(run.inputs.trans_files):
+        if remaining is not None and remaining <= 0:
+            break
+        plan = {"file": run.files["trans" if j == 0 else f"trans_{j}"], "offset": offset,
+                "first_chunk": len(parts), "limit": remaining, "on_bad_rows": cfg.on_bad_rows,
+                "chunk_rows": chunk_rows, "code": run.reader_code}
+        got = None if forced else _parsed(store, f"{READ}_{j}", make_key({"read": plan}))
+        if got is None:
+            got = _parse_file(run, j, path, plan, forced)
+        else:
+            run.log.ok(f"{path.name}: already parsed ({got['rows']:,} rows)")
+        parts += [(p["name"], p["key"]) for p in got["parts"]]
+        rows += got["rows"]
+        bad += got["bad_rows"]
+        offset += got["file_rows"]
+        quarantine += [got["quarantine"]] if got["quarantine"] else []
+        if remaining is not None:
+            remaining -= got["file_rows"]
     if rows == 0:
         from amlgraph.errors import InputError
 
         raise InputError("no valid transaction rows to build a graph from", path=str(run.inputs.trans),
                          hint="check the file, or the --sample-size and --on-bad-rows options")
-    store.save(READ, step="data_loaded", key=key, values={"summary": summary, "parts": _parts(parts)})
-    if reader.bad_rows:
-        run.log.line(f"⚠  {reader.bad_rows:,} bad rows quarantined to {reader.quarantine_path}")
-    run.log.ok(f"Parsed {rows:,} transactions in {len(parts)} chunks")
-    return summary | {"parts": _parts(parts)}
+    if bad:
+        run.log.line(f"⚠  {bad:,} bad rows quarantined to {', '.join(quarantine)}")
+    return {"rows": rows, "bad_rows": bad, "quarantine": quarantine or None, "parts": _parts(parts)}
+
+
+def _parsed(store: Any, marker: str, key: str) -> dict | None:
+    """The summary of a file parsed earlier under ``key`` whose batches are all still valid."""
+    done = store.load(marker, key=key)
+    if done is None:
+        return None
+    summary = done.value("summary")
+    if not all(store.check(p["name"], p["key"])[0] for p in summary["parts"]):
+        return None
+    return summary
+
+
+def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
+    from amlgraph.ingest import read_transactions
+
+    store, first = run.store, plan["first_chunk"]
+    reader = read_transactions(path, on_bad_rows=run.cfg.on_bad_rows, batch_rows=plan["chunk_rows"],
+                               limit_rows=plan["limit"])
+    parts, rows = [], 0
+    for i, batch in enumerate(reader, start=first):
+        name = f"{READ}_chunk_{i}"
+        ckey = make_key({"read": plan, "chunk": i})
+        if forced or not store.check(name, ckey)[0]:
+            if plan["offset"]:
+                batch = batch.with_columns(pl.col("row") + plan["offset"])
+            store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
+                       metadata={"rows": batch.height})
+        parts.append({"name": name, "key": ckey})
+        rows += batch.height
+    summary = {"rows": rows, "bad_rows": reader.bad_rows, "file_rows": reader.rows_read + reader.bad_rows,
+               "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None,
+               "parts": parts}
+    store.save(f"{READ}_{j}", step="data_loaded", key=make_key({"read": plan}),
+               values={"summary": summary})
+    run.log.ok(f"{path.name}: parsed {rows:,} transactions in {len(parts)} chunks")
+    return summary
 
 
 def data_loaded(run: Any) -> None:
