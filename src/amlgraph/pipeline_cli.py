@@ -54,8 +54,11 @@ def run_demo(directory: Path, *, preset: str = "small", quiet: bool = False) -> 
 
     data_dir = Path(directory) / preset
     if not any(data_dir.glob("*_Trans.csv")):
-        print(f"Generating the {preset} preset in {data_dir} ...", flush=True)
-        print(generate(preset, data_dir, seed=0).summary(), flush=True)
+        if not quiet:
+            print(f"Generating the {preset} preset in {data_dir} ...", flush=True)
+        summary = generate(preset, data_dir, seed=0).summary()
+        if not quiet:
+            print(summary, flush=True)
     cfg = PipelineConfig(data_path=data_dir, checkpoint_dir=Path(directory) / "checkpoints", quiet=quiet)
     result = run_preprocessing(cfg)
     if not quiet:
