@@ -162,14 +162,8 @@ class TransactionGraph:
         if has_synthetic:
             arrays["synthetic_edge_attr"] = self.synthetic_edge_attr
             arrays["synthetic_y"] = self.synthetic_y
-        values = {
-            "node_feature_names": list(self.node_feature_names),
-            "edge_feature_names": list(self.edge_feature_names),
-            "class_weights": {str(k): float(v) for k, v in self.class_weights.items()},
-            "vocab": self.vocab,
-            "has_synthetic": has_synthetic,
-            "raw_dtypes": {c: str(self.raw.schema[c]) for c in RAW_COLUMNS},
-        }
+        values = payload_values(self.node_feature_names, self.edge_feature_names, self.class_weights,
+                                self.vocab, has_synthetic, {c: self.raw.schema[c] for c in RAW_COLUMNS})
         return {"nodes": self.nodes}, arrays, values
 
     @classmethod
@@ -211,6 +205,23 @@ class TransactionGraph:
             raise CheckpointError(
                 f"checkpoint {GRAPH_STEP!r} lacks {exc}; it was not written by this version of "
                 "amlgraph: rerun with `amlgraph run ... --resume-from graph_created`") from exc
+
+
+def payload_values(node_feature_names, edge_feature_names, class_weights, vocab, has_synthetic: bool,
+                   raw_dtypes: dict) -> dict[str, Any]:
+    """The JSON values of a graph checkpoint (see ``to_payload``).
+
+    Large graphs are written straight from their chunks (``amlgraph.pipeline_steps``) with the
+    array names of ``to_payload`` and these values, never held whole in memory.
+    """
+    return {
+        "node_feature_names": list(node_feature_names),
+        "edge_feature_names": list(edge_feature_names),
+        "class_weights": {str(k): float(v) for k, v in class_weights.items()},
+        "vocab": vocab,
+        "has_synthetic": bool(has_synthetic),
+        "raw_dtypes": {c: str(raw_dtypes[c]) for c in RAW_COLUMNS},
+    }
 
 
 def _validate(g: TransactionGraph) -> None:

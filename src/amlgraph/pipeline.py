@@ -180,15 +180,24 @@ class Run:
         return self._executor
 
     def plan(self) -> dict[str, str]:
-        """For each step: "load", "compute" or "skip" (not needed: a later checkpoint covers it)."""
-        valid = {s: (s not in self.forced) and self.check(s)[0] for s in STEPS}
-        needed = {s: False for s in STEPS}
-        needed["graph_created"] = True
+        """For each step: "load", "compute" or "skip" (not needed: a later checkpoint covers it).
+
+        Walks backwards from graph_created and checks a step only when something after it needs
+        it, so a finished run verifies one checkpoint, not all of them.
+        """
+        actions: dict[str, str] = {}
+        self.reasons: dict[str, str | None] = {}
+        needed = {"graph_created"}
         for step in reversed(STEPS):
-            if needed[step] and not valid[step]:
-                for dep in DEPS[step]:
-                    needed[dep] = True
-        return {s: ("skip" if not needed[s] else "load" if valid[s] else "compute") for s in STEPS}
+            if step not in needed:
+                actions[step] = "skip"
+                continue
+            ok, reason = (False, "forced") if step in self.forced else self.check(step)
+            self.reasons[step] = reason
+            actions[step] = "load" if ok else "compute"
+            if not ok:
+                needed.update(DEPS[step])
+        return {s: actions[s] for s in STEPS}
 
     def execute(self) -> PipelineResult:
         from amlgraph import pipeline_steps
@@ -206,8 +215,7 @@ class Run:
                     self.result.loaded.append(step)
                 else:
                     if step not in self.forced:
-                        reason = self.check(step)[1]
-                        self.log.line(f"Computing {step}: {reason}")
+                        self.log.line(f"Computing {step}: {self.reasons[step]}")
                     getattr(pipeline_steps, step)(self)
                     self.loaded[step] = self.store.load(step, key=self.keys[step])
                     if self.loaded[step] is None:

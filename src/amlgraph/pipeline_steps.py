@@ -127,18 +127,18 @@ def data_loaded(run: Any) -> None:
     tx_accounts = pl.concat([
         raw.select(pl.col("from_bank").alias("bank"), pl.col("from_account").alias("account")),
         raw.select(pl.col("to_bank").alias("bank"), pl.col("to_account").alias("account")),
-    ]).unique().collect()
+    ]).unique().collect(engine="streaming")
     nodes = build_node_index(tx_accounts, accounts if accounts is not None else None)
     cats = raw.select(pl.concat([pl.col("receiving_currency"), pl.col("payment_currency")]).unique()
-                      .alias("c")).collect()["c"].to_list()
-    formats = raw.select(pl.col("payment_format").unique()).collect()["payment_format"].to_list()
+                      .alias("c")).collect(engine="streaming")["c"].to_list()
+    formats = raw.select(pl.col("payment_format").unique()).collect(engine="streaming")["payment_format"].to_list()
     vocab = build_vocab(cats, formats, nodes["bank"].unique().to_list())
 
     counts, boundaries, unit = _split_boundaries(raw, cfg.split_fractions)
     if unit != 86_400:
         run.log.line(f"⚠  fewer than 3 days of transactions: the temporal split uses "
                      f"{'hours' if unit == 3_600 else 'minutes'} instead of days")
-    t_min = raw.select(pl.col("timestamp").min()).collect().item()
+    t_min = raw.select(pl.col("timestamp").min()).collect(engine="streaming").item()
     t0 = int(t_min // 86400 * 86400)
 
     cur = {name: i for i, name in enumerate(vocab["currencies"])}
@@ -147,7 +147,7 @@ def data_loaded(run: Any) -> None:
              .select(pl.col("payment_currency").replace_strict(cur, return_dtype=pl.Int16),
                      pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16),
                      (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
-             .collect())
+             .collect(engine="streaming"))
     rates, rate_warnings = usd_rates(pairs, vocab=vocab)
     for w in rate_warnings:
         run.log.line(f"⚠  {w}")
@@ -173,7 +173,7 @@ def data_loaded(run: Any) -> None:
             patterns = pl.concat(found).sort("row") if found else patterns
 
     split_counts = (scan_tables(store, [t.name for t in tasks], "transactions")
-                    .group_by("split").agg(pl.len().alias("n")).collect())
+                    .group_by("split").agg(pl.len().alias("n")).collect(engine="streaming"))
     summary = {
         "rows": read["rows"], "bad_rows": read["bad_rows"], "quarantine": read["quarantine"],
         "num_accounts": nodes.height,
@@ -202,7 +202,7 @@ def _split_boundaries(raw: pl.LazyFrame, fractions) -> tuple[dict[int, int], lis
     from amlgraph.steps.data_loaded import temporal_split_boundaries
 
     for unit in (86_400, 3_600, 60):
-        buckets = raw.group_by((pl.col("timestamp") // unit).alias("b")).agg(pl.len().alias("n")).collect()
+        buckets = raw.group_by((pl.col("timestamp") // unit).alias("b")).agg(pl.len().alias("n")).collect(engine="streaming")
         if buckets.height >= 3:
             counts = {int(b): int(n) for b, n in zip(buckets["b"], buckets["n"])}
             b1, b2 = temporal_split_boundaries(counts, fractions)
@@ -277,7 +277,7 @@ def normalized(run: Any) -> None:
     node_scaled = columns_to_scale(node_cols, [], node_flags)
     node_log = heavy_tailed(node_scaled)
     train_nodes = (scan_tables(store, _data_chunks(run), "transactions").filter(pl.col("split") == 0)
-                   .select(pl.concat([pl.col("src"), pl.col("dst")]).unique().alias("n")).collect()["n"]
+                   .select(pl.concat([pl.col("src"), pl.col("dst")]).unique().alias("n")).collect(engine="streaming")["n"]
                    .to_numpy())
     is_train = np.zeros(feats.height, dtype=bool)
     is_train[train_nodes] = True
@@ -368,7 +368,7 @@ def weights(run: Any) -> None:
     from amlgraph.steps.weights import class_weights
 
     y = (scan_tables(run.store, _data_chunks(run), "transactions").filter(pl.col("split") == 0)
-         .select("is_laundering").collect()["is_laundering"].to_numpy())
+         .select("is_laundering").collect(engine="streaming")["is_laundering"].to_numpy())
     w = class_weights(y, minority_cost=run.cfg.minority_cost)
     run.store.save("weights", step="weights", key=run.keys["weights"],
                    key_components=run.components["weights"],
@@ -378,38 +378,71 @@ def weights(run: Any) -> None:
 
 # --- 7. graph_created ----------------------------------------------------------------------------
 def graph_created(run: Any) -> None:
-    from amlgraph.graph import TransactionGraph
+    """Write the graph checkpoint chunk by chunk: memory follows one chunk, not the graph.
+
+    The checkpoint has exactly the layout of ``TransactionGraph.to_payload`` and loads with
+    ``TransactionGraph.from_checkpoint`` (arrays memory-mapped), which also validates it.
+    """
+    from amlgraph.graph import RAW_COLUMNS, payload_values
+    from amlgraph.store_base import ArrayParts
 
     store = run.store
-    tx = scan_tables(store, _data_chunks(run), "transactions").collect()
+    data = _data_chunks(run)
     norm_parts = [p["name"] for p in _value(run, "normalized", "parts")]
-    edge_attr = np.concatenate([np.asarray(store.load(n).array("edge_attr")) for n in norm_parts])
     normalized_ckpt = run.loaded["normalized"]
     x = np.asarray(normalized_ckpt.array("x"))
-    src, dst = tx["src"].to_numpy(), tx["dst"].to_numpy()
-    y = tx["is_laundering"].to_numpy().astype(np.int8)
+    n_edges = run.loaded["data_loaded"].value("summary")["rows"]
+
+    def column(name: str, col: str):
+        def read() -> np.ndarray:
+            ckpt = store.load(name)
+            path = ckpt.table_path("transactions")
+            frame = pl.read_parquet(path, columns=[col]) if path is not None else \
+                ckpt.table("transactions").select(col)
+            return frame[col].to_numpy()
+        return read
+
+    def edge_attr(name: str):
+        return lambda: store.load(name).array("edge_attr")
+
     node_y = np.zeros(x.shape[0], dtype=np.int8)
-    node_y[src[y == 1]] = 1
-    node_y[dst[y == 1]] = 1
+    schema = None
+    for name in data:
+        t = column(name, "src")(), column(name, "dst")(), column(name, "is_laundering")()
+        node_y[t[0][t[2] == 1]] = 1
+        node_y[t[1][t[2] == 1]] = 1
+        if schema is None:
+            ckpt = store.load(name)
+            path = ckpt.table_path("transactions")
+            schema = (pl.read_parquet_schema(path) if path is not None else
+                      dict(ckpt.table("transactions").schema))
+    edge_cols = list(normalized_ckpt.value("edge_columns"))
+    arrays = {
+        "edge_index": ArrayParts((2, n_edges), np.int64,
+                                 [column(n, "src") for n in data] + [column(n, "dst") for n in data]),
+        "edge_row": ArrayParts((n_edges,), np.int64, [column(n, "row") for n in data]),
+        "timestamp": ArrayParts((n_edges,), np.int64, [column(n, "timestamp") for n in data]),
+        "x": x,
+        "edge_attr": ArrayParts((n_edges, len(edge_cols)), np.float32, [edge_attr(n) for n in norm_parts]),
+        "y": ArrayParts((n_edges,), np.int8, [column(n, "is_laundering") for n in data]),
+        "node_y": node_y,
+        "split": ArrayParts((n_edges,), np.int8, [column(n, "split") for n in data]),
+    }
+    for col in RAW_COLUMNS:
+        arrays[f"raw_{col}"] = ArrayParts((n_edges,), _numpy_dtype(schema[col]), [column(n, col) for n in data])
     imb = run.loaded["imbalanced"]
+    arrays["synthetic_edge_attr"] = np.asarray(imb.array("X_synthetic"))
+    arrays["synthetic_y"] = np.asarray(imb.array("y_synthetic"))
     weights_ = {int(k): float(v) for k, v in run.loaded["weights"].value("class_weights").items()}
-    graph = TransactionGraph(
-        nodes=store.load(INDEX).table("nodes"),
-        edge_index=np.stack([src, dst]).astype(np.int64),
-        edge_row=tx["row"].to_numpy(),
-        timestamp=tx["timestamp"].to_numpy(),
-        x=x, node_feature_names=list(normalized_ckpt.value("node_columns")),
-        edge_attr=edge_attr, edge_feature_names=list(normalized_ckpt.value("edge_columns")),
-        y=y, node_y=node_y, split=tx["split"].to_numpy().astype(np.int8),
-        class_weights=weights_,
-        raw=tx.select("amount_paid", "payment_currency", "amount_received", "receiving_currency",
-                      "payment_format", "from_bank", "to_bank"),
-        vocab=run.loaded["data_loaded"].value("vocab"),
-        synthetic_edge_attr=np.asarray(imb.array("X_synthetic")),
-        synthetic_y=np.asarray(imb.array("y_synthetic")),
-    )
-    tables, arrays, values = graph.to_payload()
+    values = payload_values(normalized_ckpt.value("node_columns"), edge_cols, weights_,
+                            run.loaded["data_loaded"].value("vocab"), True,
+                            {c: schema[c] for c in RAW_COLUMNS})
     store.save("graph_created", step="graph_created", key=run.keys["graph_created"],
-               key_components=run.components["graph_created"], tables=tables, arrays=arrays,
-               values=values, metadata={"num_accounts": graph.num_nodes, "num_edges": graph.num_edges,
-                                        "num_features": int(x.shape[1])})
+               key_components=run.components["graph_created"],
+               tables={"nodes": store.load(INDEX).table("nodes")}, arrays=arrays, values=values,
+               metadata={"num_accounts": int(x.shape[0]), "num_edges": n_edges,
+                         "num_features": int(x.shape[1])})
+
+
+def _numpy_dtype(dtype: pl.DataType) -> np.dtype:
+    return pl.Series([], dtype=dtype).to_numpy().dtype

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import CheckpointError
-from amlgraph.store_base import (FORMAT_VERSION, BaseStore, Checkpoint, Problem, build_manifest,
+from amlgraph.store_base import (FORMAT_VERSION, ArrayParts, BaseStore, Checkpoint, Problem, build_manifest,
                                  now_iso, prepare_save, validate_manifest)
 from amlgraph.store_files import (HOST_TAG, NAME_RE, TMP_PREFIX, HashingWriter, check_name, fsync_dir,
                                   hash_file, is_plain_dir, is_plain_file, json_bytes, no_space_error,
@@ -334,7 +334,11 @@ class CheckpointStore(BaseStore):
                 np.lib.format.write_array_header_1_0(w, header)
             except ValueError:
                 np.lib.format.write_array_header_2_0(w, header)
-            w.write(arr.reshape(-1).view(np.uint8))
+            if isinstance(arr, ArrayParts):
+                for block in arr.blocks():
+                    w.write(block.view(np.uint8))
+            else:
+                w.write(arr.reshape(-1).view(np.uint8))
             files[fname] = w.commit()
         except BaseException:
             w.abort()

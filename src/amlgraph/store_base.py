@@ -118,6 +118,46 @@ def seal(manifest: dict) -> dict:
     return manifest
 
 
+class ArrayParts:
+    """An array saved from pieces produced one at a time, so that it never sits whole in memory.
+
+    The pieces, concatenated in C order, make the array: e.g. an edge matrix of shape (E, D) from
+    each chunk's (rows_i, D) block, or an edge_index of shape (2, E) from every chunk's senders
+    followed by every chunk's receivers. The file store writes each piece and lets it go; the
+    memory store materialises the whole.
+
+    Args:
+        shape: the final shape.
+        dtype: the final dtype (each piece is converted to it).
+        pieces: zero-argument callables, each returning the next block of values.
+    """
+
+    def __init__(self, shape, dtype, pieces) -> None:
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.pieces = list(pieces)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def blocks(self):
+        """Each piece as a flat, C-contiguous array of ``dtype``; checks the total size."""
+        seen = 0
+        for piece in self.pieces:
+            block = np.ascontiguousarray(piece(), dtype=self.dtype).reshape(-1)
+            seen += block.size
+            if seen > self.size:
+                break
+            yield block
+        if seen != self.size:
+            raise CheckpointError(f"array pieces hold {seen} values, expected {self.size} "
+                                  f"for shape {list(self.shape)}")
+
+    def materialize(self) -> np.ndarray:
+        return np.concatenate(list(self.blocks()) or [np.zeros(0, self.dtype)]).reshape(self.shape)
+
+
 def prepare_save(name: str, step: str, chunk: int | None, tables: dict | None, arrays: dict | None,
                  values: dict | None) -> tuple[dict[str, pl.DataFrame], dict[str, np.ndarray], bytes]:
     """Validate what is about to be saved; return tables, C-contiguous arrays and values JSON.
@@ -142,6 +182,11 @@ def prepare_save(name: str, step: str, chunk: int | None, tables: dict | None, a
     out_a: dict[str, np.ndarray] = {}
     for a, arr in (arrays or {}).items():
         check_item(a, "array")
+        if isinstance(arr, ArrayParts):
+            if arr.dtype.hasobject:
+                raise CheckpointError(f"array {a!r} of checkpoint {name} has dtype object")
+            out_a[a] = arr
+            continue
         arr = np.asarray(arr)
         if arr.dtype.hasobject:
             raise CheckpointError(f"array {a!r} of checkpoint {name} has dtype {arr.dtype} (Python objects); "

@@ -17,7 +17,7 @@ from typing import Any, ContextManager
 import numpy as np
 import polars as pl
 
-from amlgraph.store_base import BaseStore, Checkpoint, build_manifest, prepare_save
+from amlgraph.store_base import ArrayParts, BaseStore, Checkpoint, build_manifest, prepare_save
 from amlgraph.store_files import HOST_TAG, check_name
 from amlgraph.store_lock import ThreadLock
 
@@ -92,7 +92,8 @@ class MemoryStore(BaseStore):
             raise CheckpointError(f"checkpoint {name}: key must be a non-empty string (got {key!r})")
         gen = f"gen-{time.time_ns():x}-{os.getpid()}-{HOST_TAG}-{secrets.token_hex(4)}"
         frozen_t = {t: df.clone() for t, df in tables.items()}
-        frozen_a = {a: arr.copy() for a, arr in arrays.items()}
+        frozen_a = {a: arr.materialize() if isinstance(arr, ArrayParts) else arr.copy()
+                    for a, arr in arrays.items()}
         manifest = build_manifest(
             name=name, step=step, chunk=chunk, key=key, key_components=key_components, metadata=metadata,
             generation=gen, files={}, tables=frozen_t, table_files=dict.fromkeys(frozen_t),

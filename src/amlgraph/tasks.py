@@ -59,7 +59,7 @@ def node_chunk(store: Any, name: str, key: str, *, data_chunks: list[str], lo: i
     touches = pl.col("src").is_between(lo, hi - 1) | pl.col("dst").is_between(lo, hi - 1)
     if train_only:
         touches = touches & (pl.col("split") == 0)
-    tx = scan_tables(store, data_chunks, "transactions").filter(touches).collect()
+    tx = scan_tables(store, data_chunks, "transactions").filter(touches).collect(engine="streaming")
     rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
     feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
     store.save(name, step="node_features", key=key, chunk=chunk, tables={"features": feats},
