@@ -38,6 +38,21 @@ MARKER = "amlgraph-store.json"
 MANIFEST = "manifest.json"
 
 
+# Full verification hashes a file once per process while it stays unchanged. Generation files are
+# never rewritten in place, and a run checks the same checkpoints several times (the plan, then
+# each chunk before use). The ctime is part of the key: any write to the file changes it, and it
+# cannot be set back from user space.
+_VERIFIED: dict[tuple, str] = {}
+
+
+def _verified_hash(path: Path, st: os.stat_result) -> str:
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    digest = _VERIFIED.get(key)
+    if digest is None:
+        digest = _VERIFIED[key] = hash_file(path)
+    return digest
+
+
 class FileCheckpoint(Checkpoint):
     """A checkpoint read from a generation directory of a :class:`CheckpointStore`."""
 
@@ -236,7 +251,7 @@ class CheckpointStore(BaseStore):
                 return None, f"corrupt: {f} has {st.st_size} bytes, expected {info['size']} (truncated or damaged)"
             if verify == "full":
                 try:
-                    digest = hash_file(path)
+                    digest = _verified_hash(path, st)
                 except OSError as exc:
                     return None, f"corrupt: {f} unreadable ({exc.strerror or exc})"
                 if digest != info["hash"]:
