@@ -13,22 +13,7 @@ from amlgraph.errors import InputError
 from amlgraph.ingest import QUARANTINE_COLUMNS, read_transactions
 from tests.conftest import amlgraph_cmd
 
-BAD = Path(__file__).parent / "data" / "bad"
-HEADER = ("Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,Amount Paid,"
-          "Payment Currency,Payment Format,Is Laundering")
-GOOD = "2022/09/01 00:20,010,8000EBD30,010,8000EBD30,3697.34,US Dollar,3697.34,US Dollar,Reinvestment,0"
-
-
-def _cases() -> list[tuple[str, int, str, str]]:
-    rows = []
-    for text in (BAD / "CASES.md").read_text().splitlines():
-        cells = [c.strip() for c in text.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] not in ("file", "---") and (BAD / cells[0]).exists():
-            rows.append((cells[0], int(cells[1]), cells[2], cells[3]))
-    return rows
-
-
-CASES = _cases()
+from bad_corpus import BAD, CASES, GOOD, HEADER  # noqa: E402,F401
 
 
 def _check(path: Path, *extra: str) -> subprocess.CompletedProcess:
