@@ -18,7 +18,7 @@ STEPS = ("data_loaded", "node_features", "edge_features", "normalized", "imbalan
          "graph_created")
 
 # Saves in the order a run makes them: chunk, helper and step checkpoints of every step.
-SAVES = ("data_loaded_read_chunk_4", "data_loaded_read", "data_loaded_index", "data_loaded_chunk_6",
+SAVES = ("data_loaded_read_chunk_4", "data_loaded_read_0", "data_loaded_index", "data_loaded_chunk_6",
          "data_loaded", "node_features_chunk_3", "node_features", "edge_features_chunk_5", "edge_features",
          "normalized_chunk_2", "normalized", "imbalanced", "weights", "graph_created")
 
