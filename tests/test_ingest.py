@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import shutil
 from argparse import Namespace
-from pathlib import Path
 
 import pandas as pd
 import polars as pl

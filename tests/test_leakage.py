@@ -1,7 +1,6 @@
 """No leakage from validation and test rows into anything fitted on the training split."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import numpy as np
 import polars as pl

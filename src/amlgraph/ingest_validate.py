@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from amlgraph.errors import InputError
-from amlgraph.schema import PAYMENT_FORMATS, TIMESTAMP_FORMAT, TRANS_COLUMNS, TRANS_HEADER
+from amlgraph.schema import PAYMENT_FORMATS, TIMESTAMP_FORMAT, TRANS_HEADER
 
 # Header names are ambiguous (two "Account"): errors name the column with its role.
 TRANS_LABELS = tuple(
