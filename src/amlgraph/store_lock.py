@@ -45,6 +45,15 @@ class _Reentrant:
     def _mine(self) -> bool:
         return self._owner == threading.get_ident()
 
+    @contextlib.contextmanager
+    def _nested(self) -> Iterator[None]:
+        """A nested hold by the thread that already owns the lock: only the depth changes."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
 
 class FileLock(_Reentrant):
     """``fcntl.flock`` on ``<root>/.lock`` with holder details in ``<root>/.lock.json``.
@@ -96,11 +105,8 @@ class FileLock(_Reentrant):
             LockedError: held elsewhere and ``wait`` is False, or ``timeout`` expired.
         """
         if self._mine():
-            self._depth += 1
-            try:
+            with self._nested():
                 yield
-            finally:
-                self._depth -= 1
             return
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -144,11 +150,8 @@ class ThreadLock(_Reentrant):
     @contextlib.contextmanager
     def hold(self, *, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
         if self._mine():
-            self._depth += 1
-            try:
+            with self._nested():
                 yield
-            finally:
-                self._depth -= 1
             return
         if wait:
             ok = self._guard.acquire(timeout=-1 if timeout is None else timeout)
