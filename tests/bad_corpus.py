@@ -21,3 +21,18 @@ def _cases() -> list[tuple[str, int, str, str]]:
 
 
 CASES = _cases()
+
+
+def assert_one_line_error(result, path, line: int | None, column: str = "", value: str = "") -> str:
+    """Exit code 2 and exactly one stderr line naming file, line, column and value; no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    message = lines[0]
+    assert str(path) + (f":{line}:" if line is not None else "") in message, message
+    if column:
+        assert f"column {column!r}" in message, message
+    if value:
+        assert value in message, message
+    return message

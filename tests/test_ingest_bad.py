@@ -13,7 +13,7 @@ from amlgraph.errors import InputError
 from amlgraph.ingest import QUARANTINE_COLUMNS, read_transactions
 from tests.conftest import amlgraph_cmd
 
-from bad_corpus import BAD, CASES, GOOD, HEADER  # noqa: E402,F401
+from bad_corpus import BAD, CASES, GOOD, HEADER, assert_one_line_error  # noqa: E402,F401
 
 
 def _check(path: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -30,22 +30,6 @@ def corpus_results() -> dict[str, subprocess.CompletedProcess]:
         return dict(results)
 
 
-def _assert_one_line(result: subprocess.CompletedProcess, path: Path, line: int | None,
-                     column: str = "", value: str = "") -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    message = lines[0]
-    where = f"{path}:{line}:" if line is not None else f"{path}"
-    assert where in message
-    if column:
-        assert f"column {column!r}" in message
-    if value:
-        assert value in message
-    return message
-
-
 def test_corpus_is_complete():
     listed = {name for name, *_ in CASES}
     on_disk = {p.name for p in BAD.iterdir() if p.name != "CASES.md"}
@@ -55,14 +39,14 @@ def test_corpus_is_complete():
 
 @pytest.mark.parametrize("name,line,column,value", CASES, ids=[c[0] for c in CASES])
 def test_bad_file_fails_with_one_line(corpus_results, name, line, column, value):
-    _assert_one_line(corpus_results[name], BAD / name, line, column, value)
+    assert_one_line_error(corpus_results[name], BAD / name, line, column, value)
 
 
 def test_multi_megabyte_line(tmp_path):
     path = tmp_path / "huge_Trans.csv"
     huge = "9" * (3 << 20) + "x"
     path.write_text(f"{HEADER}\n{GOOD}\n{GOOD.replace('3697.34', huge, 1)}\n{GOOD}\n")
-    message = _assert_one_line(_check(path), path, 3, "Amount Received")
+    message = assert_one_line_error(_check(path), path, 3, "Amount Received")
     assert len(message) < 1000  # the value is shortened, not printed whole
     reader = read_transactions(path, on_bad_rows="quarantine", quarantine_path=tmp_path / "q.csv", batch_rows=1)
     assert [b["row"].to_list() for b in reader] == [[0], [2]]
@@ -71,19 +55,19 @@ def test_multi_megabyte_line(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    _assert_one_line(_check(tmp_path / "nope_Trans.csv"), tmp_path / "nope_Trans.csv", None)
+    assert_one_line_error(_check(tmp_path / "nope_Trans.csv"), tmp_path / "nope_Trans.csv", None)
 
 
 def test_directory_without_trans_file(tmp_path):
     (tmp_path / "readme.txt").write_text("nothing here")
-    message = _assert_one_line(_check(tmp_path), tmp_path, None)
+    message = assert_one_line_error(_check(tmp_path), tmp_path, None)
     assert "no *_Trans.csv in" in message
 
 
 def test_directory_with_two_trans_files(tmp_path):
     for name in ("A_Trans.csv", "B_Trans.csv.gz"):
         (tmp_path / name).write_text("x")
-    message = _assert_one_line(_check(tmp_path), tmp_path, None)
+    message = assert_one_line_error(_check(tmp_path), tmp_path, None)
     assert "A_Trans.csv" in message and "B_Trans.csv.gz" in message
 
 

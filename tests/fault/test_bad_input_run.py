@@ -14,7 +14,7 @@ from amlgraph.schema import STEPS
 from amlgraph.store import CheckpointStore
 from harness import amlgraph, env
 
-from bad_corpus import BAD, CASES, GOOD, HEADER  # noqa: E402,F401
+from bad_corpus import BAD, CASES, GOOD, HEADER, assert_one_line_error  # noqa: E402,F401
 
 
 def _trans_name(name: str) -> str:
@@ -51,16 +51,7 @@ def corpus_runs(tmp_path_factory):
 
 def assert_refused(result: subprocess.CompletedProcess, path: Path, line: int | None,
                    column: str = "", value: str = "") -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    message = lines[0]
-    assert str(path) + (f":{line}:" if line is not None else "") in message, message
-    if column:
-        assert f"column {column!r}" in message, message
-    if value:
-        assert value in message, message
+    message = assert_one_line_error(result, path, line, column, value)
     ckpt = path.parent / "ckpt"
     if ckpt.exists():
         done = CheckpointStore(ckpt).names()
