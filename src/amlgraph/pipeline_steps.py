@@ -405,17 +405,13 @@ def graph_created(run: Any) -> None:
     def edge_attr(name: str):
         return lambda: store.load(name).array("edge_attr")
 
+    # Laundering rows are few: one filtered scan finds every account that touches one.
+    launder = (scan_tables(store, data, "transactions").filter(pl.col("is_laundering") == 1)
+               .select("src", "dst").collect(engine="streaming"))
     node_y = np.zeros(x.shape[0], dtype=np.int8)
-    schema = None
-    for name in data:
-        t = column(name, "src")(), column(name, "dst")(), column(name, "is_laundering")()
-        node_y[t[0][t[2] == 1]] = 1
-        node_y[t[1][t[2] == 1]] = 1
-        if schema is None:
-            ckpt = store.load(name)
-            path = ckpt.table_path("transactions")
-            schema = (pl.read_parquet_schema(path) if path is not None else
-                      dict(ckpt.table("transactions").schema))
+    node_y[launder["src"].to_numpy()] = 1
+    node_y[launder["dst"].to_numpy()] = 1
+    schema = scan_tables(store, data[:1], "transactions").collect_schema()
     edge_cols = list(normalized_ckpt.value("edge_columns"))
     arrays = {
         "edge_index": ArrayParts((2, n_edges), np.int64,
