@@ -35,15 +35,13 @@ def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
 def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries: list[int],
                  vocab: dict, chunk: int) -> dict:
     """Raw reader batch -> coded transactions with their split, in row order."""
-    from amlgraph.steps.data_loaded import encode_transactions
+    from amlgraph.steps.data_loaded import assign_split, encode_transactions
 
     raw = _load(store, read_chunk).table("raw")
     nodes = _load(store, "data_loaded_index").table("nodes")
     tx = encode_transactions(raw, nodes, vocab)
-    # boundaries are epoch seconds: train < b1 <= val < b2 <= test
-    b1, b2 = boundaries
-    tx = tx.with_columns(((pl.col("timestamp") >= b1).cast(pl.Int8) + (pl.col("timestamp") >= b2).cast(pl.Int8))
-                         .alias("split"))
+    split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
+    tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
     store.save(name, step="data_loaded", key=key, chunk=chunk, tables={"transactions": tx},
                metadata={"rows": tx.height})
     return {"rows": tx.height}

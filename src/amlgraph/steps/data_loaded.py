@@ -199,20 +199,23 @@ def temporal_split_boundaries(day_counts: dict[int, int],
     return first + int(i[best]), first + int(j[best])
 
 
-def assign_split(timestamps: np.ndarray, boundaries: tuple[int, int]) -> np.ndarray:
-    """Split code of each transaction from its day.
+def assign_split(timestamps: np.ndarray, boundaries: tuple[int, int], *,
+                 unit: int = SECONDS_PER_DAY) -> np.ndarray:
+    """Split code of each transaction from its time bucket.
 
     Args:
         timestamps: epoch seconds of shape (n_rows,).
-        boundaries: ``(b1, b2)`` from :func:`temporal_split_boundaries`.
+        boundaries: ``(b1, b2)`` from :func:`temporal_split_boundaries`, in buckets of ``unit``
+            seconds (days by default; 1 for boundaries already given in epoch seconds).
+        unit: bucket width in seconds.
 
     Returns:
-        Int8 array of shape (n_rows,): TRAIN (0) for day < b1, VAL (1) for b1 <= day < b2,
-        TEST (2) for day >= b2.
+        Int8 array of shape (n_rows,): TRAIN (0) for bucket < b1, VAL (1) for b1 <= bucket < b2,
+        TEST (2) for bucket >= b2.
     """
     b1, b2 = boundaries
-    day = np.asarray(timestamps, dtype=np.int64) // SECONDS_PER_DAY
-    out = np.full(day.shape, TRAIN, dtype=np.int8)
-    out[day >= b1] = VAL
-    out[day >= b2] = TEST
+    bucket = np.asarray(timestamps, dtype=np.int64) // unit
+    out = np.full(bucket.shape, TRAIN, dtype=np.int8)
+    out[bucket >= b1] = VAL
+    out[bucket >= b2] = TEST
     return out
