@@ -227,3 +227,33 @@ def test_table_path_scans_lazily(store):
                tables={"t": pl.DataFrame({"a": np.arange(100)})})
     path = store.load("data_loaded").table_path("t")
     assert pl.scan_parquet(path).filter(pl.col("a") > 94).collect().height == 5
+
+
+@pytest.mark.parametrize("setting, synced", [("1", True), (None, False), ("0", False)])
+def test_fsync_only_when_asked(store, monkeypatch, setting, synced):
+    """AMLGRAPH_FSYNC=1 fsyncs every data file and directory of a save; by default none is."""
+    if setting is None:
+        monkeypatch.delenv(store_files.FSYNC_ENV, raising=False)
+    else:
+        monkeypatch.setenv(store_files.FSYNC_ENV, setting)
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    manifest = _save(store)
+    assert store.load("node_features", verify="full") is not None
+    files = len(manifest["files"])
+    # one per data file + values.json + the manifest, and the two directories
+    assert (len(calls) >= files + 3) if synced else (calls == [])
+
+
+def test_torn_unsynced_checkpoint_is_detected_not_trusted(store, monkeypatch):
+    """Without fsync a power loss may tear a file; the full verification on load catches it."""
+    monkeypatch.delenv(store_files.FSYNC_ENV, raising=False)
+    _save(store)
+    data = next(p for p in _gen(store).iterdir() if p.name.startswith("array-"))
+    raw = bytearray(data.read_bytes())
+    raw[-1] ^= 0xFF                                     # same size, other bytes: what a torn page leaves
+    data.write_bytes(bytes(raw))
+    assert store.load("node_features", verify="full") is None
+    ok, reason = CheckpointStore(store.root, verify="full").check("node_features", "k1")
+    assert not ok and "hash" in reason

@@ -153,3 +153,26 @@ def test_resample_training_equals_resample_on_the_full_training_set():
     np.testing.assert_array_equal(under.keep_index, ref.keep_index)
     assert y[under.keep_index].sum() == y.sum()  # every minority row kept
     assert resample_training(X[y == 1], y, strategy="none").X_synthetic.shape == (0, 4)
+
+
+@pytest.mark.parametrize("n, d, k", [(50, 3, 6), (700, 14, 6), (7, 2, 7)])
+def test_numpy_neighbours_equal_sklearn(n, d, k):
+    """The exact NumPy search used for small minorities finds sklearn's neighbours, in its order."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from amlgraph.steps.imbalanced import nearest_neighbours
+
+    space = np.random.default_rng(n).normal(size=(n, d))
+    want = NearestNeighbors(n_neighbors=k).fit(space).kneighbors(space, return_distance=False)
+    got = nearest_neighbours(space, k, brute_max=10**9)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(nearest_neighbours(space, k, brute_max=0), want)  # the sklearn path
+
+
+def test_numpy_neighbours_put_each_row_first_even_among_duplicates():
+    from amlgraph.steps.imbalanced import nearest_neighbours
+
+    space = np.repeat(np.arange(4.0)[:, None], 3, axis=0)  # every row three times
+    got = nearest_neighbours(space, 3, brute_max=10**9)
+    np.testing.assert_array_equal(got[:, 0], np.arange(12))
+    np.testing.assert_array_equal(np.sort(got, axis=1), np.repeat(np.arange(12).reshape(4, 3), 3, axis=0))

@@ -182,13 +182,9 @@ def smote_samples(X_min: np.ndarray, n_new: int, *, k_neighbors: int, categorica
     Returns:
         float32 array of shape (n_new, d).
     """
-    from sklearn.neighbors import NearestNeighbors
-
     X_min = np.asarray(X_min, dtype=np.float64)
     cont = [j for j in range(X_min.shape[1]) if j not in set(categorical)]
-    space = X_min[:, cont]
-    nn = NearestNeighbors(n_neighbors=k_neighbors + 1).fit(space)
-    neighbours = nn.kneighbors(space, return_distance=False)[:, 1:]
+    neighbours = nearest_neighbours(X_min[:, cont], k_neighbors + 1)[:, 1:]
     rng = np.random.RandomState(seed)
     flat = rng.randint(low=0, high=neighbours.size, size=n_new)
     steps = rng.uniform(size=n_new)[:, np.newaxis]
@@ -199,3 +195,34 @@ def smote_samples(X_min: np.ndarray, n_new: int, *, k_neighbors: int, categorica
         nearer = np.where(steps[:, 0] < 0.5, rows, other)
         out[:, categorical] = X_min[nearer][:, categorical]
     return out.astype(np.float32)
+
+
+#: Up to this many minority rows the neighbours come from an exact NumPy search (a few
+#: matrix products); above it from scikit-learn's trees, whose import alone costs seconds.
+BRUTE_FORCE_MAX_ROWS = 20_000
+
+
+def nearest_neighbours(space: np.ndarray, k: int, *, brute_max: int | None = None) -> np.ndarray:
+    """Indices of the ``k`` nearest rows of ``space`` to each of its rows (itself first), Euclidean.
+
+    As ``sklearn.neighbors.NearestNeighbors(n_neighbors=k).fit(space).kneighbors(space)``; equal
+    distances are ordered by row index among the candidates, so the result is deterministic.
+    """
+    n = space.shape[0]
+    if n > (BRUTE_FORCE_MAX_ROWS if brute_max is None else brute_max):
+        from sklearn.neighbors import NearestNeighbors
+
+        return NearestNeighbors(n_neighbors=k).fit(space).kneighbors(space, return_distance=False)
+    sq = np.einsum("ij,ij->i", space, space)
+    out = np.empty((n, k), dtype=np.int64)
+    block = max(1, (1 << 22) // max(n, 1))  # about 32 MB of distances at a time
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        d2 = sq[lo:hi, None] + sq[None, :] - 2.0 * (space[lo:hi] @ space.T)
+        np.maximum(d2, 0.0, out=d2)
+        d2[np.arange(hi - lo), np.arange(lo, hi)] = -1.0  # a row is its own nearest neighbour
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (hi - lo, 1))
+        dist = np.take_along_axis(d2, part, axis=1)
+        order = np.lexsort((part, dist), axis=1)
+        out[lo:hi] = np.take_along_axis(part, order, axis=1)
+    return out
