@@ -28,7 +28,10 @@ def test_plan_ranges_cover_everything_once():
 
 def test_default_sizes_are_bounded():
     assert 50_000 <= default_chunk_rows() <= 4_000_000
-    assert 10_000 <= default_chunk_size() <= 1_000_000
+    dense, sparse = default_chunk_size(2_000_000, 180_000_000), default_chunk_size(2_000_000, 60_000_000)
+    assert 1_000 <= dense < sparse <= 1_000_000
+    # the rows a chunk touches stay the same whatever the density (until the bounds bite)
+    assert abs(dense * 180 - sparse * 60) / (sparse * 60) < 0.01
 
 
 def test_executor_skips_valid_chunks_and_computes_the_rest():

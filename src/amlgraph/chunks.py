@@ -17,10 +17,14 @@ from typing import Any
 
 from amlgraph.errors import AmlGraphError, ConfigError, StepError
 
-# Sizing: bytes of working memory one transaction row / one account costs in the chunked steps.
+# Sizing: bytes of working memory one transaction row / one incidence (a row seen from one of
+# its accounts) costs in the chunked steps.
 _BYTES_PER_ROW = 500
-_BYTES_PER_ACCOUNT_ROWS = 40          # incidences per account, on average, in the IBM data
+_BYTES_PER_INCIDENCE = 400
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 50_000, 4_000_000
+MIN_CHUNK_ACCOUNTS, MAX_CHUNK_ACCOUNTS = 1_000, 1_000_000
+#: Share of the machine's memory one chunk may use.
+MEMORY_FRACTION = 0.15
 
 
 def plan_ranges(n: int, size: int) -> list[tuple[int, int]]:
@@ -30,22 +34,30 @@ def plan_ranges(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
 
 
-def _budget_bytes(fraction: float = 0.25) -> int:
+def _budget_bytes(fraction: float = MEMORY_FRACTION) -> int:
+    """A share of the machine's total memory: stable from run to run (free memory is not), so
+    that default chunk plans, which are part of the checkpoint keys, do not change on resume."""
     import psutil
 
-    return int(psutil.virtual_memory().available * fraction)
+    return int(psutil.virtual_memory().total * fraction)
 
 
 def default_chunk_rows() -> int:
-    """Rows per row chunk: a quarter of available memory, within sane bounds."""
+    """Rows per row chunk, from the memory budget, within sane bounds."""
     rows = _budget_bytes() // _BYTES_PER_ROW
     return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows)))
 
 
-def default_chunk_size() -> int:
-    """Accounts per node_features chunk, from the same memory budget."""
-    accounts = _budget_bytes() // (_BYTES_PER_ROW * _BYTES_PER_ACCOUNT_ROWS)
-    return int(min(1_000_000, max(10_000, accounts)))
+def default_chunk_size(num_accounts: int, num_rows: int) -> int:
+    """Accounts per node_features chunk such that a chunk's incidences fit the memory budget.
+
+    A chunk of ``a`` accounts touches about ``a * 2 * num_rows / num_accounts`` rows, so the
+    denser the data (HI-Large has ~170 incidences per account, HI-Small ~20), the fewer accounts
+    per chunk: peak memory follows the budget, not the input size.
+    """
+    per_account = max(1.0, 2.0 * num_rows / max(1, num_accounts))
+    accounts = int(_budget_bytes() / (_BYTES_PER_INCIDENCE * per_account))
+    return int(min(MAX_CHUNK_ACCOUNTS, max(MIN_CHUNK_ACCOUNTS, accounts)))
 
 
 @dataclass(frozen=True)

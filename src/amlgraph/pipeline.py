@@ -119,7 +119,7 @@ class Run:
             if path is not None:
                 files[role] = file_fingerprint(path, cache=cache)
         self.files = files
-        self.reader_code = code_version(("amlgraph.ingest",))
+        self.reader_code = code_version(("amlgraph.ingest", "amlgraph.steps.data_loaded"))
         for step in STEPS:
             comp = {
                 "step": step,

@@ -88,6 +88,7 @@ def _parsed(store: Any, marker: str, key: str) -> dict | None:
 
 def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
     from amlgraph.ingest import read_transactions
+    from amlgraph.steps.data_loaded import with_account_keys
 
     store, first = run.store, plan["first_chunk"]
     reader = read_transactions(path, on_bad_rows=run.cfg.on_bad_rows, batch_rows=plan["chunk_rows"],
@@ -99,6 +100,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
         if forced or not store.check(name, ckey)[0]:
             if plan["offset"]:
                 batch = batch.with_columns(pl.col("row") + plan["offset"])
+            batch = with_account_keys(batch)
             store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
                        metadata={"rows": batch.height})
         parts.append({"name": name, "key": ckey})
@@ -115,7 +117,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
 def data_loaded(run: Any) -> None:
     from amlgraph.ingest import match_patterns, read_accounts, read_patterns
     from amlgraph.steps.currency import usd_rates
-    from amlgraph.steps.data_loaded import build_node_index, build_vocab
+    from amlgraph.steps.data_loaded import build_vocab
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
@@ -124,11 +126,8 @@ def data_loaded(run: Any) -> None:
     raw = scan_tables(store, raw_names, "raw")
 
     accounts = run.inputs.accounts and read_accounts(run.inputs.accounts)
-    tx_accounts = pl.concat([
-        raw.select(pl.col("from_bank").alias("bank"), pl.col("from_account").alias("account")),
-        raw.select(pl.col("to_bank").alias("bank"), pl.col("to_account").alias("account")),
-    ]).unique().collect(engine="streaming")
-    nodes = build_node_index(tx_accounts, accounts if accounts is not None else None)
+    accounts = accounts if accounts is not None else None
+    nodes = _node_index(raw, accounts)
     cats = raw.select(pl.concat([pl.col("receiving_currency"), pl.col("payment_currency")]).unique()
                       .alias("c")).collect(engine="streaming")["c"].to_list()
     formats = raw.select(pl.col("payment_format").unique()).collect(engine="streaming")["payment_format"].to_list()
@@ -194,6 +193,26 @@ def data_loaded(run: Any) -> None:
                f"split train/val/test = {summary['split_counts']}")
 
 
+def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None) -> pl.DataFrame:
+    """The account index: from the batches' integer keys when every account has one, else strings."""
+    from amlgraph.steps.data_loaded import KEY_COLUMNS, build_node_index, build_node_index_keyed
+
+    if all(c in raw.collect_schema().names() for c in KEY_COLUMNS):
+        unkeyed = raw.select(pl.sum_horizontal(pl.col(c).null_count() for c in KEY_COLUMNS)).collect().item()
+        if unkeyed == 0:
+            sides = [raw.select(pl.col(f"{side}_key").alias("key"), pl.col(f"{side}_bank").alias("bank"),
+                                pl.col(f"{side}_account").alias("account")) for side in ("from", "to")]
+            keyed = pl.concat(sides).unique(subset="key", keep="any").collect(engine="streaming")
+            nodes = build_node_index_keyed(keyed, accounts)
+            if nodes is not None:
+                return nodes
+    tx_accounts = pl.concat([
+        raw.select(pl.col("from_bank").alias("bank"), pl.col("from_account").alias("account")),
+        raw.select(pl.col("to_bank").alias("bank"), pl.col("to_account").alias("account")),
+    ]).unique().collect(engine="streaming")
+    return build_node_index(tx_accounts, accounts)
+
+
 def _split_boundaries(raw: pl.LazyFrame, fractions) -> tuple[dict[int, int], list[int], int]:
     """Multi-GNN's day-bucket split; hours, then minutes, when the data spans under 3 days.
 
@@ -223,7 +242,7 @@ def node_features(run: Any) -> None:
     store, cfg = run.store, run.cfg
     vocab = _value(run, "data_loaded", "vocab")
     n_nodes = run.loaded["data_loaded"].value("summary")["num_accounts"]
-    size = cfg.chunk_size or default_chunk_size()
+    size = cfg.chunk_size or default_chunk_size(n_nodes, run.loaded["data_loaded"].value("summary")["rows"])
     rates = None if cfg.currency == "raw" else _value(run, "data_loaded", "usd_per_unit")
     data = _data_chunks(run)
     tasks = []

@@ -10,8 +10,8 @@ import pytest
 from amlgraph.errors import ConfigError, InputError
 from amlgraph.schema import TEST, TRAIN, VAL
 from amlgraph.steps.data_loaded import (
-    CODED_COLUMNS, assign_split, build_node_index, build_vocab, day_counts, encode_transactions,
-    temporal_split_boundaries,
+    CODED_COLUMNS, assign_split, build_node_index, build_node_index_keyed, build_vocab, day_counts,
+    encode_transactions, temporal_split_boundaries, with_account_keys,
 )
 
 
@@ -86,12 +86,48 @@ def test_encode_transactions_matches_pandas_merge():
     np.testing.assert_array_equal(got["row"].to_numpy(), r["row"].to_numpy())
 
 
+def _keyed_accounts(raw: pl.DataFrame) -> pl.DataFrame:
+    k = with_account_keys(raw)
+    return pl.concat([k.select(pl.col("from_key").alias("key"), pl.col("from_bank").alias("bank"),
+                               pl.col("from_account").alias("account")),
+                      k.select(pl.col("to_key").alias("key"), pl.col("to_bank").alias("bank"),
+                               pl.col("to_account").alias("account"))])
+
+
+def test_integer_keys_give_the_string_index_and_encoding():
+    """The integer path (canonical hex accounts) numbers and encodes exactly as the string path."""
+    raw = _raw(2000, seed=3)
+    acc = pl.DataFrame({"bank": [0, 134_217_727, 7], "account": ["000000000", "FFFFFFFFF", "0000000A1"]})
+    want = build_node_index(_tx_accounts(raw), acc)
+    got = build_node_index_keyed(_keyed_accounts(raw), acc)
+    assert got.equals(want)
+    vocab = build_vocab(pl.concat([raw["receiving_currency"], raw["payment_currency"]]),
+                        raw["payment_format"], pl.concat([raw["from_bank"], raw["to_bank"]]))
+    assert encode_transactions(with_account_keys(raw), got, vocab).equals(encode_transactions(raw, want, vocab))
+
+
+@pytest.mark.parametrize("account, bank", [("8000ebd30", 7), ("80000EBD3", 2**27), ("ABC", 7), ("08000EBD30", 7)])
+def test_non_canonical_accounts_get_no_key_and_fall_back(account, bank):
+    """Lower-case hex, a 10-digit string or a huge bank would collide or overflow: no key, string path."""
+    raw = _raw(50).with_columns(pl.lit(account).alias("from_account"), pl.lit(bank, pl.Int64).alias("from_bank"))
+    keyed = with_account_keys(raw)
+    assert keyed["from_key"].null_count() == raw.height
+    assert build_node_index_keyed(_tx_accounts(raw).with_columns(key=pl.lit(1)), pl.DataFrame(
+        {"bank": [bank], "account": [account]})) is None
+    nodes = build_node_index(_tx_accounts(raw), None)
+    vocab = build_vocab(pl.concat([raw["receiving_currency"], raw["payment_currency"]]),
+                        raw["payment_format"], pl.concat([raw["from_bank"], raw["to_bank"]]))
+    assert encode_transactions(keyed, nodes, vocab).equals(encode_transactions(raw, nodes, vocab))
+
+
 def test_encode_unknown_account_or_currency_is_input_error():
     raw = _raw()
     nodes = build_node_index(_tx_accounts(raw).head(5), None)
     vocab = build_vocab(["US Dollar", "Euro", "Yen", "Bitcoin"], ["ACH", "Wire", "Cheque", "Credit Card"], [])
     with pytest.raises(InputError, match="missing from the node index"):
         encode_transactions(raw, nodes, vocab)
+    with pytest.raises(InputError, match="missing from the node index"):
+        encode_transactions(with_account_keys(raw), nodes, vocab)
     nodes = build_node_index(_tx_accounts(raw), None)
     vocab["currencies"] = ["Euro"]
     with pytest.raises(InputError, match="vocabulary"):
