@@ -200,10 +200,8 @@ def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None) -> pl.DataFram
     if all(c in raw.collect_schema().names() for c in KEY_COLUMNS):
         unkeyed = raw.select(pl.sum_horizontal(pl.col(c).null_count() for c in KEY_COLUMNS)).collect().item()
         if unkeyed == 0:
-            sides = [raw.select(pl.col(f"{side}_key").alias("key"), pl.col(f"{side}_bank").alias("bank"),
-                                pl.col(f"{side}_account").alias("account")) for side in ("from", "to")]
-            keyed = pl.concat(sides).unique(subset="key", keep="any").collect(engine="streaming")
-            nodes = build_node_index_keyed(keyed, accounts)
+            keys = pl.concat([raw.select(pl.col(c).alias("key")) for c in KEY_COLUMNS]).unique()
+            nodes = build_node_index_keyed(keys.collect(engine="streaming")["key"].to_numpy(), accounts)
             if nodes is not None:
                 return nodes
     tx_accounts = pl.concat([

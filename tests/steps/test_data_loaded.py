@@ -86,12 +86,9 @@ def test_encode_transactions_matches_pandas_merge():
     np.testing.assert_array_equal(got["row"].to_numpy(), r["row"].to_numpy())
 
 
-def _keyed_accounts(raw: pl.DataFrame) -> pl.DataFrame:
+def _keyed_accounts(raw: pl.DataFrame):
     k = with_account_keys(raw)
-    return pl.concat([k.select(pl.col("from_key").alias("key"), pl.col("from_bank").alias("bank"),
-                               pl.col("from_account").alias("account")),
-                      k.select(pl.col("to_key").alias("key"), pl.col("to_bank").alias("bank"),
-                               pl.col("to_account").alias("account"))])
+    return pl.concat([k["from_key"], k["to_key"]]).to_numpy()
 
 
 def test_integer_keys_give_the_string_index_and_encoding():
@@ -112,7 +109,7 @@ def test_non_canonical_accounts_get_no_key_and_fall_back(account, bank):
     raw = _raw(50).with_columns(pl.lit(account).alias("from_account"), pl.lit(bank, pl.Int64).alias("from_bank"))
     keyed = with_account_keys(raw)
     assert keyed["from_key"].null_count() == raw.height
-    assert build_node_index_keyed(_tx_accounts(raw).with_columns(key=pl.lit(1)), pl.DataFrame(
+    assert build_node_index_keyed(np.ones(3, np.int64), pl.DataFrame(
         {"bank": [bank], "account": [account]})) is None
     nodes = build_node_index(_tx_accounts(raw), None)
     vocab = build_vocab(pl.concat([raw["receiving_currency"], raw["payment_currency"]]),

@@ -107,25 +107,37 @@ def with_account_keys(raw: pl.DataFrame) -> pl.DataFrame:
                             _int_key("to_bank", "to_account").alias("to_key"))
 
 
-def build_node_index_keyed(tx_accounts: pl.DataFrame, accounts: pl.DataFrame | None) -> pl.DataFrame | None:
-    """:func:`build_node_index` from keyed accounts; None when some account has no key.
+def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> pl.DataFrame | None:
+    """:func:`build_node_index` from the integer keys of the accounts that transact.
+
+    Only the keys are deduplicated (hashing integers, not strings); bank and account are then
+    decoded from each unique key, which is exact because the key is one-to-one for canonical
+    accounts.
 
     Args:
-        tx_accounts: columns ``key``, ``bank``, ``account``, duplicates allowed; ``key`` non-null.
+        keys: ``from_key`` / ``to_key`` values (Int64, non-null), duplicates allowed.
         accounts: ``bank`` and ``account`` of the accounts file, or None.
 
     Returns:
-        The same frame as :func:`build_node_index`, or None (then use that function).
+        The same frame as :func:`build_node_index`, or None when an account of ``accounts`` has
+        no key (then use that function).
     """
-    frames = [tx_accounts.select("key", pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String))]
+    parts = [np.asarray(keys, dtype=np.int64)]
     if accounts is not None:
-        acc = accounts.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String))
-        acc = acc.with_columns(_int_key("bank", "account"))
-        if acc["key"].null_count():
+        acc = accounts.select(_int_key("bank", "account"))["key"]
+        if acc.null_count():
             return None
-        frames.append(acc.select("key", "bank", "account"))
-    nodes = pl.concat(frames).unique(subset="key", keep="any").sort("key")
-    return nodes.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("node_id"), "bank", "account")
+        parts.append(acc.to_numpy())
+    unique = np.unique(np.concatenate(parts))  # sorted: the (bank, account) order
+    return pl.DataFrame({"node_id": np.arange(len(unique), dtype=np.int64),
+                         "bank": unique >> 36, "account": _hex9(unique & ((1 << 36) - 1))})
+
+
+def _hex9(values: np.ndarray) -> pl.Series:
+    """36-bit integers as 9 upper-case hex digits (the canonical IBM account string)."""
+    shifts = np.arange(32, -1, -4, dtype=np.int64)
+    digits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)[(values[:, None] >> shifts) & 15]
+    return pl.Series(np.ascontiguousarray(digits).view("S9").ravel()).cast(pl.String)
 
 
 def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> pl.DataFrame:
@@ -148,19 +160,17 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> 
     """
     index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String),
                          pl.col("node_id").cast(pl.Int64))
-    keyed = all(c in raw.columns for c in KEY_COLUMNS) and not any(raw[c].null_count() for c in KEY_COLUMNS)
-    if keyed and _integer_keys_are_exact(index):
-        # The reader's keys and a binary search in the sorted index keys: no join at all.
-        node_keys = index.select(_int_key("bank", "account"))["key"].to_numpy()
-        ids = index["node_id"].to_numpy()
-        out = raw.with_columns(pl.Series("src", _lookup(node_keys, ids, raw["from_key"].to_numpy())),
-                               pl.Series("dst", _lookup(node_keys, ids, raw["to_key"].to_numpy())))
-    elif _integer_keys_are_exact(index):
+    if _integer_keys_are_exact(index):
         # Joining on one Int64 is ~10x faster than on (Int64, String) and, for canonical
-        # accounts (9 upper-case hex digits, the IBM format), exactly the same relation.
+        # accounts (9 upper-case hex digits, the IBM format), exactly the same relation. The
+        # reader's batches carry the keys already; older batches get them computed here.
         keyed = index.select(_int_key("bank", "account"), "node_id")
-        out = raw.with_columns(_int_key("from_bank", "from_account").alias("_from"),
-                               _int_key("to_bank", "to_account").alias("_to"))
+        if all(c in raw.columns for c in KEY_COLUMNS):
+            out = raw.rename({"from_key": "_from", "to_key": "_to"})
+        else:
+            out = raw.with_columns(_int_key("from_bank", "from_account").alias("_from"),
+                                   _int_key("to_bank", "to_account").alias("_to"))
+        out = out.drop("from_account", "to_account")  # not needed after: the joins need not carry them
         out = out.join(keyed.rename({"key": "_from", "node_id": "src"}), on="_from", how="left",
                        maintain_order="left")
         out = out.join(keyed.rename({"key": "_to", "node_id": "dst"}), on="_to", how="left",
@@ -170,8 +180,7 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> 
                        on=["from_bank", "from_account"], how="left", maintain_order="left")
         out = out.join(index.rename({"bank": "to_bank", "account": "to_account", "node_id": "dst"}),
                        on=["to_bank", "to_account"], how="left", maintain_order="left")
-    missing = out.filter(pl.col("src").is_null() | pl.col("dst").is_null() | (pl.col("src") < 0)
-                         | (pl.col("dst") < 0))
+    missing = out.filter(pl.col("src").is_null() | pl.col("dst").is_null())
     if missing.height:
         first = missing.row(0, named=True)
         raise InputError(f"{missing.height} transaction(s) with an account missing from the node index",
@@ -187,14 +196,6 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict) -> 
         _codes(raw, "payment_format", vocab["payment_formats"], "payment format"),
         pl.col("is_laundering").cast(pl.Int8),
     )
-
-
-def _lookup(sorted_keys: np.ndarray, ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """ids of ``keys`` in ``sorted_keys`` (ascending); -1 marks a key that is absent."""
-    if not len(sorted_keys):
-        return np.full(len(keys), -1, dtype=np.int64)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.where(sorted_keys[pos] == keys, ids[pos], -1).astype(np.int64)
 
 
 def day_counts(timestamps: np.ndarray) -> dict[int, int]:
