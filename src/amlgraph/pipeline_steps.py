@@ -7,6 +7,7 @@ Every step checkpoint lists the chunk checkpoints it was assembled from under th
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -94,17 +95,30 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
     reader = read_transactions(path, on_bad_rows=run.cfg.on_bad_rows, batch_rows=plan["chunk_rows"],
                                limit_rows=plan["limit"])
     parts, rows = [], 0
-    for i, batch in enumerate(reader, start=first):
-        name = f"{READ}_chunk_{i}"
-        ckey = make_key({"read": plan, "chunk": i})
-        if forced or not store.check(name, ckey)[0]:
-            if plan["offset"]:
-                batch = batch.with_columns(pl.col("row") + plan["offset"])
-            batch = with_account_keys(batch)
-            store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
-                       metadata={"rows": batch.height})
-        parts.append({"name": name, "key": ckey})
-        rows += batch.height
+
+    def save(name: str, ckey: str, i: int, batch: pl.DataFrame) -> None:
+        if plan["offset"]:
+            batch = batch.with_columns(pl.col("row") + plan["offset"])
+        batch = with_account_keys(batch)
+        store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
+                   metadata={"rows": batch.height})
+
+    # Batch i is keyed and written in a second thread while batch i + 1 is validated (both
+    # release the GIL); at most one save is in flight, so memory holds two batches, not more.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-save") as pool:
+        pending = None
+        for i, batch in enumerate(reader, start=first):
+            name = f"{READ}_chunk_{i}"
+            ckey = make_key({"read": plan, "chunk": i})
+            if forced or not store.check(name, ckey)[0]:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(save, name, ckey, i, batch)
+            parts.append({"name": name, "key": ckey})
+            rows += batch.height
+            del batch
+        if pending is not None:
+            pending.result()
     summary = {"rows": rows, "bad_rows": reader.bad_rows, "file_rows": reader.rows_read + reader.bad_rows,
                "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None,
                "parts": parts}
@@ -269,10 +283,10 @@ def edge_features(run: Any) -> None:
                        {"data_chunk": name, "t0": t0, "vocab": vocab, "chunk": i}, chunk=i)
              for i, name in enumerate(_data_chunks(run))]
     run.run_chunks("edge_features", "edge_features", tasks)
-    first = run.store.load(tasks[0].name).table("features")
+    first = scan_tables(run.store, [tasks[0].name], "features").collect_schema().names()
     run.store.save("edge_features", step="edge_features", key=run.keys["edge_features"],
                    key_components=run.components["edge_features"],
-                   values={"columns": [c for c in first.columns if c not in ("row", "label", "split")],
+                   values={"columns": [c for c in first if c not in ("row", "label", "split")],
                            "parts": _parts([(t.name, t.key) for t in tasks])},
                    metadata={"num_chunks": len(tasks)})
 
@@ -312,7 +326,10 @@ def normalized(run: Any) -> None:
     edge_scaler = StandardScaler()
     fitted = False
     for name in _edge_parts(run):
-        f = store.load(name).table("features").filter(pl.col("split") == 0)
+        # Only the training rows of the scaled columns are decoded (projection and predicate
+        # pushed into the Parquet reader).
+        f = (scan_tables(store, [name], "features").filter(pl.col("split") == 0).select(edge_scaled)
+             .collect())
         if f.height:
             edge_scaler.partial_fit(log_transform(f.select(edge_scaled).to_numpy().astype(np.float64),
                                                   edge_scaled, edge_log))
@@ -345,7 +362,7 @@ def _train_rows(run: Any) -> tuple[np.ndarray, np.ndarray]:
     norm_parts = [p["name"] for p in _value(run, "normalized", "parts")]
     minority, labels = [], []
     for norm, edge in zip(norm_parts, _edge_parts(run)):
-        f = store.load(edge).table("features").select("label", "split")
+        f = scan_tables(store, [edge], "features").select("label", "split").collect()
         train = (f["split"] == 0).to_numpy()
         y = f["label"].to_numpy()[train]
         labels.append(y)

@@ -128,7 +128,8 @@ def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> p
         if acc.null_count():
             return None
         parts.append(acc.to_numpy())
-    unique = np.unique(np.concatenate(parts))  # sorted: the (bank, account) order
+    # sorted: the (bank, account) order (Polars: np.unique is ~20x slower on a few million keys)
+    unique = pl.Series(np.concatenate(parts)).unique().sort().to_numpy()
     return pl.DataFrame({"node_id": np.arange(len(unique), dtype=np.int64),
                          "bank": unique >> 36, "account": _hex9(unique & ((1 << 36) - 1))})
 
