@@ -12,10 +12,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(cmd: list[str], *, env: dict | None = None) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MB of it and its reaped children)."""
+def measure(cmd: list[str], *, env: dict | None = None, log: Path | None = None) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MB of it and its reaped children).
+
+    Its standard output goes to ``log`` when given, else nowhere.
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    out = open(log, "wb") if log is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out)
+    finally:
+        if log is not None:
+            out.close()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
@@ -33,7 +41,7 @@ def ensure_preset(preset: str, data: Path | None) -> Path:
     if data is not None:
         return data
     out = REPO / "bench" / "out" / "data" / preset
-    if not any(out.glob("*_Trans.csv")):
+    if not any(out.glob("*_Trans.csv*")):
         print(f"generating {preset} in {out} ...", flush=True)
         subprocess.run(amlgraph("synth", "--preset", preset, "--out", str(out)), check=True)
     return out
@@ -45,3 +53,33 @@ def median(values: list[float]) -> float:
 
 def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="amlgraph-bench-", dir=REPO / "bench" / "out"))
+
+
+def step_times(log: Path) -> dict[str, float]:
+    """Per-step seconds from a run log's "✓ <step> completed in N seconds" lines."""
+    import re
+
+    found = re.findall(r"✓ (\w+) completed in ([0-9.]+) seconds", log.read_text(errors="replace"))
+    return {step: float(sec) for step, sec in found}
+
+
+def compress_trans(directory: Path) -> Path:
+    """Replace ``*_Trans.csv`` in ``directory`` by ``.csv.zst`` (level 1, all cores), streaming."""
+    import zstandard
+
+    src = next(directory.glob("*_Trans.csv"), None)
+    if src is None:
+        return next(directory.glob("*_Trans.csv.zst"))
+    dst = src.with_name(src.name + ".zst")
+    tmp = dst.with_name(dst.name + ".tmp")
+    cctx = zstandard.ZstdCompressor(level=1, threads=-1)
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        cctx.copy_stream(fin, fout, read_size=1 << 24, write_size=1 << 24)
+    os.replace(tmp, dst)
+    src.unlink()
+    return dst
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes of the regular files under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())

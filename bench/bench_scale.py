@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import amlgraph, ensure_preset, measure, median, scratch  # noqa: E402
+from _util import (amlgraph, compress_trans, disk_usage, ensure_preset, measure, median,  # noqa: E402
+                   scratch, step_times)
 
 
 def _run(data: Path, ckpt: Path, *extra: str) -> tuple[float, float]:
@@ -103,14 +104,31 @@ def kill(args) -> dict:
 
 
 def size(args) -> dict:
+    """Whole pipeline per preset, one fresh run each: wall time, peak RSS, step times, disk used.
+
+    With ``--compress`` the generated Trans file is stored as ``.csv.zst`` (the reader takes it
+    as it is), which keeps hi-large's 17 GB CSV and its checkpoints within a small disk.
+    """
     out = {}
     for preset in args.presets:
         data = ensure_preset(preset, None)
+        if args.compress:
+            start = time.perf_counter()
+            path = compress_trans(data)
+            print(f"{preset}: input {path.name}, {path.stat().st_size / 1e9:.1f} GB "
+                  f"(compressed in {time.perf_counter() - start:.0f} s)", flush=True)
         d = scratch()
-        w, r = _run(data, d / "c")
+        log = d / "run.log"
+        w, r = measure(amlgraph("run", str(data), "--checkpoint-dir", str(d / "c")), log=log)
+        used = disk_usage(d / "c")
+        steps = step_times(log)
         shutil.rmtree(d)
-        out[preset] = {"wall_s": round(w, 1), "peak_rss_mb": round(r)}
+        out[preset] = {"wall_s": round(w, 1), "peak_rss_mb": round(r), "checkpoint_gb": round(used / 1e9, 1),
+                       "steps_s": steps}
         print(preset, out[preset], flush=True)
+    names = list(out)
+    for a, b in zip(names, names[1:]):
+        out[f"rss_growth_{a}_to_{b}"] = round(out[b]["peak_rss_mb"] / out[a]["peak_rss_mb"] - 1, 3)
     return out
 
 
@@ -122,6 +140,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--chunk-size", type=int, default=50_000)
+    ap.add_argument("--compress", action="store_true", help="size: store the Trans file as .csv.zst")
     args = ap.parse_args()
     result = {"memory": memory, "workers": workers, "kill": kill, "size": size}[args.what](args)
     print(json.dumps(result, indent=2))

@@ -29,7 +29,7 @@ DEPS: dict[str, tuple[str, ...]] = {
     "normalized": ("data_loaded", "node_features", "edge_features"),
     "imbalanced": ("edge_features", "normalized"),
     "weights": ("data_loaded",),
-    "graph_created": ("data_loaded", "normalized", "imbalanced", "weights"),
+    "graph_created": ("data_loaded", "edge_features", "normalized", "imbalanced", "weights"),
 }
 
 # The code a step's result depends on (module name prefixes under amlgraph). The orchestration

@@ -339,36 +339,42 @@ def normalized(run: Any) -> None:
 
         raise StepError("the training split has no transactions; use more data or other "
                         "split_fractions", step="normalized")
-    tasks = [ChunkTask(f"normalized_chunk_{i}", run.chunk_key("normalized", i, edge=name),
-                       "amlgraph.tasks:normalize_chunk",
-                       {"edge_chunk": name, "columns": edge_cols, "scaled": edge_scaled,
-                        "scaler": edge_scaler.to_dict(), "log_columns": edge_log, "chunk": i}, chunk=i)
-             for i, name in enumerate(_edge_parts(run))]
-    run.run_chunks("normalized", "normalized", tasks)
+    # The scaled edge matrix is not stored here: it is one affine map of the edge_features
+    # chunks, applied where the rows are consumed (imbalanced, graph_created), so hi-large's
+    # ~13 GB of float32 is written once, in the graph, and not twice.
     store.save("normalized", step="normalized", key=run.keys["normalized"],
                key_components=run.components["normalized"], arrays={"x": x},
                values={"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
                        "node_scaler": node_scaler.to_dict(), "edge_columns": edge_cols,
                        "edge_scaled": edge_scaled, "edge_log": edge_log,
-                       "edge_scaler": edge_scaler.to_dict(),
-                       "parts": _parts([(t.name, t.key) for t in tasks])},
+                       "edge_scaler": edge_scaler.to_dict()},
                metadata={"num_accounts": int(x.shape[0]), "num_features": int(x.shape[1])})
+
+
+def _edge_matrix(run: Any, name: str, rows: pl.Expr | None = None) -> np.ndarray:
+    """The normalised edge matrix of edge_features chunk ``name`` (only ``rows`` when given)."""
+    from amlgraph.steps.normalized import StandardScaler
+    from amlgraph.tasks import edge_matrix
+
+    norm = run.loaded["normalized"]
+    cols, scaled = norm.value("edge_columns"), norm.value("edge_scaled")
+    frame = scan_tables(run.store, [name], "features")
+    if rows is not None:
+        frame = frame.filter(rows)
+    return edge_matrix(frame.select(cols).collect(), cols, scaled,
+                       StandardScaler.from_dict(norm.value("edge_scaler")), norm.value("edge_log"))
 
 
 # --- 5. imbalanced -------------------------------------------------------------------------------
 def _train_rows(run: Any) -> tuple[np.ndarray, np.ndarray]:
     """Training rows' normalised edge features (minority only) and all training labels."""
-    store = run.store
-    norm_parts = [p["name"] for p in _value(run, "normalized", "parts")]
     minority, labels = [], []
-    for norm, edge in zip(norm_parts, _edge_parts(run)):
-        f = scan_tables(store, [edge], "features").select("label", "split").collect()
-        train = (f["split"] == 0).to_numpy()
-        y = f["label"].to_numpy()[train]
+    for edge in _edge_parts(run):
+        y = (scan_tables(run.store, [edge], "features").filter(pl.col("split") == 0).select("label")
+             .collect()["label"].to_numpy())
         labels.append(y)
         if (y == 1).any():
-            attr = store.load(norm).array("edge_attr")
-            minority.append(np.asarray(attr[train][y == 1]))
+            minority.append(_edge_matrix(run, edge, (pl.col("split") == 0) & (pl.col("label") == 1)))
     d = len(_value(run, "normalized", "edge_columns"))
     x_min = np.concatenate(minority) if minority else np.zeros((0, d), np.float32)
     return x_min, np.concatenate(labels) if labels else np.zeros(0, np.int8)
@@ -423,7 +429,6 @@ def graph_created(run: Any) -> None:
 
     store = run.store
     data = _data_chunks(run)
-    norm_parts = [p["name"] for p in _value(run, "normalized", "parts")]
     normalized_ckpt = run.loaded["normalized"]
     x = np.asarray(normalized_ckpt.array("x"))
     n_edges = run.loaded["data_loaded"].value("summary")["rows"]
@@ -438,7 +443,7 @@ def graph_created(run: Any) -> None:
         return read
 
     def edge_attr(name: str):
-        return lambda: store.load(name).array("edge_attr")
+        return lambda: _edge_matrix(run, name)
 
     # Laundering rows are few: one filtered scan finds every account that touches one.
     launder = (scan_tables(store, data, "transactions").filter(pl.col("is_laundering") == 1)
@@ -454,7 +459,7 @@ def graph_created(run: Any) -> None:
         "edge_row": ArrayParts((n_edges,), np.int64, [column(n, "row") for n in data]),
         "timestamp": ArrayParts((n_edges,), np.int64, [column(n, "timestamp") for n in data]),
         "x": x,
-        "edge_attr": ArrayParts((n_edges, len(edge_cols)), np.float32, [edge_attr(n) for n in norm_parts]),
+        "edge_attr": ArrayParts((n_edges, len(edge_cols)), np.float32, [edge_attr(n) for n in _edge_parts(run)]),
         "y": ArrayParts((n_edges,), np.int8, [column(n, "is_laundering") for n in data]),
         "node_y": node_y,
         "split": ArrayParts((n_edges,), np.int8, [column(n, "split") for n in data]),

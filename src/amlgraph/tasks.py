@@ -77,18 +77,6 @@ def edge_chunk(store: Any, name: str, key: str, *, data_chunk: str, t0: int, voc
     return {"rows": feats.height}
 
 
-def normalize_chunk(store: Any, name: str, key: str, *, edge_chunk: str, columns: list[str],
-                    scaled: list[str], scaler: dict, log_columns: list[str], chunk: int) -> dict:
-    """Apply the training-fitted edge scaler to one chunk: edge_attr of shape (rows, len(columns))."""
-    from amlgraph.steps.normalized import StandardScaler
-
-    feats = _load(store, edge_chunk).table("features")
-    out = edge_matrix(feats, columns, scaled, StandardScaler.from_dict(scaler), log_columns)
-    store.save(name, step="normalized", key=key, chunk=chunk, arrays={"edge_attr": out},
-               metadata={"rows": int(out.shape[0]), "num_features": int(out.shape[1])})
-    return {"rows": int(out.shape[0])}
-
-
 def edge_matrix(feats: pl.DataFrame, columns: list[str], scaled: list[str], scaler: Any,
                 log_columns: list[str]) -> np.ndarray:
     """Feature table -> float32 matrix of shape (rows, len(columns)); ``scaled`` columns standardised."""

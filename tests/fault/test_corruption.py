@@ -13,8 +13,7 @@ from amlgraph.pipeline import run_preprocessing
 from harness import final_digest
 
 # One file of every kind of checkpoint: raw and encoded row chunks, the node index, account
-# chunks, edge chunks, normalised chunks (arrays), step checkpoints (tables, arrays, values),
-# and manifests.
+# chunks, edge chunks, step checkpoints (tables, arrays, values), and manifests.
 TARGETS = [
     ("data_loaded_read_chunk_3", "table-raw.parquet"),
     ("data_loaded_index", "table-nodes.parquet"),
@@ -24,7 +23,7 @@ TARGETS = [
     ("node_features", "table-features.parquet"),
     ("edge_features_chunk_7", "table-features.parquet"),
     ("edge_features_chunk_1", "manifest.json"),
-    ("normalized_chunk_4", "array-edge_attr.npy"),
+    ("graph_created", "array-edge_attr.npy"),
     ("normalized", "array-x.npy"),
     ("imbalanced", "array-X_synthetic.npy"),
     ("weights", "values.json"),
