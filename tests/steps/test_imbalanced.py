@@ -176,3 +176,13 @@ def test_numpy_neighbours_put_each_row_first_even_among_duplicates():
     got = nearest_neighbours(space, 3, brute_max=10**9)
     np.testing.assert_array_equal(got[:, 0], np.arange(12))
     np.testing.assert_array_equal(np.sort(got, axis=1), np.repeat(np.arange(12).reshape(4, 3), 3, axis=0))
+
+
+def test_smote_blocks_do_not_change_the_samples(monkeypatch):
+    """Samples computed in blocks (bounded memory) equal the samples computed at once."""
+    import amlgraph.steps.imbalanced as imb
+
+    X = np.random.default_rng(5).normal(size=(40, 6))
+    want = imb.smote_samples(X, 1000, k_neighbors=5, categorical=[2], seed=3)
+    monkeypatch.setattr(imb, "SMOTE_BLOCK_ROWS", 7)
+    np.testing.assert_array_equal(imb.smote_samples(X, 1000, k_neighbors=5, categorical=[2], seed=3), want)

@@ -188,13 +188,22 @@ def smote_samples(X_min: np.ndarray, n_new: int, *, k_neighbors: int, categorica
     rng = np.random.RandomState(seed)
     flat = rng.randint(low=0, high=neighbours.size, size=n_new)
     steps = rng.uniform(size=n_new)[:, np.newaxis]
-    rows = np.floor_divide(flat, neighbours.shape[1])
-    other = neighbours[rows, np.mod(flat, neighbours.shape[1])]
-    out = X_min[rows] + steps * (X_min[other] - X_min[rows])
-    if categorical:
-        nearer = np.where(steps[:, 0] < 0.5, rows, other)
-        out[:, categorical] = X_min[nearer][:, categorical]
-    return out.astype(np.float32)
+    out = np.empty((n_new, X_min.shape[1]), dtype=np.float32)
+    # In blocks: the float64 temporaries follow the block, not n_new (HI-Large asks for ~10M rows).
+    for lo in range(0, n_new, SMOTE_BLOCK_ROWS):
+        hi = min(n_new, lo + SMOTE_BLOCK_ROWS)
+        rows = np.floor_divide(flat[lo:hi], neighbours.shape[1])
+        other = neighbours[rows, np.mod(flat[lo:hi], neighbours.shape[1])]
+        block = X_min[rows] + steps[lo:hi] * (X_min[other] - X_min[rows])
+        if categorical:
+            nearer = np.where(steps[lo:hi, 0] < 0.5, rows, other)
+            block[:, categorical] = X_min[nearer][:, categorical]
+        out[lo:hi] = block
+    return out
+
+
+#: Synthetic rows computed at a time (float64 temporaries of about 4 x 16 MB per feature).
+SMOTE_BLOCK_ROWS = 1 << 20
 
 
 #: Up to this many minority rows the neighbours come from an exact NumPy search (a few
