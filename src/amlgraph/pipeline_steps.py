@@ -131,7 +131,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
 def data_loaded(run: Any) -> None:
     from amlgraph.ingest import match_patterns, read_accounts, read_patterns
     from amlgraph.steps.currency import usd_rates
-    from amlgraph.steps.data_loaded import build_vocab
+    from amlgraph.steps.data_loaded import build_vocab, node_keys
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
@@ -166,7 +166,9 @@ def data_loaded(run: Any) -> None:
         run.log.line(f"⚠  {w}")
 
     index_key = run.chunk_key("data_loaded", -1, phase="index", chunk_rows=chunk_rows)
+    keys = node_keys(nodes)
     store.save(INDEX, step="data_loaded", key=index_key, tables={"nodes": nodes},
+               arrays={} if keys is None else {"keys": keys},
                values={"vocab": vocab}, metadata={"num_accounts": nodes.height})
 
     tasks = []

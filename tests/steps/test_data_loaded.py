@@ -11,7 +11,7 @@ from amlgraph.errors import ConfigError, InputError
 from amlgraph.schema import TEST, TRAIN, VAL
 from amlgraph.steps.data_loaded import (
     CODED_COLUMNS, assign_split, build_node_index, build_node_index_keyed, build_vocab, day_counts,
-    encode_transactions, temporal_split_boundaries, with_account_keys,
+    encode_transactions, node_keys, temporal_split_boundaries, with_account_keys,
 )
 
 
@@ -101,6 +101,10 @@ def test_integer_keys_give_the_string_index_and_encoding():
     vocab = build_vocab(pl.concat([raw["receiving_currency"], raw["payment_currency"]]),
                         raw["payment_format"], pl.concat([raw["from_bank"], raw["to_bank"]]))
     assert encode_transactions(with_account_keys(raw), got, vocab).equals(encode_transactions(raw, want, vocab))
+    keys = node_keys(got)
+    assert (np.diff(keys) > 0).all()  # node-id order is key order
+    assert encode_transactions(with_account_keys(raw), got, vocab, keys=keys).equals(
+        encode_transactions(raw, want, vocab))
 
 
 @pytest.mark.parametrize("account, bank", [("8000ebd30", 7), ("80000EBD3", 2**27), ("ABC", 7), ("08000EBD30", 7)])
@@ -109,6 +113,7 @@ def test_non_canonical_accounts_get_no_key_and_fall_back(account, bank):
     raw = _raw(50).with_columns(pl.lit(account).alias("from_account"), pl.lit(bank, pl.Int64).alias("from_bank"))
     keyed = with_account_keys(raw)
     assert keyed["from_key"].null_count() == raw.height
+    assert node_keys(build_node_index(_tx_accounts(raw), None)) is None
     assert build_node_index_keyed(np.ones(3, np.int64), pl.DataFrame(
         {"bank": [bank], "account": [account]})) is None
     nodes = build_node_index(_tx_accounts(raw), None)
