@@ -40,7 +40,9 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     raw = _load(store, read_chunk).table("raw")
     index = _load(store, "data_loaded_index")
     keys = np.asarray(index.array("keys")) if "keys" in index.arrays else None
-    tx = encode_transactions(raw, index.table("nodes"), vocab, keys=keys)
+    # With the keys on both sides the account strings of the index are not needed at all.
+    nodes = None if keys is not None and "from_key" in raw.columns else index.table("nodes")
+    tx = encode_transactions(raw, nodes, vocab, keys=keys)
     split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
     tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
     store.save(name, step="data_loaded", key=key, chunk=chunk, tables={"transactions": tx},

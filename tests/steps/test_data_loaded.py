@@ -130,6 +130,11 @@ def test_encode_unknown_account_or_currency_is_input_error():
         encode_transactions(raw, nodes, vocab)
     with pytest.raises(InputError, match="missing from the node index"):
         encode_transactions(with_account_keys(raw), nodes, vocab)
+    with pytest.raises(InputError, match="missing from the node index"):
+        encode_transactions(with_account_keys(raw), None, vocab, keys=node_keys(nodes))
+    odd = with_account_keys(raw.with_columns(pl.lit("not-hex").alias("to_account")))  # null keys
+    with pytest.raises(InputError, match="missing from the node index"):
+        encode_transactions(odd, None, vocab, keys=node_keys(build_node_index(_tx_accounts(raw), None)))
     nodes = build_node_index(_tx_accounts(raw), None)
     vocab["currencies"] = ["Euro"]
     with pytest.raises(InputError, match="vocabulary"):

@@ -141,6 +141,19 @@ def _hex9(values: np.ndarray) -> pl.Series:
     return pl.Series(np.ascontiguousarray(digits).view("S9").ravel()).cast(pl.String)
 
 
+def _positions_of(sorted_keys: np.ndarray, query: pl.Series) -> pl.Series:
+    """Position of each query key in ``sorted_keys`` (ascending, unique); null where absent."""
+    query = query.fill_null(-1)  # keys are >= 0: a missing key is simply not found
+    order = query.arg_sort().to_numpy()
+    q = query.to_numpy()[order]
+    pos = np.minimum(np.searchsorted(sorted_keys, q), max(len(sorted_keys) - 1, 0))
+    found = (sorted_keys[pos] == q) if len(sorted_keys) else np.zeros(len(q), dtype=bool)
+    out = np.empty(len(q), dtype=np.int64)
+    out[order] = np.where(found, pos, -1)
+    series = pl.Series(out)
+    return series.set(series == -1, None) if not found.all() else series
+
+
 def node_keys(nodes: pl.DataFrame) -> np.ndarray | None:
     """The integer keys of a node index in node-id order (ascending), or None if not all canonical."""
     index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String))
@@ -149,7 +162,7 @@ def node_keys(nodes: pl.DataFrame) -> np.ndarray | None:
     return index.select(_int_key("bank", "account"))["key"].to_numpy()
 
 
-def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict, *,
+def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame | None, vocab: dict, *,
                         keys: np.ndarray | None = None) -> pl.DataFrame:
     """Replace account strings by node ids and names by vocabulary codes.
 
@@ -157,8 +170,9 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict, *,
         raw: reader output of shape (n_rows, 12): ``row``, ``timestamp``, ``from_bank``,
             ``from_account``, ``to_bank``, ``to_account``, ``amount_received``,
             ``receiving_currency``, ``amount_paid``, ``payment_currency``, ``payment_format``,
-            ``is_laundering``.
-        nodes: output of :func:`build_node_index`.
+            ``is_laundering`` (plus ``from_key``/``to_key`` from :func:`with_account_keys`).
+        nodes: output of :func:`build_node_index`; may be None when ``keys`` is given and ``raw``
+            has its keys.
         vocab: output of :func:`build_vocab`.
         keys: :func:`node_keys` of ``nodes`` when the caller has them (they cost a pass over the
             account strings; a chunked run computes them once, not once per chunk).
@@ -170,24 +184,25 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame, vocab: dict, *,
     Raises:
         InputError: an account, currency or format is missing from the index or vocabulary.
     """
-    index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String),
-                         pl.col("node_id").cast(pl.Int64))
-    keys = node_keys(index) if keys is None else keys
+    has_keys = all(c in raw.columns for c in KEY_COLUMNS)
+    if keys is None or not has_keys:
+        if nodes is None:
+            raise ValueError("encode_transactions needs the node index without keys on both sides")
+        index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String),
+                             pl.col("node_id").cast(pl.Int64))
+        keys = node_keys(index) if keys is None else keys
     if keys is not None:
-        # Joining on one Int64 is ~10x faster than on (Int64, String) and, for canonical
-        # accounts (9 upper-case hex digits, the IBM format), exactly the same relation. The
-        # reader's batches carry the keys already; older batches get them computed here.
-        keyed = pl.DataFrame({"key": keys, "node_id": index["node_id"]})
-        if all(c in raw.columns for c in KEY_COLUMNS):
-            out = raw.rename({"from_key": "_from", "to_key": "_to"})
+        # Canonical accounts (9 upper-case hex digits, the IBM format) have an Int64 key that is
+        # one-to-one and sorted like (bank, account), so a node id is the position of its key in
+        # the sorted index keys: a binary search, with the chunk's keys sorted first so that the
+        # search walks the index in order (cache-friendly: ~3x a hash join on a 2M-node index).
+        if has_keys:
+            out = raw
         else:
-            out = raw.with_columns(_int_key("from_bank", "from_account").alias("_from"),
-                                   _int_key("to_bank", "to_account").alias("_to"))
-        out = out.drop("from_account", "to_account")  # not needed after: the joins need not carry them
-        out = out.join(keyed.rename({"key": "_from", "node_id": "src"}), on="_from", how="left",
-                       maintain_order="left")
-        out = out.join(keyed.rename({"key": "_to", "node_id": "dst"}), on="_to", how="left",
-                       maintain_order="left")
+            out = raw.with_columns(_int_key("from_bank", "from_account").alias("from_key"),
+                                   _int_key("to_bank", "to_account").alias("to_key"))
+        out = out.with_columns(pl.Series("src", _positions_of(keys, out["from_key"])),
+                               pl.Series("dst", _positions_of(keys, out["to_key"])))
     else:
         out = raw.join(index.rename({"bank": "from_bank", "account": "from_account", "node_id": "src"}),
                        on=["from_bank", "from_account"], how="left", maintain_order="left")
