@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from dataclasses import dataclass, fields
-from typing import BinaryIO
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 import polars as pl
@@ -21,9 +23,9 @@ HEADER_LINE = ",".join(TRANS_HEADER) + "\n"
 class Rows:
     """Transactions as parallel arrays, each of shape (n,).
 
-    ``t`` is minutes since 1970-01-01 00:00; ``src``/``dst`` are account indices of the world;
-    ``pay``/``recv`` currency codes; ``fmt`` payment-format code; ``paid``/``received`` amounts
-    already rounded to cents; ``label`` 1 for laundering.
+    ``t`` is minutes since 1970-01-01 00:00; ``src``/``dst`` are int32 account indices of the
+    world; ``pay``/``recv`` currency codes; ``fmt`` payment-format code; ``paid``/``received``
+    amounts already rounded to cents; ``label`` 1 for laundering.
     """
 
     t: np.ndarray
@@ -49,42 +51,70 @@ class Rows:
         return Rows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)))
 
 
-def party_text(bank_of: np.ndarray, bank_text: pl.Series, account_text: pl.Series) -> pl.Series:
-    """Per account, the two Trans fields ``<padded bank>,<account>`` as one string."""
-    return pl.DataFrame({"b": bank_text.gather(pl.Series(bank_of, dtype=pl.Int64)), "a": account_text}).select(
-        pl.concat_str("b", "a", separator=","))["b"]
+class TransText:
+    """Writes rows as IBM Trans lines, formatted in bulk by Polars.
 
-
-def frame(rows: Rows, party: pl.Series) -> pl.DataFrame:
-    """The Trans columns of ``rows``, some fields pre-joined with commas (write unquoted).
-
-    Fewer, wider columns make the CSV writer several times cheaper; the text is the same.
+    Each field becomes a column gathered from a small table (a Polars gather copies 16-byte
+    views, and text of up to 12 bytes lives inside the view), amounts become 2-decimal Decimals,
+    and the last three fields are one pre-joined column; the CSV writer then only copies.
+    Rows are formatted ``slice_rows`` at a time, so the text tables stay small.
 
     Args:
-        rows: the rows to format.
-        party: per account, ``<padded bank>,<account>`` (see :func:`party_text`).
+        banks: per account, its zero-padded bank id as written in Trans.csv.
+        accounts: per account, its 9 hex characters.
+        slice_rows: rows per formatted table (the text does not depend on it).
     """
-    tail = (pl.Series(rows.pay.astype(np.int64) * 14 + rows.fmt.astype(np.int64) * 2
-                      + rows.label.astype(np.int64)))
-    return pl.DataFrame([
-        _timestamps(rows.t).alias("c0"),
-        party.gather(pl.Series(rows.src, dtype=pl.Int64)).alias("c1"),
-        party.gather(pl.Series(rows.dst, dtype=pl.Int64)).alias("c3"),
-        _cents(rows.received).alias("c5"),
-        _CURRENCY.gather(rows.recv.astype(np.int64)).alias("c6"),
-        _cents(rows.paid).alias("c7"),
-        _TAIL.gather(tail).alias("c8"),
-    ])
+
+    def __init__(self, banks: pl.Series, accounts: pl.Series, slice_rows: int = 1 << 16):
+        self.banks, self.accounts, self.slice_rows = banks, accounts, slice_rows
+
+    def frames(self, rows: Rows, order: np.ndarray | None = None) -> Iterator[pl.DataFrame]:
+        """The Trans columns of ``rows.take(order)`` (all rows if ``order`` is None), in slices.
+
+        Only the fields the text needs are put in ``order``, at their narrowest types.
+        """
+        def take(values: np.ndarray) -> np.ndarray:
+            return values if order is None else values[order]
+
+        low = int(rows.t.min()) if len(rows) else 0
+        minutes = take((rows.t - low).astype(np.uint32))
+        times = _minute_text(low, int(minutes.max()) + 1 if minutes.size else 0)
+        src = take(rows.src.astype(np.uint32))
+        dst = take(rows.dst.astype(np.uint32))
+        received, paid = take(rows.received), take(rows.paid)
+        recv = take(rows.recv.astype(np.uint32))
+        tail = take(rows.pay.astype(np.uint32) * 14 + rows.fmt.astype(np.uint32) * 2
+                    + rows.label.astype(np.uint32))
+        for lo in range(0, max(len(rows), 1), self.slice_rows):
+            part = slice(lo, lo + self.slice_rows)
+            yield pl.DataFrame([
+                times.gather(minutes[part]).alias("c0"),
+                self.banks.gather(src[part]).alias("c1"),
+                self.accounts.gather(src[part]).alias("c2"),
+                self.banks.gather(dst[part]).alias("c3"),
+                self.accounts.gather(dst[part]).alias("c4"),
+                _cents(received[part]).alias("c5"),
+                _CURRENCY.gather(recv[part]).alias("c6"),
+                _cents(paid[part]).alias("c7"),
+                _TAIL.gather(tail[part]).alias("c8"),
+            ])
+
+    def write(self, handle: BinaryIO, rows: Rows, order: np.ndarray | None = None) -> None:
+        """Append ``rows.take(order)`` to an open binary file as Trans lines (no header)."""
+        for table in self.frames(rows, order):
+            table.write_csv(handle, include_header=False, line_terminator="\n", quote_style="never")
+
+    def lines(self, rows: Rows) -> list[str]:
+        """``rows`` as Trans lines, byte-identical to what :meth:`write` writes."""
+        buffer = io.BytesIO()
+        self.write(buffer, rows)
+        return buffer.getvalue().decode("utf-8").splitlines()
 
 
-def _timestamps(t: np.ndarray) -> pl.Series:
-    """Minutes as ``%Y/%m/%d %H:%M`` text: each distinct minute is formatted once, then gathered."""
-    if t.size == 0:
-        return pl.Series([], dtype=pl.String)
-    low = int(t.min())
-    table = (pl.Series(np.arange(low, int(t.max()) + 1, dtype=np.int64) * _MINUTE_US)
-             .cast(pl.Datetime("us")).dt.strftime(TIMESTAMP_FORMAT))
-    return table.gather(pl.Series(t - low, dtype=pl.Int64))
+def _minute_text(low: int, span: int) -> pl.Series:
+    """Minutes ``low .. low + span - 1`` as ``%Y/%m/%d %H:%M`` text (a few thousand per chunk)."""
+    return (pl.Series((low + np.arange(span, dtype=np.int64)) * _MINUTE_US)
+            .cast(pl.Datetime("us")).dt.strftime(TIMESTAMP_FORMAT))
 
 
 def _cents(amount: np.ndarray) -> pl.Series:
@@ -92,13 +122,68 @@ def _cents(amount: np.ndarray) -> pl.Series:
     return pl.Series(amount, dtype=pl.Float64).cast(pl.Decimal(20, 2))
 
 
-def write_rows(handle: BinaryIO, table: pl.DataFrame) -> None:
-    """Append ``table`` to an open binary file as IBM Trans lines (no header)."""
-    table.write_csv(handle, include_header=False, line_terminator="\n", quote_style="never")
+class Background:
+    """Run ``consume(item)`` for each :meth:`put` item, in order, in one background thread.
 
+    The caller prepares item k+1 while item k is consumed (NumPy and Polars release the GIL in
+    their bulk work, and so does file output). :meth:`put` returns once the thread has taken the
+    item, so at most two items are alive: one being consumed, one being prepared. An exception
+    in ``consume`` is raised again by the next :meth:`put` or by :meth:`close`; leaving the
+    ``with`` block always stops and joins the thread.
 
-def lines(table: pl.DataFrame) -> list[str]:
-    """``table`` as IBM Trans lines, byte-identical to what :func:`write_rows` writes."""
-    buffer = io.BytesIO()
-    write_rows(buffer, table)
-    return buffer.getvalue().decode("utf-8").splitlines()
+    Args:
+        consume: called once per item, in the background thread.
+    """
+
+    _STOP = object()
+
+    def __init__(self, consume: Callable[[Any], None]):
+        self._consume = consume
+        self._slot: queue.Queue = queue.Queue(maxsize=1)
+        self._taken = threading.Semaphore(0)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="amlgraph-synth-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._slot.get()
+            self._taken.release()
+            if item is self._STOP:
+                return
+            if self._error is None:          # after a failure, take items without consuming
+                try:
+                    self._consume(item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self._error = exc
+            del item                         # free it before waiting for the next one
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: Any) -> None:
+        """Hand ``item`` over (waits until the previous one is consumed); raise a failure."""
+        self._check()
+        self._slot.put(item)
+        self._taken.acquire()
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._slot.put(self._STOP)
+            self._taken.acquire()
+            self._thread.join()
+
+    def close(self) -> None:
+        """Wait until every item is consumed and stop the thread; raise a background failure."""
+        self._stop()
+        self._check()
+
+    def __enter__(self) -> "Background":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:                                # the caller failed: stop, keep its exception
+            self._stop()

@@ -136,7 +136,7 @@ class _Maker:
         usd = np.maximum(usd, 5.0)
         round_to = np.where(rng.random(n) < 0.03, 100.0, 0.0)
         paid, received = to_amounts(usd, pay, recv, np.where(btc, 0.0, round_to))
-        return Rows(t.astype(np.int64), src.astype(np.int64), dst.astype(np.int64), pay, recv,
+        return Rows(t.astype(np.int64), src.astype(np.int32), dst.astype(np.int32), pay, recv,
                     fmt.astype(np.int8), paid, received, np.ones(n, dtype=np.int8))
 
     def attempt(self, typology: str) -> tuple[str, Rows]:
