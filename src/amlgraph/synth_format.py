@@ -55,8 +55,9 @@ class TransText:
     """Writes rows as IBM Trans lines, formatted in bulk by Polars.
 
     Each field becomes a column gathered from a small table (a Polars gather copies 16-byte
-    views, and text of up to 12 bytes lives inside the view), amounts become 2-decimal Decimals,
-    and the last three fields are one pre-joined column; the CSV writer then only copies.
+    views, and text of up to 12 bytes lives inside the view), amounts are formatted once as
+    text (the received amount only where it differs from the paid one), and the last three
+    fields are one pre-joined column; the CSV writer then only copies.
     Rows are formatted ``slice_rows`` at a time, so the text tables stay small.
 
     Args:
@@ -87,16 +88,22 @@ class TransText:
                     + rows.label.astype(np.uint32))
         for lo in range(0, max(len(rows), 1), self.slice_rows):
             part = slice(lo, lo + self.slice_rows)
+            paid_text = _amount_text(paid[part])
+            received_text = paid_text                # equal amounts unless the currencies differ
+            differs = np.flatnonzero(received[part] != paid[part])
+            if differs.size:
+                received_text = paid_text.clone()
+                received_text.scatter(differs, _amount_text(received[part][differs]))
             yield pl.DataFrame([
-                times.gather(minutes[part]).alias("c0"),
-                self.banks.gather(src[part]).alias("c1"),
-                self.accounts.gather(src[part]).alias("c2"),
-                self.banks.gather(dst[part]).alias("c3"),
-                self.accounts.gather(dst[part]).alias("c4"),
-                _cents(received[part]).alias("c5"),
-                _CURRENCY.gather(recv[part]).alias("c6"),
-                _cents(paid[part]).alias("c7"),
-                _TAIL.gather(tail[part]).alias("c8"),
+                pick_text(times, minutes[part]).alias("c0"),
+                pick_text(self.banks, src[part]).alias("c1"),
+                pick_text(self.accounts, src[part]).alias("c2"),
+                pick_text(self.banks, dst[part]).alias("c3"),
+                pick_text(self.accounts, dst[part]).alias("c4"),
+                received_text.alias("c5"),
+                pick_text(_CURRENCY, recv[part]).alias("c6"),
+                paid_text.alias("c7"),
+                pick_text(_TAIL, tail[part]).alias("c8"),
             ])
 
     def write(self, handle: BinaryIO, rows: Rows, order: np.ndarray | None = None) -> None:
@@ -111,15 +118,25 @@ class TransText:
         return buffer.getvalue().decode("utf-8").splitlines()
 
 
+def pick_text(table: pl.Series, index: np.ndarray) -> pl.Series:
+    """``table`` at ``index`` (non-negative, below 2**32): indexing with a UInt32 Series is a
+    direct gather, several times cheaper than ``Series.gather`` (which runs an expression)."""
+    return table[pl.Series(index, dtype=pl.UInt32)]
+
+
 def _minute_text(low: int, span: int) -> pl.Series:
     """Minutes ``low .. low + span - 1`` as ``%Y/%m/%d %H:%M`` text (a few thousand per chunk)."""
     return (pl.Series((low + np.arange(span, dtype=np.int64)) * _MINUTE_US)
             .cast(pl.Datetime("us")).dt.strftime(TIMESTAMP_FORMAT))
 
 
-def _cents(amount: np.ndarray) -> pl.Series:
-    """Amounts (already rounded to cents) as a 2-decimal Decimal column: written as ``12.30``."""
-    return pl.Series(amount, dtype=pl.Float64).cast(pl.Decimal(20, 2))
+def _amount_text(amount: np.ndarray) -> pl.Series:
+    """Amounts (already rounded to cents) as 2-decimal text, ``12.30``, via Polars' Decimal.
+
+    Text of up to 12 characters (below a billion) lives inside the string view, so the CSV
+    writer copies it far more cheaply than it formats a Decimal column.
+    """
+    return pl.Series(amount, dtype=pl.Float64).cast(pl.Decimal(20, 2)).cast(pl.String)
 
 
 class Background:

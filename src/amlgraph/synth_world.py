@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.schema import ACCOUNTS_HEADER
+from amlgraph.synth_format import pick_text
 from amlgraph.synth_money import COUNTRY_CURRENCY, COUNTRY_NAMES, COUNTRY_SHARE
 from amlgraph.synth_presets import IDLE_FRACTION, Preset
 
@@ -28,9 +29,9 @@ _ENTITY_KINDS = ("Corporation", "Sole Proprietorship", "Partnership")
 def hex_strings(values: np.ndarray, width: int) -> pl.Series:
     """Format non-negative integers below ``16**width`` as upper-case hex of fixed ``width``."""
     n_bytes = (width + 1) // 2                       # two hex digits per byte, one lookup each
-    shifts = (8 * np.arange(n_bytes - 1, -1, -1)).astype(np.uint64)
+    big_endian = values.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - n_bytes:]
     chars = np.empty((values.size, 2 * n_bytes), dtype=np.uint8)
-    chars.view(np.uint16)[:] = _HEX_PAIRS[(values.astype(np.uint64)[:, None] >> shifts) & np.uint64(255)]
+    chars.view(np.uint16)[:] = _HEX_PAIRS[big_endian]
     text = np.ascontiguousarray(chars[:, 2 * n_bytes - width:])
     return pl.Series(text.view(f"S{width}").ravel()).cast(pl.String)
 
@@ -154,7 +155,7 @@ def build_world(preset: Preset, rng: np.random.Generator) -> World:
         crypto_urn=make_urn(activity[crypto], crypto),
         sweep=rng.permutation(n_active).astype(np.int32), bank_ids=ids, bank_country=country,
         bank_text=bank_text, account_text=account_text,
-        bank_field=bank_text.gather(all_bank), entity_of=entity_of,
+        bank_field=pick_text(bank_text, all_bank), entity_of=entity_of,
     )
 
 
@@ -185,18 +186,18 @@ def write_accounts(path: Path, world: World, rng: np.random.Generator) -> int:
     entity_hex = hex_strings(unique_ints(rng, n_ent, 0x10000000000, 0x100000000000), 11)
     kind = np.searchsorted([0.5, 0.85], rng.random(n_ent), side="right").astype(np.uint32)
     banks = pl.DataFrame({
-        "country": pl.Series(COUNTRY_NAMES).gather(world.bank_country.astype(np.uint32)),
+        "country": pick_text(pl.Series(COUNTRY_NAMES), world.bank_country),
         "no": np.arange(world.bank_ids.size), "id": world.bank_ids,
     }).select(pl.format("{} Bank #{},{}", "country", "no", "id"))[:, 0]
     entities = pl.DataFrame({
-        "hex": entity_hex, "kind": pl.Series(_ENTITY_KINDS).gather(kind), "no": np.arange(n_ent),
+        "hex": entity_hex, "kind": pick_text(pl.Series(_ENTITY_KINDS), kind), "no": np.arange(n_ent),
     }).select(pl.format("{},{} #{}", "hex", "kind", "no"))[:, 0]
     # (Bank ID, account number) as one integer: account numbers are below 2**36
     order = np.argsort(world.bank_ids[world.bank_of] << 36 | world.code).astype(np.uint32)
     table = pl.DataFrame([
-        banks.gather(world.bank_of[order].astype(np.uint32)).alias("bank"),
-        world.account_text.gather(order).alias("account"),
-        entities.gather(world.entity_of[order].astype(np.uint32)).alias("entity"),
+        pick_text(banks, world.bank_of[order]).alias("bank"),
+        pick_text(world.account_text, order).alias("account"),
+        pick_text(entities, world.entity_of[order]).alias("entity"),
     ])
     with open(path, "wb") as handle:
         handle.write((",".join(ACCOUNTS_HEADER) + "\n").encode())
