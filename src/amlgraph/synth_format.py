@@ -23,9 +23,9 @@ HEADER_LINE = ",".join(TRANS_HEADER) + "\n"
 class Rows:
     """Transactions as parallel arrays, each of shape (n,).
 
-    ``t`` is minutes since 1970-01-01 00:00; ``src``/``dst`` are int32 account indices of the
-    world; ``pay``/``recv`` currency codes; ``fmt`` payment-format code; ``paid``/``received``
-    amounts already rounded to cents; ``label`` 1 for laundering.
+    ``t`` is minutes since 1970-01-01 00:00; ``src``/``dst`` are account indices of the world;
+    ``pay``/``recv`` currency codes; ``fmt`` payment-format code; ``paid``/``received`` amounts
+    already rounded to cents; ``label`` 1 for laundering.
     """
 
     t: np.ndarray

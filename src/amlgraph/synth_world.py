@@ -101,8 +101,8 @@ def make_urn(weight: np.ndarray, items: np.ndarray | None = None, per_item: int 
 
 
 def pick(urn: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw ``n`` items from ``urn`` with replacement (the urn's int32)."""
-    return urn[rng.integers(0, urn.size, n)]
+    """Draw ``n`` items from ``urn`` with replacement, as int64 (NumPy gathers fastest with it)."""
+    return urn[rng.integers(0, urn.size, n)].astype(np.int64)
 
 
 def build_world(preset: Preset, rng: np.random.Generator) -> World:
@@ -167,7 +167,7 @@ def _neighbours(bank_of: np.ndarray, recv_urn: np.ndarray, rng: np.random.Genera
     first = (np.cumsum(per_bank, dtype=np.int32) - per_bank)[bank_of][:, None]
     own = np.arange(n, dtype=np.int32)[:, None]
     same = first + (rng.random((n, NEIGHBOURS)) * count).astype(np.int32)
-    anywhere = pick(recv_urn, rng, n * NEIGHBOURS)
+    anywhere = recv_urn[rng.integers(0, recv_urn.size, n * NEIGHBOURS)]   # pick, kept int32
     use_same = (rng.random((n, NEIGHBOURS)) < SAME_BANK) & (same != own)
     out = np.where(use_same, same, anywhere.reshape(n, NEIGHBOURS))
     return np.where(out == own, anywhere[::-1].reshape(n, NEIGHBOURS), out)   # no fixed self-payee
