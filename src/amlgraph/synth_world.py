@@ -166,11 +166,15 @@ def _neighbours(bank_of: np.ndarray, recv_urn: np.ndarray, rng: np.random.Genera
     count = per_bank[bank_of][:, None]                   # bank_of is sorted: banks are runs
     first = (np.cumsum(per_bank, dtype=np.int32) - per_bank)[bank_of][:, None]
     own = np.arange(n, dtype=np.int32)[:, None]
-    same = first + (rng.random((n, NEIGHBOURS)) * count).astype(np.int32)
-    anywhere = recv_urn[rng.integers(0, recv_urn.size, n * NEIGHBOURS)]   # pick, kept int32
-    use_same = (rng.random((n, NEIGHBOURS)) < SAME_BANK) & (same != own)
-    out = np.where(use_same, same, anywhere.reshape(n, NEIGHBOURS))
-    return np.where(out == own, anywhere[::-1].reshape(n, NEIGHBOURS), out)   # no fixed self-payee
+    out = first + (rng.random((n, NEIGHBOURS)) * count).astype(np.int32)   # at the same bank
+    slot = rng.integers(0, recv_urn.size, n * NEIGHBOURS)   # urn slots of payees "anywhere"
+    use_same = (rng.random((n, NEIGHBOURS)) < SAME_BANK) & (out != own)
+    flat = out.reshape(-1)
+    anywhere = np.flatnonzero(~use_same.reshape(-1))        # look up only the slots used
+    flat[anywhere] = recv_urn[slot[anywhere]]
+    again = np.flatnonzero(out == own)                       # no fixed self-payee: the slot
+    flat[again] = recv_urn[slot[::-1][again]]                # drawn for the mirror position
+    return out
 
 
 def write_accounts(path: Path, world: World, rng: np.random.Generator) -> int:
