@@ -79,9 +79,17 @@ def to_amounts(usd: np.ndarray, pay_cur: np.ndarray, recv_cur: np.ndarray,
     if round_to is not None:
         some = np.flatnonzero(round_to > 0)
         paid[some] = np.maximum(np.round(paid[some] / round_to[some]), 1.0) * round_to[some]
-    paid = np.maximum(np.round(paid, 2), 0.01)
+    np.maximum(_cents(paid), 0.01, out=paid)
     received = paid.copy()
     cross = np.flatnonzero(pay_cur != recv_cur)    # a few percent of the rows
     rate = RATE[recv_cur[cross]] / RATE[pay_cur[cross]]
     received[cross] = np.maximum(np.round(paid[cross] * rate, 2), 0.01)
     return paid, received
+
+
+def _cents(x: np.ndarray) -> np.ndarray:
+    """``np.round(x, 2)`` in place (the same three steps NumPy takes: x 100, rint, / 100)."""
+    x *= 100.0
+    np.rint(x, out=x)
+    x /= 100.0
+    return x

@@ -77,7 +77,10 @@ class Timeline:
 
     def minute_at(self, progress: np.ndarray) -> np.ndarray:
         """Absolute minutes (float) at ``progress`` in [0, 1], shape of ``progress``."""
-        return self.start + 60.0 * np.interp(progress, self._cdf, self._hours)
+        minutes = np.interp(progress, self._cdf, self._hours)
+        minutes *= 60.0
+        minutes += self.start
+        return minutes
 
 
 def normal_rows(world: World, timeline: Timeline, first: int, n: int, total: int,
@@ -88,7 +91,10 @@ def normal_rows(world: World, timeline: Timeline, first: int, n: int, total: int
     when there are enough rows); most payees are one of the sender's fixed counterparties.
     """
     index = np.arange(first, first + n, dtype=np.int64)
-    t = np.floor(timeline.minute_at((index + rng.random(n)) / total)).astype(np.int64)
+    progress = rng.random(n)
+    progress += index
+    progress /= total
+    t = np.floor(timeline.minute_at(progress)).astype(np.int64)
     fmt = draw(NORMAL_FORMATS, rng, n)
     is_self = rng.random(n) < SELF_SHARE
     fmt = np.where(is_self, draw(SELF_FORMATS, rng, n), fmt)
