@@ -347,16 +347,16 @@ def test_writer_failure_mid_stream_leaves_no_file(tmp_path, monkeypatch):
     from amlgraph.synth_format import TransText
 
     calls = []
-    real = TransText.write
+    real = TransText.write_fields
 
-    def flaky(self, handle, rows, order=None):
+    def flaky(self, handle, fields):
         calls.append(1)
         if len(calls) == 3:
             raise OSError("disk full")
-        real(self, handle, rows, order)
+        real(self, handle, fields)
 
     monkeypatch.setattr(synth, "CHUNK_ROWS", 500)
-    monkeypatch.setattr(TransText, "write", flaky)
+    monkeypatch.setattr(TransText, "write_fields", flaky)
     with pytest.raises(OSError, match="disk full"):
         generate("tiny", tmp_path, rows=4000)
     assert list(tmp_path.iterdir()) == []

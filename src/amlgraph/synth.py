@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from amlgraph.errors import ConfigError
-from amlgraph.synth_format import HEADER_LINE, Background, Rows, TransText
+from amlgraph.synth_format import HEADER_LINE, Background, Rows, TextFields, TransText
 from amlgraph.synth_normal import Timeline, normal_rows
 from amlgraph.synth_presets import PRESETS, Preset, resolve_preset
 from amlgraph.synth_typologies import Laundering, make_laundering
@@ -138,10 +138,10 @@ def _write_trans(path: Path, preset: Preset, world: World, timeline: Timeline,
 
         text = TransText(world.bank_field, world.account_text)
 
-        def write(item: tuple[Rows, np.ndarray]) -> None:
-            text.write(handle, *item)
+        def write(fields: TextFields) -> None:
+            text.write_fields(handle, fields)
 
-        # chunk k is formatted and written while chunk k + 1 is drawn
+        # chunk k is formatted and written while chunk k + 1 is drawn and put in order
         with Background(write) as writer:
             for k in range(n_chunks):
                 rng = _rng(seed, 3, k)
@@ -151,7 +151,7 @@ def _write_trans(path: Path, preset: Preset, world: World, timeline: Timeline,
                 del part
                 # nearly, not strictly, time-ordered: sort on the time plus noise
                 order = np.argsort(rows.t + rng.normal(0.0, SHUFFLE_MINUTES, len(rows)))
-                writer.put((rows, order))
+                writer.put(TextFields.of(rows, order))
 
 
 def _write_patterns(path: Path, world: World, laundering: Laundering) -> int:

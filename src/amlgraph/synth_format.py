@@ -51,6 +51,37 @@ class Rows:
         return Rows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)))
 
 
+@dataclass
+class TextFields:
+    """What the Trans text of some rows needs, in output order, at the narrowest types.
+
+    ``minutes`` counts from ``low`` (minutes since 1970); ``tail`` indexes the joined
+    "<Payment Currency>,<Payment Format>,<Is Laundering>" text.
+    """
+
+    low: int
+    minutes: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    received: np.ndarray
+    recv: np.ndarray
+    paid: np.ndarray
+    tail: np.ndarray
+
+    @staticmethod
+    def of(rows: Rows, order: np.ndarray | None = None) -> "TextFields":
+        """The fields of ``rows.take(order)`` (all rows, in order, if ``order`` is None)."""
+        def take(values: np.ndarray) -> np.ndarray:
+            return values if order is None else values[order]
+
+        low = int(rows.t.min()) if len(rows) else 0
+        tail = (rows.pay.astype(np.uint32) * 14 + rows.fmt.astype(np.uint32) * 2
+                + rows.label.astype(np.uint32))
+        return TextFields(low, take((rows.t - low).astype(np.uint32)), take(rows.src.astype(np.uint32)),
+                          take(rows.dst.astype(np.uint32)), take(rows.received),
+                          take(rows.recv.astype(np.uint32)), take(rows.paid), take(tail))
+
+
 class TransText:
     """Writes rows as IBM Trans lines, formatted in bulk by Polars.
 
@@ -69,47 +100,39 @@ class TransText:
     def __init__(self, banks: pl.Series, accounts: pl.Series, slice_rows: int = 1 << 16):
         self.banks, self.accounts, self.slice_rows = banks, accounts, slice_rows
 
-    def frames(self, rows: Rows, order: np.ndarray | None = None) -> Iterator[pl.DataFrame]:
-        """The Trans columns of ``rows.take(order)`` (all rows if ``order`` is None), in slices.
-
-        Only the fields the text needs are put in ``order``, at their narrowest types.
-        """
-        def take(values: np.ndarray) -> np.ndarray:
-            return values if order is None else values[order]
-
-        low = int(rows.t.min()) if len(rows) else 0
-        minutes = take((rows.t - low).astype(np.uint32))
-        times = _minute_text(low, int(minutes.max()) + 1 if minutes.size else 0)
-        src = take(rows.src.astype(np.uint32))
-        dst = take(rows.dst.astype(np.uint32))
-        received, paid = take(rows.received), take(rows.paid)
-        recv = take(rows.recv.astype(np.uint32))
-        tail = take(rows.pay.astype(np.uint32) * 14 + rows.fmt.astype(np.uint32) * 2
-                    + rows.label.astype(np.uint32))
-        for lo in range(0, max(len(rows), 1), self.slice_rows):
+    def frames(self, fields: TextFields) -> Iterator[pl.DataFrame]:
+        """The Trans columns of ``fields``, ``slice_rows`` rows at a time."""
+        f = fields
+        n = f.minutes.size
+        times = _minute_text(f.low, int(f.minutes.max()) + 1 if n else 0)
+        for lo in range(0, max(n, 1), self.slice_rows):
             part = slice(lo, lo + self.slice_rows)
-            paid_text = _amount_text(paid[part])
+            paid_text = _amount_text(f.paid[part])
             received_text = paid_text                # equal amounts unless the currencies differ
-            differs = np.flatnonzero(received[part] != paid[part])
+            differs = np.flatnonzero(f.received[part] != f.paid[part])
             if differs.size:
                 received_text = paid_text.clone()
-                received_text.scatter(differs, _amount_text(received[part][differs]))
+                received_text.scatter(differs, _amount_text(f.received[part][differs]))
             yield pl.DataFrame([
-                pick_text(times, minutes[part]).alias("c0"),
-                pick_text(self.banks, src[part]).alias("c1"),
-                pick_text(self.accounts, src[part]).alias("c2"),
-                pick_text(self.banks, dst[part]).alias("c3"),
-                pick_text(self.accounts, dst[part]).alias("c4"),
+                pick_text(times, f.minutes[part]).alias("c0"),
+                pick_text(self.banks, f.src[part]).alias("c1"),
+                pick_text(self.accounts, f.src[part]).alias("c2"),
+                pick_text(self.banks, f.dst[part]).alias("c3"),
+                pick_text(self.accounts, f.dst[part]).alias("c4"),
                 received_text.alias("c5"),
-                pick_text(_CURRENCY, recv[part]).alias("c6"),
+                pick_text(_CURRENCY, f.recv[part]).alias("c6"),
                 paid_text.alias("c7"),
-                pick_text(_TAIL, tail[part]).alias("c8"),
+                pick_text(_TAIL, f.tail[part]).alias("c8"),
             ])
+
+    def write_fields(self, handle: BinaryIO, fields: TextFields) -> None:
+        """Append the rows of ``fields`` to an open binary file as Trans lines (no header)."""
+        for table in self.frames(fields):
+            table.write_csv(handle, include_header=False, line_terminator="\n", quote_style="never")
 
     def write(self, handle: BinaryIO, rows: Rows, order: np.ndarray | None = None) -> None:
         """Append ``rows.take(order)`` to an open binary file as Trans lines (no header)."""
-        for table in self.frames(rows, order):
-            table.write_csv(handle, include_header=False, line_terminator="\n", quote_style="never")
+        self.write_fields(handle, TextFields.of(rows, order))
 
     def lines(self, rows: Rows) -> list[str]:
         """``rows`` as Trans lines, byte-identical to what :meth:`write` writes."""
