@@ -1,6 +1,7 @@
 """The synthetic IBM-format generator: formats, labels, Patterns blocks, typologies, determinism."""
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -310,3 +311,174 @@ def test_patterns_hold_exactly_the_attempt_rows(tmp_path_factory, seed, rows):
     assert sum(in_blocks.values()) == result.pattern_rows >= 1
     assert sum(laundering.values()) == result.laundering_rows
     assert len(blocks) == result.attempts
+
+
+# --- streaming, formatting and the vectorised shortcuts behind them ---------------------------
+
+def test_accounts_file_sorted_by_bank_then_account(tiny):
+    result, _, _ = tiny
+    accounts = pl.read_csv(result.accounts_path, infer_schema=False)
+    key = accounts.select(pl.col("Bank ID").cast(pl.Int64), "Account Number")
+    assert key.equals(key.sort("Bank ID", "Account Number"))
+    assert accounts.height == result.accounts
+    assert accounts["Entity Name"].str.contains(r"^(Corporation|Sole Proprietorship|Partnership) #\d+$").all()
+
+
+def test_many_chunks_stream_in_the_background(tmp_path, monkeypatch):
+    """Small chunks exercise the overlap of drawing and writing: same rows, labels and blocks."""
+    import amlgraph.synth as synth
+
+    monkeypatch.setattr(synth, "CHUNK_ROWS", 700)
+    a = generate("tiny", tmp_path / "a", seed=4, rows=6000)
+    b = generate("tiny", tmp_path / "b", seed=4, rows=6000)
+    assert a.trans_path.read_bytes() == b.trans_path.read_bytes()
+    lines = a.trans_path.read_text().splitlines()[1:]
+    assert len(lines) == 6000
+    laundering = Counter(l for l in lines if l.endswith(",1"))
+    assert sum(laundering.values()) == a.laundering_rows
+    blocks = read_patterns(a.patterns_path)
+    assert Counter(l for blk in blocks for l in blk[2]) <= laundering
+    t = np.array([datetime.strptime(l[:16], TIMESTAMP_FORMAT).timestamp() for l in lines])
+    assert np.corrcoef(np.arange(t.size), t)[0, 1] > 0.95 and (np.diff(t) < 0).any()
+
+
+def test_writer_failure_mid_stream_leaves_no_file(tmp_path, monkeypatch):
+    import amlgraph.synth as synth
+    from amlgraph.synth_format import TransText
+
+    calls = []
+    real = TransText.write_fields
+
+    def flaky(self, handle, fields):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(self, handle, fields)
+
+    monkeypatch.setattr(synth, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(TransText, "write_fields", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        generate("tiny", tmp_path, rows=4000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_background_consumes_in_order_and_reraises():
+    from amlgraph.synth_format import Background
+
+    seen = []
+    with Background(seen.append) as worker:
+        for i in range(50):
+            worker.put(i)
+    assert seen == list(range(50))
+
+    def fail_on_3(item):
+        if item == 3:
+            raise ValueError("bad item")
+        seen.append(item)
+
+    seen.clear()
+    with pytest.raises(ValueError, match="bad item"):
+        with Background(fail_on_3) as worker:
+            for i in range(10):
+                worker.put(i)
+    assert seen == [0, 1, 2]
+
+    with pytest.raises(KeyError):                  # the caller's own failure wins, thread stops
+        with Background(seen.append) as worker:
+            worker.put(99)
+            raise KeyError("caller")
+    assert worker._thread.is_alive() is False
+
+
+def test_text_does_not_depend_on_slices():
+    from amlgraph.synth import _rng
+    from amlgraph.synth_format import TransText
+    from amlgraph.synth_normal import Timeline, normal_rows
+    from amlgraph.synth_presets import resolve_preset
+    from amlgraph.synth_world import build_world
+
+    preset = resolve_preset("tiny")
+    world = build_world(preset, _rng(1, 0))
+    rows = normal_rows(world, Timeline(preset), 0, 3000, preset.rows, _rng(1, 3, 0))
+    order = np.random.default_rng(0).permutation(len(rows))
+    whole = TransText(world.bank_field, world.account_text, slice_rows=10**6).lines(rows.take(order))
+    for size in (1, 7, 1024):
+        text = TransText(world.bank_field, world.account_text, slice_rows=size)
+        assert text.lines(rows.take(order)) == whole
+        buffer = io.BytesIO()
+        text.write(buffer, rows, order)                # the permutation applied while formatting
+        assert buffer.getvalue().decode().splitlines() == whole
+    assert all(len(line.split(",")) == 11 for line in whole)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=200),
+       st.lists(st.floats(0, 1), min_size=1, max_size=7))
+def test_draw_counts_edges_like_a_binary_search(u, weights):
+    from amlgraph.synth_money import below
+
+    cum = np.cumsum(weights) / sum(weights) if sum(weights) > 0 else np.linspace(0.1, 1, len(weights))
+    u = np.array(u)
+    expected = np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
+    assert np.array_equal(below(cum[:-1], u), expected)
+    at_edges = np.minimum(np.searchsorted(cum, cum, side="right"), len(cum) - 1)
+    assert np.array_equal(below(cum[:-1], cum), at_edges)
+
+
+def test_slot_edges_reproduce_the_power_law():
+    from amlgraph.synth_money import below
+    from amlgraph.synth_normal import SLOT_EDGES, _slot
+
+    for edge in SLOT_EDGES:                         # every double near each step, exhaustively
+        u = (np.float64(edge).view(np.int64) + np.arange(-5000, 5000)).view(np.float64)
+        assert np.array_equal(below(SLOT_EDGES, u), _slot(u))
+    u = np.random.default_rng(0).random(200_000)
+    assert np.array_equal(below(SLOT_EDGES, u), _slot(u))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=100))
+def test_first_occurrences_keeps_first_of_each_value(values):
+    from amlgraph.synth_world import _first_occurrences
+
+    values = np.array(values, dtype=np.int64)
+    _, first = np.unique(values, return_index=True)
+    assert np.array_equal(_first_occurrences(values), values[np.sort(first)])
+
+
+def test_hex_strings_match_python_formatting():
+    from amlgraph.synth_world import hex_strings
+
+    values = np.array([0, 1, 0xABC, 0x8FFFFFFFF, 0x800000000, 123456789])
+    assert hex_strings(values, 9).to_list() == [f"{v:09X}" for v in values]
+    assert hex_strings(values, 11).to_list() == [f"{v:011X}" for v in values]
+    assert hex_strings(values[:3], 4).to_list() == [f"{v:04X}" for v in values[:3]]
+
+
+def test_recovered_rates_link_every_fiat_currency_to_us_dollar(tmp_path):
+    """Rates read back from cross-currency rows convert every fiat currency to US Dollar.
+
+    Bitcoin is only ever paid and received as Bitcoin (see docs/SYNTH.md), so the data holds no
+    rate for it: a reader must not expect one.
+    """
+    result = generate("small", tmp_path, seed=2, rows=40_000)
+    trans = read_trans(result.trans_path)
+    cross = trans.filter(pl.col("payment_currency") != pl.col("receiving_currency"))
+    rate = (cross.with_columns(r=pl.col("amount_received").cast(pl.Float64)
+                               / pl.col("amount_paid").cast(pl.Float64))
+            .group_by("payment_currency", "receiving_currency").agg(pl.col("r").median()))
+    links: dict[str, dict[str, float]] = {}
+    for pay, recv, r in rate.iter_rows():
+        links.setdefault(pay, {})[recv] = r
+        links.setdefault(recv, {})[pay] = 1 / r
+    to_usd, todo = {"US Dollar": 1.0}, ["US Dollar"]  # units of each currency per US dollar
+    while todo:
+        here = todo.pop()
+        for there, r in links.get(here, {}).items():
+            if there not in to_usd:
+                to_usd[there] = to_usd[here] * r
+                todo.append(there)
+    assert set(to_usd) == set(CURRENCIES) - {"Bitcoin"}
+    for currency, units in to_usd.items():
+        assert units == pytest.approx(RATES[currency], rel=0.01), currency
+    assert "Bitcoin" not in set(cross["payment_currency"]) | set(cross["receiving_currency"])

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from amlgraph.errors import ConfigError
-from amlgraph.synth_format import HEADER_LINE, Rows, frame, lines, write_rows
+from amlgraph.synth_format import HEADER_LINE, Background, Rows, TextFields, TransText
 from amlgraph.synth_normal import Timeline, normal_rows
 from amlgraph.synth_presets import PRESETS, Preset, resolve_preset
 from amlgraph.synth_typologies import Laundering, make_laundering
-from amlgraph.synth_world import World, accounts_frame, build_world
+from amlgraph.synth_world import World, build_world, write_accounts
 
 __all__ = ["PRESETS", "Preset", "GenerateResult", "generate", "CHUNK_ROWS"]
 
@@ -98,14 +99,16 @@ def generate(preset: str, out_dir: str | os.PathLike, *, seed: int = 0,
     started = time.perf_counter()
     world = build_world(chosen, _rng(seed, 0))
     timeline = Timeline(chosen)
-    laundering = make_laundering(world, timeline, max(1, round(chosen.rows * chosen.laundering_rate)),
-                                 _rng(seed, 1))
     paths = {kind: out / f"{chosen.name}_{kind}" for kind in ("Trans.csv", "accounts.csv", "Patterns.txt")}
     temps = {kind: path.with_name(f".{path.name}.{os.getpid()}.tmp") for kind, path in paths.items()}
     try:
-        _write_trans(temps["Trans.csv"], chosen, world, timeline, laundering, seed)
-        accounts = accounts_frame(world, _rng(seed, 2))
-        accounts.write_csv(temps["accounts.csv"], line_terminator="\n")
+        # the accounts file needs only the world: write it alongside (leaving the block waits)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-synth") as pool:
+            accounts_job = pool.submit(write_accounts, temps["accounts.csv"], world, _rng(seed, 2))
+            laundering = make_laundering(world, timeline,
+                                         max(1, round(chosen.rows * chosen.laundering_rate)), _rng(seed, 1))
+            _write_trans(temps["Trans.csv"], chosen, world, timeline, laundering, seed)
+            accounts = accounts_job.result()
         pattern_rows = _write_patterns(temps["Patterns.txt"], world, laundering)
         for kind in paths:
             os.replace(temps[kind], paths[kind])
@@ -116,7 +119,7 @@ def generate(preset: str, out_dir: str | os.PathLike, *, seed: int = 0,
         name=chosen.name, trans_path=paths["Trans.csv"], accounts_path=paths["accounts.csv"],
         patterns_path=paths["Patterns.txt"], rows=chosen.rows,
         laundering_rows=len(laundering.rows), pattern_rows=pattern_rows,
-        accounts=accounts.height, attempts=int(laundering.reported.sum()),
+        accounts=accounts, attempts=int(laundering.reported.sum()),
         seconds=time.perf_counter() - started,
     )
 
@@ -132,21 +135,30 @@ def _write_trans(path: Path, preset: Preset, world: World, timeline: Timeline,
     chunk_of = np.searchsorted(bounds, laundering.rows.t, side="right")
     with open(path, "wb") as handle:
         handle.write(HEADER_LINE.encode())
-        for k in range(n_chunks):
-            rng = _rng(seed, 3, k)
-            first = k * CHUNK_ROWS
-            part = normal_rows(world, timeline, first, min(CHUNK_ROWS, n_normal - first), n_normal, rng)
-            rows = Rows.concat([part, laundering.rows.take(np.flatnonzero(chunk_of == k))])
-            # nearly, not strictly, time-ordered: sort on the time plus noise
-            order = np.argsort(rows.t + rng.normal(0.0, SHUFFLE_MINUTES, len(rows)))
-            write_rows(handle, frame(rows.take(order), world.party))
+
+        text = TransText(world.bank_field, world.account_text)
+
+        def write(fields: TextFields) -> None:
+            text.write_fields(handle, fields)
+
+        # chunk k is formatted and written while chunk k + 1 is drawn and put in order
+        with Background(write) as writer:
+            for k in range(n_chunks):
+                rng = _rng(seed, 3, k)
+                first = k * CHUNK_ROWS
+                part = normal_rows(world, timeline, first, min(CHUNK_ROWS, n_normal - first), n_normal, rng)
+                rows = Rows.concat([part, laundering.rows.take(np.flatnonzero(chunk_of == k))])
+                del part
+                # nearly, not strictly, time-ordered: sort on the time plus noise
+                order = np.argsort(rows.t + rng.normal(0.0, SHUFFLE_MINUTES, len(rows)))
+                writer.put(TextFields.of(rows, order))
 
 
 def _write_patterns(path: Path, world: World, laundering: Laundering) -> int:
     """Write one BEGIN/END block per reported attempt; return the number of rows in blocks."""
     in_block = laundering.reported[np.maximum(laundering.attempt, 0)] & (laundering.attempt >= 0)
     index = np.flatnonzero(in_block)
-    text = lines(frame(laundering.rows.take(index), world.party))
+    text = TransText(world.bank_field, world.account_text).lines(laundering.rows.take(index))
     attempt = laundering.attempt[index]
     starts = np.flatnonzero(np.diff(attempt, prepend=-1))
     ends = np.append(starts[1:], attempt.size)

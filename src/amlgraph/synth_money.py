@@ -41,8 +41,23 @@ def shares(table: dict[str, float]) -> np.ndarray:
 
 
 def draw(cum: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw ``n`` category codes (int8) from cumulative probabilities ``cum``."""
-    return np.minimum(np.searchsorted(cum, rng.random(n), side="right"), len(cum) - 1).astype(np.int8)
+    """Draw ``n`` category codes (int8) from cumulative probabilities ``cum``.
+
+    The code of a uniform ``u`` is the number of ``cum[:-1]`` at or below it (the last category
+    takes the rest): one comparison per category, several times cheaper than a binary search.
+    """
+    u = rng.random(n)
+    if n < 256:                               # few draws: one call beats a pass per category
+        return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1).astype(np.int8)
+    return below(cum[:-1], u)
+
+
+def below(edges: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per ``u``, how many of the (few, sorted) ``edges`` are ``<= u``, as int8."""
+    out = np.zeros(u.shape, dtype=np.int8)
+    for edge in edges:
+        out += (u >= edge).view(np.int8)
+    return out
 
 
 def to_amounts(usd: np.ndarray, pay_cur: np.ndarray, recv_cur: np.ndarray,
@@ -64,7 +79,17 @@ def to_amounts(usd: np.ndarray, pay_cur: np.ndarray, recv_cur: np.ndarray,
     if round_to is not None:
         some = np.flatnonzero(round_to > 0)
         paid[some] = np.maximum(np.round(paid[some] / round_to[some]), 1.0) * round_to[some]
-    paid = np.maximum(np.round(paid, 2), 0.01)
-    same = pay_cur == recv_cur
-    received = np.where(same, paid, np.round(paid * (RATE[recv_cur] / RATE[pay_cur]), 2))
-    return paid, np.maximum(received, 0.01)
+    np.maximum(_cents(paid), 0.01, out=paid)
+    received = paid.copy()
+    cross = np.flatnonzero(pay_cur != recv_cur)    # a few percent of the rows
+    rate = RATE[recv_cur[cross]] / RATE[pay_cur[cross]]
+    received[cross] = np.maximum(np.round(paid[cross] * rate, 2), 0.01)
+    return paid, received
+
+
+def _cents(x: np.ndarray) -> np.ndarray:
+    """``np.round(x, 2)`` in place (the same three steps NumPy takes: x 100, rint, / 100)."""
+    x *= 100.0
+    np.rint(x, out=x)
+    x /= 100.0
+    return x

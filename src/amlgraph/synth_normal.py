@@ -6,7 +6,7 @@ import datetime as dt
 import numpy as np
 
 from amlgraph.synth_format import Rows
-from amlgraph.synth_money import BITCOIN_FMT, BTC, FMT, RATE, draw, shares, to_amounts
+from amlgraph.synth_money import BITCOIN_FMT, BTC, FMT, RATE, below, draw, shares, to_amounts
 from amlgraph.synth_presets import Preset
 from amlgraph.synth_world import NEIGHBOURS, World, pick
 
@@ -33,6 +33,27 @@ NORMAL_CROSS = np.zeros(7)
 for _name, _p in {"ACH": 0.25, "Wire": 0.4, "Cheque": 0.03, "Credit Card": 0.02}.items():
     NORMAL_CROSS[FMT[_name]] = _p
 ROUND_SHARE = 0.25      # ordinary amounts rounded to two significant digits
+#: Counterparty slots are used unevenly: slot = floor(NEIGHBOURS * u ** SLOT_POWER), u uniform.
+SLOT_POWER = 1.7
+
+
+def _slot(u: np.ndarray) -> np.ndarray:
+    """``floor(NEIGHBOURS * u ** SLOT_POWER)`` for uniforms ``u``, int8 (the definition)."""
+    return (NEIGHBOURS * u ** SLOT_POWER).astype(np.int8)
+
+
+def _first_true(predicate, k: int) -> float:
+    """The smallest double x in [0, 1] with ``predicate(x) >= k`` (predicate rising in x)."""
+    lo, hi = 0, int(np.float64(1.0).view(np.int64))      # doubles >= 0 sort as their bits
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        x = np.full(64, mid, dtype=np.int64).view(np.float64)  # the vector code path
+        lo, hi = (lo, mid) if predicate(x)[0] >= k else (mid, hi)
+    return float(np.int64(hi).view(np.float64))
+
+
+#: u at which _slot steps up: comparing u with them gives _slot(u) without a power per row.
+SLOT_EDGES = np.array([_first_true(_slot, k) for k in range(1, NEIGHBOURS)])
 
 
 class Timeline:
@@ -56,7 +77,10 @@ class Timeline:
 
     def minute_at(self, progress: np.ndarray) -> np.ndarray:
         """Absolute minutes (float) at ``progress`` in [0, 1], shape of ``progress``."""
-        return self.start + 60.0 * np.interp(progress, self._cdf, self._hours)
+        minutes = np.interp(progress, self._cdf, self._hours)
+        minutes *= 60.0
+        minutes += self.start
+        return minutes
 
 
 def normal_rows(world: World, timeline: Timeline, first: int, n: int, total: int,
@@ -67,35 +91,48 @@ def normal_rows(world: World, timeline: Timeline, first: int, n: int, total: int
     when there are enough rows); most payees are one of the sender's fixed counterparties.
     """
     index = np.arange(first, first + n, dtype=np.int64)
-    t = np.floor(timeline.minute_at((index + rng.random(n)) / total)).astype(np.int64)
+    progress = rng.random(n)
+    progress += index
+    progress /= total
+    t = np.floor(timeline.minute_at(progress)).astype(np.int64)
     fmt = draw(NORMAL_FORMATS, rng, n)
     is_self = rng.random(n) < SELF_SHARE
     fmt = np.where(is_self, draw(SELF_FORMATS, rng, n), fmt)
 
     src = pick(world.send_urn, rng, n)
     if total >= world.n_active:
+        # rows whose index is a multiple of the stride (the first n_active of them) sweep
         stride = total // world.n_active
-        hit = (index % stride == 0) & (index // stride < world.n_active)
-        src[hit] = world.sweep[index[hit] // stride]
-        fmt[hit & (fmt == BITCOIN_FMT)] = FMT["Cheque"]
-    slot = (NEIGHBOURS * rng.random(n) ** 1.7).astype(np.int64)
-    dst = np.where(rng.random(n) < 0.8, world.neighbours[src, slot], pick(world.recv_urn, rng, n))
+        hit = np.arange(-(-first // stride) * stride, min(first + n, stride * world.n_active),
+                        stride) - first
+        src[hit] = world.sweep[(hit + first) // stride]
+        fmt[hit[fmt[hit] == BITCOIN_FMT]] = FMT["Cheque"]
+    slot = below(SLOT_EDGES, rng.random(n))   # == _slot(u), see SLOT_EDGES
+    fixed = rng.random(n) < 0.8
+    anywhere = rng.integers(0, world.recv_urn.size, n)   # drawn for every row, used by 20%
+    dst = world.neighbours.reshape(-1)[src * NEIGHBOURS + slot]
+    other = np.flatnonzero(~fixed)
+    dst[other] = world.recv_urn[anywhere[other]]
     btc = fmt == BITCOIN_FMT
     nb = int(btc.sum())
     src[btc] = pick(world.crypto_urn, rng, nb)
     dst[btc] = world.crypto[rng.integers(0, world.crypto.size, nb)]
     dst = np.where(is_self, src, dst)
 
-    pay = np.where(btc, BTC, world.home[src]).astype(np.int8)
-    cross = (rng.random(n) < NORMAL_CROSS[fmt]) & ~is_self
-    recv = np.where(cross, world.home[dst], pay).astype(np.int8)
-    usd = world.scale[src] * np.exp(_LOG_MEDIAN[fmt] + _SPREAD[fmt] * rng.standard_normal(n))
-    usd = np.where(pay != recv, np.maximum(usd, 1.0), usd)
+    pay = np.where(btc, np.int8(BTC), world.home[src])
+    code = fmt.astype(np.intp)
+    cross = (rng.random(n) < NORMAL_CROSS[code]) & ~is_self
+    recv = np.where(cross, world.home[dst], pay)
+    usd = rng.standard_normal(n)               # in place: scale x exp(log median + spread x z)
+    usd *= _SPREAD[code]
+    usd += _LOG_MEDIAN[code]
+    np.exp(usd, out=usd)
+    usd *= world.scale[src]
+    crossing = np.flatnonzero(pay != recv)
+    usd[crossing] = np.maximum(usd[crossing], 1.0)
     round_to = np.zeros(n)
     rounded = np.flatnonzero((rng.random(n) < ROUND_SHARE) & ~btc)
     local = usd[rounded] * RATE[pay[rounded]]   # two significant digits in the paying currency
     round_to[rounded] = 10.0 ** np.maximum(np.floor(np.log10(np.maximum(local, 1e-9))) - 1, 0)
     paid, received = to_amounts(usd, pay, recv, round_to)
-    return Rows(t, src.astype(np.int64), dst.astype(np.int64), pay, recv, fmt.astype(np.int8),
-                paid, received,
-                np.zeros(n, dtype=np.int8))
+    return Rows(t, src, dst, pay, recv, fmt, paid, received, np.zeros(n, dtype=np.int8))

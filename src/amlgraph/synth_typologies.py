@@ -123,7 +123,7 @@ class _Maker:
         mixed = chosen.copy()
         mixed[outsider] = pick(self.world.recv_urn, rng, int(outsider.sum()))
         # an attempt's accounts are distinct whenever the pool allows it
-        return mixed if np.unique(mixed).size == np.unique(chosen).size else chosen
+        return mixed if len(set(mixed.tolist())) == len(set(chosen.tolist())) else chosen
 
     def rows(self, src: np.ndarray, dst: np.ndarray, t: np.ndarray, usd: np.ndarray,
              fmt: np.ndarray) -> Rows:
@@ -148,7 +148,7 @@ class _Maker:
         order = np.lexsort((rng.random(e), step))
         src, dst, share = src[order], dst[order], share[order]
         start = rng.random() * self.timeline.nominal
-        span = float(np.clip(rng.lognormal(np.log(1200.0), 0.9), 45.0, 6480.0))
+        span = min(max(float(rng.lognormal(np.log(1200.0), 0.9)), 45.0), 6480.0)
         t = self.timeline.start + np.floor(start + np.sort(rng.random(e)) * span)
         t = np.minimum(t, self.timeline.end - 1)
         base = rng.lognormal(np.log(9000.0), 0.9)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from amlgraph.synth_format import party_text
+from amlgraph.schema import ACCOUNTS_HEADER
+from amlgraph.synth_format import pick_text
 from amlgraph.synth_money import COUNTRY_CURRENCY, COUNTRY_NAMES, COUNTRY_SHARE
 from amlgraph.synth_presets import IDLE_FRACTION, Preset
 
@@ -19,14 +21,19 @@ REUSE = 0.004
 #: Share of accounts able to pay in Bitcoin.
 CRYPTO = 0.05
 _HEX = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
-_ENTITY_KINDS = np.array(["Corporation", "Sole Proprietorship", "Partnership"])
+#: byte -> its two hex digits, as the uint16 holding them in memory order
+_HEX_PAIRS = np.stack([np.repeat(_HEX, 16), np.tile(_HEX, 16)], axis=1).copy().view(np.uint16).ravel()
+_ENTITY_KINDS = ("Corporation", "Sole Proprietorship", "Partnership")
 
 
 def hex_strings(values: np.ndarray, width: int) -> pl.Series:
-    """Format non-negative integers as upper-case hex of fixed ``width`` (vectorised)."""
-    shifts = (4 * np.arange(width - 1, -1, -1)).astype(np.uint64)
-    chars = _HEX[(values.astype(np.uint64)[:, None] >> shifts) & np.uint64(15)]
-    return pl.Series(np.ascontiguousarray(chars).view(f"S{width}").ravel()).cast(pl.String)
+    """Format non-negative integers below ``16**width`` as upper-case hex of fixed ``width``."""
+    n_bytes = (width + 1) // 2                       # two hex digits per byte, one lookup each
+    big_endian = values.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - n_bytes:]
+    chars = np.empty((values.size, 2 * n_bytes), dtype=np.uint8)
+    chars.view(np.uint16)[:] = _HEX_PAIRS[big_endian]
+    text = np.ascontiguousarray(chars[:, 2 * n_bytes - width:])
+    return pl.Series(text.view(f"S{width}").ravel()).cast(pl.String)
 
 
 def unique_ints(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
@@ -34,10 +41,22 @@ def unique_ints(rng: np.random.Generator, n: int, low: int, high: int) -> np.nda
     out = np.empty(0, dtype=np.int64)
     while out.size < n:
         more = rng.integers(low, high, size=int((n - out.size) * 1.05) + 16)
-        merged = np.concatenate([out, more])
-        _, first = np.unique(merged, return_index=True)
-        out = merged[np.sort(first)]
+        out = _first_occurrences(np.concatenate([out, more]))
     return out[:n]
+
+
+def _first_occurrences(values: np.ndarray) -> np.ndarray:
+    """``values`` without repeats, each kept where it first occurs, in the original order."""
+    ordered = np.sort(values)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if repeated.size == 0:                 # the usual case: random draws rarely collide
+        return values
+    at = np.flatnonzero(np.isin(values, repeated))
+    _, first = np.unique(values[at], return_index=True)
+    keep = np.ones(values.size, dtype=bool)
+    keep[at] = False
+    keep[at[first]] = True
+    return values[keep]
 
 
 @dataclass
@@ -62,7 +81,7 @@ class World:
     bank_country: np.ndarray   # (n_banks,) int16
     bank_text: pl.Series       # (n_banks,) zero-padded bank ids as written in Trans.csv
     account_text: pl.Series    # (n_accounts,) 9 hex characters
-    party: pl.Series           # (n_accounts,) "<padded bank>,<account>" as written in Trans.csv
+    bank_field: pl.Series      # (n_accounts,) the account's bank id as written in Trans.csv
     entity_of: np.ndarray      # (n_accounts,) int64 entity index
 
     @property
@@ -82,7 +101,7 @@ def make_urn(weight: np.ndarray, items: np.ndarray | None = None, per_item: int 
 
 
 def pick(urn: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw ``n`` items from ``urn`` with replacement (int64)."""
+    """Draw ``n`` items from ``urn`` with replacement, as int64 (NumPy gathers fastest with it)."""
     return urn[rng.integers(0, urn.size, n)].astype(np.int64)
 
 
@@ -136,41 +155,55 @@ def build_world(preset: Preset, rng: np.random.Generator) -> World:
         crypto_urn=make_urn(activity[crypto], crypto),
         sweep=rng.permutation(n_active).astype(np.int32), bank_ids=ids, bank_country=country,
         bank_text=bank_text, account_text=account_text,
-        party=party_text(all_bank, bank_text, account_text), entity_of=entity_of,
+        bank_field=pick_text(bank_text, all_bank), entity_of=entity_of,
     )
 
 
 def _neighbours(bank_of: np.ndarray, recv_urn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Fixed counterparties, shape (n_active, NEIGHBOURS): some at the same bank, some anywhere."""
     n = bank_of.size
-    first = np.searchsorted(bank_of, bank_of, side="left")
-    count = np.searchsorted(bank_of, bank_of, side="right") - first
-    own = np.repeat(np.arange(n), NEIGHBOURS)
-    same = first[own] + (rng.random(own.size) * count[own]).astype(np.int64)
-    anywhere = pick(recv_urn, rng, own.size)
-    use_same = (rng.random(own.size) < SAME_BANK) & (same != own)
-    out = np.where(use_same, same, anywhere)
-    out = np.where(out == own, anywhere[::-1], out)   # avoid fixed self-counterparties
-    return out.reshape(n, NEIGHBOURS).astype(np.int32)
+    per_bank = np.bincount(bank_of).astype(np.int32)
+    count = per_bank[bank_of][:, None]                   # bank_of is sorted: banks are runs
+    first = (np.cumsum(per_bank, dtype=np.int32) - per_bank)[bank_of][:, None]
+    own = np.arange(n, dtype=np.int32)[:, None]
+    out = first + (rng.random((n, NEIGHBOURS)) * count).astype(np.int32)   # at the same bank
+    slot = rng.integers(0, recv_urn.size, n * NEIGHBOURS)   # urn slots of payees "anywhere"
+    use_same = (rng.random((n, NEIGHBOURS)) < SAME_BANK) & (out != own)
+    flat = out.reshape(-1)
+    anywhere = np.flatnonzero(~use_same.reshape(-1))        # look up only the slots used
+    flat[anywhere] = recv_urn[slot[anywhere]]
+    again = np.flatnonzero(out == own)                       # no fixed self-payee: the slot
+    flat[again] = recv_urn[slot[::-1][again]]                # drawn for the mirror position
+    return out
 
 
-def accounts_frame(world: World, rng: np.random.Generator) -> pl.DataFrame:
-    """The accounts file as a frame: Bank Name, Bank ID, Account Number, Entity ID, Entity Name."""
+def write_accounts(path: Path, world: World, rng: np.random.Generator) -> int:
+    """Write the accounts file (Bank Name, Bank ID, Account Number, Entity ID, Entity Name).
+
+    Rows are sorted by Bank ID, then Account Number (9 hex digits: text order is number order).
+    Text is formatted once per bank and once per entity, then gathered per account.
+
+    Returns:
+        The number of rows written.
+    """
     n_ent = world.n_accounts
     entity_hex = hex_strings(unique_ints(rng, n_ent, 0x10000000000, 0x100000000000), 11)
-    kind = _ENTITY_KINDS[np.searchsorted([0.5, 0.85], rng.random(n_ent), side="right")]
-    bank = world.bank_of
-    frame = pl.DataFrame({
-        "country": np.array(COUNTRY_NAMES)[world.bank_country[bank]],
-        "bank_no": bank.astype(np.int64),
-        "Bank ID": world.bank_ids[bank],
-        "Account Number": world.account_text,
-        "Entity ID": entity_hex.gather(world.entity_of),
-        "kind": kind[world.entity_of],
-        "ent_no": world.entity_of,
-    })
-    return frame.select(
-        pl.format("{} Bank #{}", "country", "bank_no").alias("Bank Name"),
-        "Bank ID", "Account Number", "Entity ID",
-        pl.format("{} #{}", "kind", "ent_no").alias("Entity Name"),
-    ).sort("Bank ID", "Account Number", maintain_order=True)
+    kind = np.searchsorted([0.5, 0.85], rng.random(n_ent), side="right").astype(np.uint32)
+    banks = pl.DataFrame({
+        "country": pick_text(pl.Series(COUNTRY_NAMES), world.bank_country),
+        "no": np.arange(world.bank_ids.size), "id": world.bank_ids,
+    }).select(pl.format("{} Bank #{},{}", "country", "no", "id"))[:, 0]
+    entities = pl.DataFrame({
+        "hex": entity_hex, "kind": pick_text(pl.Series(_ENTITY_KINDS), kind), "no": np.arange(n_ent),
+    }).select(pl.format("{},{} #{}", "hex", "kind", "no"))[:, 0]
+    # (Bank ID, account number) as one integer: account numbers are below 2**36
+    order = np.argsort(world.bank_ids[world.bank_of] << 36 | world.code).astype(np.uint32)
+    table = pl.DataFrame([
+        pick_text(banks, world.bank_of[order]).alias("bank"),
+        pick_text(world.account_text, order).alias("account"),
+        pick_text(entities, world.entity_of[order]).alias("entity"),
+    ])
+    with open(path, "wb") as handle:
+        handle.write((",".join(ACCOUNTS_HEADER) + "\n").encode())
+        table.write_csv(handle, include_header=False, line_terminator="\n", quote_style="never")
+    return table.height
