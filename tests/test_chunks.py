@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from amlgraph.chunks import ChunkTask, Executor, default_chunk_rows, default_chunk_size, plan_ranges
-from amlgraph.errors import ConfigError
+from amlgraph.errors import ConfigError, StepError
 from amlgraph.pipeline import run_preprocessing
 from amlgraph.store import CheckpointStore, MemoryStore
 
@@ -44,6 +44,34 @@ def test_executor_skips_valid_chunks_and_computes_the_rest():
     assert Executor(store).run("t", tasks) == 0
     assert store.load("weights_chunk_3").value("value") == 3
     assert Executor(store).run("t", tasks, force=True) == 5
+
+
+def test_threaded_executor_computes_every_chunk_and_reports_the_first_failure_in_order():
+    store = MemoryStore()
+    tasks = [ChunkTask(f"weights_chunk_{i}", f"k{i}", "tests_tasks:echo", {"value": i}, chunk=i)
+             for i in range(9)]
+    assert Executor(store, threads=3).run("t", tasks) == 9
+    assert [store.load(t.name).value("value") for t in tasks] == list(range(9))
+    # chunks 2 and 6 fail: the error names chunk 2, as a serial run's would
+    failing = [ChunkTask(f"weights_chunk_{i}", f"f{i}", "tests_tasks:fail_if", {"value": i, "bad": [2, 6]},
+                         chunk=i) for i in range(9)]
+    with pytest.raises(StepError, match=r"planted failure in chunk 2") as err:
+        Executor(store, threads=3).run("t", failing)
+    assert err.value.chunk == 2
+    assert store.load("weights_chunk_0", key="f0") is not None
+
+
+def test_thread_count_does_not_change_results(tiny_data):
+    one = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=60,
+                            chunk_rows=700, threads=1)
+    three = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=60,
+                              chunk_rows=700, threads=3)
+    assert graph_digest(one.graph) == graph_digest(three.graph)
+
+
+def test_concurrent_chunks_share_the_memory_budget():
+    one, two = default_chunk_size(2_000_000, 180_000_000), default_chunk_size(2_000_000, 180_000_000, 2)
+    assert abs(one / 2 - two) <= 1
 
 
 def _valid_chunks(ckpt: Path, prefix: str) -> int:

@@ -48,15 +48,28 @@ def default_chunk_rows() -> int:
     return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows)))
 
 
-def default_chunk_size(num_accounts: int, num_rows: int) -> int:
-    """Accounts per node_features chunk such that a chunk's incidences fit the memory budget.
+def default_threads() -> int:
+    """Chunk tasks run at once in this process by default: one per core, at most 4.
+
+    The chunk tasks mix Polars (multi-threaded) with NumPy passes that use one core each
+    (bincount, sort, fancy indexing, all releasing the GIL), so two tasks in flight keep two
+    cores busy where one task alone leaves one idle for most of its NumPy work.
+    """
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def default_chunk_size(num_accounts: int, num_rows: int, concurrency: int = 1) -> int:
+    """Accounts per node_features chunk such that the chunks in flight fit the memory budget.
 
     A chunk of ``a`` accounts touches about ``a * 2 * num_rows / num_accounts`` rows, so the
     denser the data (HI-Large has ~170 incidences per account, HI-Small ~20), the fewer accounts
-    per chunk: peak memory follows the budget, not the input size.
+    per chunk: peak memory follows the budget, not the input size. ``concurrency`` chunks run at
+    once (threads or worker processes on this machine) and share the budget.
     """
     per_account = max(1.0, 2.0 * num_rows / max(1, num_accounts))
-    accounts = int(_budget_bytes() / (_BYTES_PER_INCIDENCE * per_account))
+    accounts = int(_budget_bytes() / max(1, concurrency) / (_BYTES_PER_INCIDENCE * per_account))
     return int(min(MAX_CHUNK_ACCOUNTS, max(MIN_CHUNK_ACCOUNTS, accounts)))
 
 
@@ -121,10 +134,12 @@ class Progress:
 
 
 class Executor:
-    """Runs the tasks whose checkpoints are missing or stale; returns how many it computed."""
+    """Runs the tasks whose checkpoints are missing or stale in this process; returns how many
+    it computed. With ``threads`` > 1, that many tasks run at once (each saves its own
+    checkpoint; the store's writes are atomic per checkpoint)."""
 
-    def __init__(self, store: Any, *, quiet: bool = True):
-        self.store, self.quiet = store, quiet
+    def __init__(self, store: Any, *, quiet: bool = True, threads: int = 1):
+        self.store, self.quiet, self.threads = store, quiet, max(1, threads)
 
     def pending(self, tasks: Sequence[ChunkTask]) -> list[ChunkTask]:
         return [t for t in tasks if not self.store.check(t.name, t.key)[0]]
@@ -140,9 +155,25 @@ class Executor:
         return len(todo)
 
     def _run(self, todo: list[ChunkTask], progress: Progress) -> None:
-        for task in todo:
-            _guard(task, lambda t=task: run_task(self.store, t))
-            progress.advance()
+        if self.threads == 1 or len(todo) < 2:
+            for task in todo:
+                _guard(task, lambda t=task: run_task(self.store, t))
+                progress.advance()
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Results are taken in task order, so the first failing chunk is the one reported, as
+        # in a serial run; on a failure the tasks not yet started are cancelled.
+        with ThreadPoolExecutor(min(self.threads, len(todo)), thread_name_prefix="amlgraph-chunk") as pool:
+            futures = [pool.submit(run_task, self.store, t) for t in todo]
+            try:
+                for task, fut in zip(todo, futures):
+                    _guard(task, fut.result)
+                    progress.advance()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
 
     def close(self) -> None:
         pass
@@ -216,12 +247,13 @@ class DaskExecutor(Executor):
             self.client.close()
 
 
-def make_executor(store: Any, *, backend: str, workers: int, scheduler: Any, quiet: bool) -> Executor:
+def make_executor(store: Any, *, backend: str, workers: int, scheduler: Any, quiet: bool,
+                  threads: int = 1) -> Executor:
     if backend == "dask" or scheduler is not None:
         return DaskExecutor(store, scheduler, quiet=quiet)
     if workers > 1:
         return ProcessExecutor(store, workers, quiet=quiet)
-    return Executor(store, quiet=quiet)
+    return Executor(store, quiet=quiet, threads=threads)
 
 
 def _guard(task: ChunkTask, call: Callable[[], Any]) -> Any:

@@ -55,6 +55,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-dir", type=Path, default=None)
     p.add_argument("--config", type=Path, default=None, help="a TOML file of pipeline parameters")
     p.add_argument("--workers", type=int, default=None, help="process-pool workers for chunked steps")
+    p.add_argument("--threads", type=int, default=None,
+                   help="chunk tasks at once in this process (default: one per core, at most 4)")
     p.add_argument("--scheduler", default=None, help="tcp://host:port of a dask.distributed scheduler")
     p.add_argument("--on-bad-rows", choices=("raise", "quarantine"), default=None)
     p.add_argument("--wait", action="store_true", help="wait for a locked checkpoint directory")

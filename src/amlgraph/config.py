@@ -27,7 +27,7 @@ class PipelineConfig:
     """Everything a run depends on.
 
     Parameters that change results are part of the checkpoint keys of the steps that use them
-    (see ``step_params``); ``chunk_size``/``chunk_rows``, ``workers`` and ``backend`` change how
+    (see ``step_params``); ``chunk_size``/``chunk_rows``, ``workers``, ``threads`` and ``backend`` change how
     the work is cut and scheduled, never the result, so they only key chunk checkpoints.
     """
 
@@ -48,6 +48,7 @@ class PipelineConfig:
     resume_from: str | None = None
     fresh: bool = False
     workers: int = 1
+    threads: int | None = None             # chunk tasks run at once in this process (None: auto)
     backend: str = "local"
     scheduler: str | None = None
     wait: bool = False
@@ -74,6 +75,8 @@ class PipelineConfig:
                 raise ConfigError(f"{name} must be a positive integer (got {value!r})")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1 (got {self.workers})")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be a positive integer or None (got {self.threads!r})")
         if self.backend == "dask" and not self.scheduler:
             raise ConfigError("backend 'dask' needs a scheduler address such as tcp://127.0.0.1:8786")
         fr = self.split_fractions

@@ -176,8 +176,22 @@ class Run:
 
             self._executor = make_executor(self.store, backend=self.cfg.backend,
                                            workers=self.cfg.workers, scheduler=self.cfg.scheduler,
-                                           quiet=self.cfg.quiet)
+                                           quiet=self.cfg.quiet, threads=self.threads)
         return self._executor
+
+    @property
+    def threads(self) -> int:
+        """Chunk tasks in flight in this process (``threads``, default one per core up to 4)."""
+        from amlgraph.chunks import default_threads
+
+        return self.cfg.threads or default_threads()
+
+    @property
+    def concurrency(self) -> int:
+        """Chunks of one step computed at once on this machine (they share the memory budget)."""
+        if self.cfg.backend == "dask" or self.cfg.scheduler is not None:
+            return 1  # each worker has its own machine's memory
+        return self.cfg.workers if self.cfg.workers > 1 else self.threads
 
     def plan(self) -> dict[str, str]:
         """For each step: "load", "compute" or "skip" (not needed: a later checkpoint covers it).

@@ -15,7 +15,7 @@ def config_from_args(args: Namespace) -> PipelineConfig:
         "data_path": args.data_path, "sample_size": args.sample_size, "chunk_size": args.chunk_size,
         "resume_from": args.resume_from, "checkpoint_dir": args.checkpoint_dir,
         "workers": args.workers, "scheduler": args.scheduler, "on_bad_rows": args.on_bad_rows,
-        "chunk_rows": getattr(args, "chunk_rows", None),
+        "chunk_rows": getattr(args, "chunk_rows", None), "threads": getattr(args, "threads", None),
     }
     flags = {"fresh": args.fresh, "wait": args.wait, "quiet": args.quiet}
     if args.scheduler:

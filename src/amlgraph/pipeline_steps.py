@@ -256,7 +256,8 @@ def node_features(run: Any) -> None:
     store, cfg = run.store, run.cfg
     vocab = _value(run, "data_loaded", "vocab")
     n_nodes = run.loaded["data_loaded"].value("summary")["num_accounts"]
-    size = cfg.chunk_size or default_chunk_size(n_nodes, run.loaded["data_loaded"].value("summary")["rows"])
+    size = cfg.chunk_size or default_chunk_size(n_nodes, run.loaded["data_loaded"].value("summary")["rows"],
+                                                run.concurrency)
     rates = None if cfg.currency == "raw" else _value(run, "data_loaded", "usd_per_unit")
     data = _data_chunks(run)
     tasks = []
