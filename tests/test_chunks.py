@@ -69,6 +69,25 @@ def test_thread_count_does_not_change_results(tiny_data):
     assert graph_digest(one.graph) == graph_digest(three.graph)
 
 
+def test_node_features_partitioned_on_disk_equals_direct_scans_and_frees_the_partitions(tiny_data, tmp_path,
+                                                                                        monkeypatch):
+    import amlgraph.pipeline_steps as steps
+
+    ckpt = tmp_path / "ckpt"
+    monkeypatch.setattr(steps, "PARTITION_MIN_CHUNKS", 10**9)  # direct filtered scans
+    direct = run_preprocessing(data_path=tiny_data, checkpoint_dir=ckpt, quiet=True, chunk_size=40,
+                               chunk_rows=1_500)
+    assert "node_features (partition)" not in direct.chunks_computed
+    monkeypatch.setattr(steps, "PARTITION_MIN_CHUNKS", 2)
+    filed = run_preprocessing(data_path=tiny_data, checkpoint_dir=ckpt, quiet=True, chunk_size=40,
+                              chunk_rows=1_500, resume_from="data_loaded")
+    n_data = len(list(ckpt.glob("data_loaded_chunk_*")))
+    assert filed.chunks_computed["node_features (partition)"] == n_data > 1
+    assert filed.chunks_computed["node_features"] == -(-filed.graph.num_nodes // 40)
+    assert graph_digest(filed.graph) == graph_digest(direct.graph)
+    assert not list(ckpt.glob("node_features_part_chunk_*"))  # deleted once the chunks are saved
+
+
 def test_concurrent_chunks_share_the_memory_budget():
     one, two = default_chunk_size(2_000_000, 180_000_000), default_chunk_size(2_000_000, 180_000_000, 2)
     assert abs(one / 2 - two) <= 1

@@ -223,3 +223,38 @@ def test_a_new_trans_file_reuses_the_parsing_of_the_old_ones(tiny_data, tmp_path
     whole = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_rows=3_000)
     assert sorted(second.graph.edge_row.tolist()) == list(range(10_000))
     assert graph_digest(second.graph) == graph_digest(whole.graph)
+
+
+@pytest.mark.parametrize("odd_share", [0.0, 0.02])
+def test_every_edge_points_at_its_own_accounts(tiny_data, tmp_path, odd_share):
+    """Canonical accounts travel as integer keys, odd ones as strings: both encode exactly.
+
+    With a few odd accounts (lower case, another length), some read batches carry account
+    strings and others none; the node index and every edge must still match the file.
+    """
+    import polars as pl
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    trans = next(data.glob("*_Trans.csv"))
+    names = ["ts", "fb", "fa", "tb", "ta", "ar", "rc", "ap", "pc", "pf", "y"]
+    df = pl.read_csv(trans, has_header=False, skip_rows=1, new_columns=names, infer_schema=False)
+    odd = df["fa"].str.slice(0, 1).is_in(["8"]) & (pl.Series(np.arange(df.height)) % max(1, round(1 / odd_share))
+                                                  == 0 if odd_share else pl.lit(False))
+    df = df.with_columns(fa=pl.when(odd).then(pl.col("fa").str.to_lowercase() + "x").otherwise(pl.col("fa")))
+    header = trans.read_text().splitlines()[0]
+    trans.write_text(header + "\n" + df.write_csv(include_header=False))
+    (data / next(data.glob("*_accounts.csv")).name).unlink()  # accounts derived from the rows
+    result = run_preprocessing(data_path=data, checkpoint_dir=tmp_path / "c", quiet=True, chunk_rows=900)
+    g = result.graph
+    nodes = g.nodes.sort("node_id")
+    bank, account = nodes["bank"].to_numpy(), nodes["account"].to_list()
+    src, dst = g.edge_index
+    order = np.asarray(g.edge_row)
+    want = df[order.tolist()]
+    assert [account[i] for i in src] == want["fa"].to_list()
+    assert [account[i] for i in dst] == want["ta"].to_list()
+    assert np.array_equal(bank[src], want["fb"].cast(pl.Int64).to_numpy())
+    assert np.array_equal(bank[dst], want["tb"].cast(pl.Int64).to_numpy())
+    assert nodes.height == len(set(zip(df["fb"].cast(pl.Int64), df["fa"])) | set(zip(df["tb"].cast(pl.Int64), df["ta"])))
+    assert (sum(a != a.upper() for a in account) > 0) == (odd_share > 0)

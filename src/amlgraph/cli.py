@@ -155,9 +155,13 @@ def _version() -> str:
     return f"amlgraph {__version__}"
 
 
-def _out_of_memory(exc: ImportError) -> bool:
+def _out_of_memory(exc: Exception) -> bool:
+    """Whether ``exc`` is the memory running out in disguise: a library that could not be
+    mapped, or a thread whose stack could not be allocated."""
     text = str(exc)
-    return "failed to map segment" in text or "Cannot allocate memory" in text
+    if isinstance(exc, ImportError):
+        return "failed to map segment" in text or "Cannot allocate memory" in text
+    return isinstance(exc, RuntimeError) and "can't start new thread" in text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,9 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
         if debug:
             raise
-        if isinstance(exc, ImportError) and _out_of_memory(exc):
-            # a library loaded lazily under a memory limit could not be mapped: out of memory
-            print("amlgraph: error: out of memory; rerun with a smaller --chunk-size "
+        if _out_of_memory(exc):
+            print("amlgraph: error: out of memory; rerun with a smaller --chunk-size or --threads 1 "
                   "(completed checkpoints are kept)", file=sys.stderr)
             return 1
         print(f"amlgraph: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "

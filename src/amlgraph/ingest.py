@@ -343,13 +343,23 @@ def read_accounts(path: Path) -> pl.DataFrame:
         source.close()
         raise
     checks, parts = _account_checks(), []
-    for lines, first_line in source:
-        frame = (pl.DataFrame([lines]).with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
-                 .filter(~pl.col("raw").is_in(BLANK_LINES)).with_columns(row=pl.lit(None, pl.Int64)))
-        fields = classify(split_fields(frame, ACCOUNTS_COLUMNS), checks,
-                          [pl.col("bank").cast(pl.Int64, strict=False).alias("_bank")])
+    for buf, first_line, n_lines in source.blocks():
+        # The same two paths as the transactions: Polars' CSV parser for plain blocks, the line
+        # splitter for the rest; the same checks either way.
+        fields = split_plain_block(buf, n_lines, ACCOUNTS_COLUMNS) if FAST_PATH else None
+        if fields is not None:
+            frame = fields.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line,
+                                        row=pl.lit(None, pl.Int64), _nfields=pl.lit(None, pl.Int64))
+        else:
+            frame = split_fields(
+                pl.DataFrame([split_lines(buf)]).with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
+                .filter(~pl.col("raw").is_in(BLANK_LINES)).with_columns(row=pl.lit(None, pl.Int64)),
+                ACCOUNTS_COLUMNS)
+        fields = classify(frame, checks, [pl.col("bank").cast(pl.Int64, strict=False).alias("_bank")])
         bad = fields.filter(pl.col("_bad") >= 0)
         if bad.height:
+            if "raw" not in bad.columns:
+                bad = bad.with_columns(raw=pl.concat_str(ACCOUNTS_COLUMNS, separator=","))
             raise_bad_row(describe_bad(bad, checks, _ACCOUNT_LABELS), path, hint="fix or remove the row")
         parts.append(fields.select(pl.col("bank_name"), pl.col("_bank").alias("bank"), pl.col("account"),
                                    pl.col("entity_id"), pl.col("entity_name")))

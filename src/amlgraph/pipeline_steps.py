@@ -89,7 +89,7 @@ def _parsed(store: Any, marker: str, key: str) -> dict | None:
 
 def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
     from amlgraph.ingest import read_transactions
-    from amlgraph.steps.data_loaded import with_account_keys
+    from amlgraph.steps.data_loaded import drop_keyed_accounts, with_account_keys
 
     store, first = run.store, plan["first_chunk"]
     reader = read_transactions(path, on_bad_rows=run.cfg.on_bad_rows, batch_rows=plan["chunk_rows"],
@@ -99,7 +99,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
     def save(name: str, ckey: str, i: int, batch: pl.DataFrame) -> None:
         if plan["offset"]:
             batch = batch.with_columns(pl.col("row") + plan["offset"])
-        batch = with_account_keys(batch)
+        batch = drop_keyed_accounts(with_account_keys(batch))
         store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
                    metadata={"rows": batch.height})
 
@@ -131,7 +131,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
 def data_loaded(run: Any) -> None:
     from amlgraph.ingest import match_patterns, read_accounts, read_patterns
     from amlgraph.steps.currency import usd_rates
-    from amlgraph.steps.data_loaded import build_vocab, node_keys
+    from amlgraph.steps.data_loaded import build_vocab, node_keys, restore_accounts
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
@@ -186,7 +186,8 @@ def data_loaded(run: Any) -> None:
         if pat.height:
             # A pattern line equals its transaction in all 11 fields, the label 1 included: only the
             # few laundering rows can match, and one filtered scan reads just those.
-            patterns = match_patterns(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"), pat)
+            laundering = restore_accounts(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"))
+            patterns = match_patterns(laundering, pat)
 
     split_counts = (scan_tables(store, [t.name for t in tasks], "transactions")
                     .group_by("split").agg(pl.len().alias("n")).collect(engine="streaming"))
@@ -211,7 +212,7 @@ def data_loaded(run: Any) -> None:
 
 def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None) -> pl.DataFrame:
     """The account index: from the batches' integer keys when every account has one, else strings."""
-    from amlgraph.steps.data_loaded import KEY_COLUMNS, build_node_index, build_node_index_keyed
+    from amlgraph.steps.data_loaded import KEY_COLUMNS, build_node_index, build_node_index_keyed, restore_accounts
 
     if all(c in raw.collect_schema().names() for c in KEY_COLUMNS):
         unkeyed = raw.select(pl.sum_horizontal(pl.col(c).null_count() for c in KEY_COLUMNS)).collect().item()
@@ -220,11 +221,13 @@ def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None) -> pl.DataFram
             nodes = build_node_index_keyed(keys.collect(engine="streaming")["key"].to_numpy(), accounts)
             if nodes is not None:
                 return nodes
+    sides = [(f"{side}_bank", f"{side}_account", f"{side}_key") for side in ("from", "to")]
     tx_accounts = pl.concat([
-        raw.select(pl.col("from_bank").alias("bank"), pl.col("from_account").alias("account")),
-        raw.select(pl.col("to_bank").alias("bank"), pl.col("to_account").alias("account")),
+        raw.select(pl.col(bank).alias("bank"), pl.col(acc).alias("account"), pl.col(key).alias("key"))
+        for bank, acc, key in sides
     ]).unique().collect(engine="streaming")
-    return build_node_index(tx_accounts, accounts)
+    tx_accounts = restore_accounts(tx_accounts, (("account", "key"),))  # the batches null keyed strings
+    return build_node_index(tx_accounts.select("bank", "account"), accounts)
 
 
 def _split_boundaries(raw: pl.LazyFrame, fractions) -> tuple[dict[int, int], list[int], int]:
@@ -252,6 +255,12 @@ def _config_record(run: Any) -> dict:
 
 
 # --- 2. node_features ----------------------------------------------------------------------------
+#: From this many node_features chunks on, the transactions are first filed by account partition
+#: (one pass) so that each chunk reads only its own rows; below it, each chunk scans every data
+#: chunk with its node-id range as a filter, which costs less than the extra pass.
+PARTITION_MIN_CHUNKS = 8
+
+
 def node_features(run: Any) -> None:
     store, cfg = run.store, run.cfg
     vocab = _value(run, "data_loaded", "vocab")
@@ -260,14 +269,26 @@ def node_features(run: Any) -> None:
                                                 run.concurrency)
     rates = None if cfg.currency == "raw" else _value(run, "data_loaded", "usd_per_unit")
     data = _data_chunks(run)
-    tasks = []
-    for k, (lo, hi) in enumerate(plan_ranges(n_nodes, size)):
-        tasks.append(ChunkTask(f"node_features_chunk_{k}",
-                               run.chunk_key("node_features", k, lo=lo, hi=hi),
-                               "amlgraph.tasks:node_chunk",
-                               {"data_chunks": data, "lo": lo, "hi": hi, "usd_per_unit": rates,
-                                "vocab": vocab, "train_only": cfg.node_features_from == "train",
-                                "chunk": k}, chunk=k))
+    ranges = plan_ranges(n_nodes, size)
+    tasks = [ChunkTask(f"node_features_chunk_{k}", run.chunk_key("node_features", k, lo=lo, hi=hi),
+                       "amlgraph.tasks:node_chunk",
+                       {"lo": lo, "hi": hi, "usd_per_unit": rates, "vocab": vocab,
+                        "train_only": cfg.node_features_from == "train", "chunk": k}, chunk=k)
+             for k, (lo, hi) in enumerate(ranges)]
+    todo = tasks if "node_features" in run.forced else run.executor.pending(tasks)
+    partitions: list[ChunkTask] = []
+    if len(ranges) >= PARTITION_MIN_CHUNKS and todo:
+        partitions = [ChunkTask(f"node_features_part_chunk_{i}",
+                                run.chunk_key("node_features", i, phase="partition", size=size, data=name),
+                                "amlgraph.tasks:partition_chunk",
+                                {"data_chunk": name, "size": size, "parts": len(ranges), "chunk": i}, chunk=i)
+                       for i, name in enumerate(data)]
+        run.log.line(f"Filing {len(data)} data chunks by account partition ({len(ranges)} partitions)")
+        run.run_chunks("node_features", "node_features (partition)", partitions)
+        source = {"partitions": [t.name for t in partitions]}
+    else:
+        source = {"data_chunks": data}
+    tasks = [ChunkTask(t.name, t.key, t.func, {**t.kwargs, **source}, chunk=t.chunk) for t in tasks]
     run.log.line(f"Processing {n_nodes:,} accounts in {len(tasks)} chunks of {size:,}")
     run.run_chunks("node_features", "node_features", tasks)
     feats = pl.concat([store.load(t.name).table("features") for t in tasks]).sort("node_id")
@@ -275,6 +296,9 @@ def node_features(run: Any) -> None:
                key_components=run.components["node_features"], tables={"features": feats},
                values={"parts": _parts([(t.name, t.key) for t in tasks])},
                metadata={"num_accounts": feats.height, "num_features": feats.width - 1})
+    # The partitions are a means to the chunks, which are all saved now: free their disk space.
+    for t in partitions:
+        store.delete(t.name)
 
 
 # --- 3. edge_features ----------------------------------------------------------------------------

@@ -278,7 +278,8 @@ class BaseStore:
 
     def save(self, name: str, *, step: str, key: str, chunk: int | None = None,
              tables: dict | None = None, arrays: dict | None = None, values: dict | None = None,
-             metadata: dict | None = None, key_components: dict | None = None) -> dict:
+             metadata: dict | None = None, key_components: dict | None = None,
+             row_group_rows: int | None = None) -> dict:
         raise NotImplementedError
 
     def delete(self, name: str) -> None:

@@ -35,13 +35,16 @@ def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
 def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries: list[int],
                  vocab: dict, chunk: int) -> dict:
     """Raw reader batch -> coded transactions with their split, in row order."""
-    from amlgraph.steps.data_loaded import assign_split, encode_transactions
+    from amlgraph.steps.data_loaded import assign_split, encode_transactions, restore_accounts
 
-    raw = _load(store, read_chunk).table("raw")
-    index = _load(store, "data_loaded_index")
+    raw_ckpt, index = _load(store, read_chunk), _load(store, "data_loaded_index")
     keys = np.asarray(index.array("keys")) if "keys" in index.arrays else None
-    # With the keys on both sides the account strings of the index are not needed at all.
-    nodes = None if keys is not None and "from_key" in raw.columns else index.table("nodes")
+    if keys is not None:
+        # With the keys on both sides, no account string is needed: not even read.
+        raw = scan_tables(store, [read_chunk], "raw").drop("from_account", "to_account").collect()
+        nodes = None
+    else:
+        raw, nodes = restore_accounts(raw_ckpt.table("raw")), index.table("nodes")
     tx = encode_transactions(raw, nodes, vocab, keys=keys)
     split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
     tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
@@ -50,17 +53,45 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     return {"rows": tx.height}
 
 
-def node_chunk(store: Any, name: str, key: str, *, data_chunks: list[str], lo: int, hi: int,
-               usd_per_unit: dict | None, vocab: dict, train_only: bool, chunk: int) -> dict:
-    """Node features for node ids [lo, hi), from only the rows that touch them."""
+def partition_chunk(store: Any, name: str, key: str, *, data_chunk: str, size: int, parts: int,
+                    chunk: int) -> dict:
+    """One data chunk's rows filed by account partition, for node_features (see ``partition_rows``)."""
+    from amlgraph.steps.node_features import INPUT_COLUMNS, partition_rows
+
+    tx = scan_tables(store, [data_chunk], "transactions").select(list(INPUT_COLUMNS) + ["split"]).collect()
+    by_src, by_dst = partition_rows(tx, size)
+    # About two row groups per partition: a scan for one partition reads only its own groups.
+    rows = max(1_024, min(262_144, by_src.height // max(1, 2 * parts)))
+    store.save(name, step="node_features", key=key, chunk=chunk,
+               tables={"by_src": by_src, "by_dst": by_dst}, row_group_rows=rows,
+               metadata={"rows": tx.height, "by_dst_rows": by_dst.height})
+    return {"rows": tx.height}
+
+
+def node_chunk(store: Any, name: str, key: str, *, lo: int, hi: int, usd_per_unit: dict | None,
+               vocab: dict, train_only: bool, chunk: int, data_chunks: list[str] | None = None,
+               partitions: list[str] | None = None) -> dict:
+    """Node features for node ids [lo, hi), from only the rows that touch them.
+
+    With ``partitions`` (``partition_chunk`` outputs, node chunk ``chunk`` = partition ``chunk``)
+    the rows are read from the partition's own row groups; otherwise from ``data_chunks`` with
+    the node-id range as a filter. Either way the Parquet reader materialises only matching rows,
+    so memory follows the chunk, not the input.
+    """
     from amlgraph.steps.node_features import node_features
 
-    # The predicate is pushed into the Parquet reader: only the matching rows of each batch are
-    # materialised, so memory follows the chunk, not the input. Batches are in row order.
-    touches = pl.col("src").is_between(lo, hi - 1) | pl.col("dst").is_between(lo, hi - 1)
-    if train_only:
-        touches = touches & (pl.col("split") == 0)
-    tx = scan_tables(store, data_chunks, "transactions").filter(touches).collect(engine="streaming")
+    if partitions:
+        mine = pl.col("part") == chunk
+        if train_only:
+            mine = mine & (pl.col("split") == 0)
+        tx = pl.concat([scan_tables(store, partitions, table).filter(mine)
+                        for table in ("by_src", "by_dst")]).collect(engine="streaming")
+        tx = tx.sort("row")  # node_features sums in row order
+    else:
+        touches = pl.col("src").is_between(lo, hi - 1) | pl.col("dst").is_between(lo, hi - 1)
+        if train_only:
+            touches = touches & (pl.col("split") == 0)
+        tx = scan_tables(store, data_chunks or [], "transactions").filter(touches).collect(engine="streaming")
     rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
     feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
     store.save(name, step="node_features", key=key, chunk=chunk, tables={"features": feats},

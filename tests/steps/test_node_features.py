@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from amlgraph.errors import ConfigError
-from amlgraph.steps.node_features import NODE_FEATURES, node_feature_names, node_features
+from amlgraph.steps.node_features import NODE_FEATURES, node_feature_names, node_features, partition_rows
 
 RATES = {c: 0.5 + 0.25 * c for c in range(15)}
 
@@ -149,6 +149,33 @@ def test_partition_invariance_exact(make_tx, vocab):
         pieces.append(node_features(chunk, mine, usd_per_unit=RATES, vocab=vocab))
     together = pl.concat(pieces).sort("node_id")
     assert_frame_equal(together, whole, check_exact=True)
+
+
+@pytest.mark.parametrize("size", [1, 7, 25, 1_000])
+def test_partition_rows_files_each_touching_row_once(make_tx, size):
+    tx = make_tx(n=500, seed=4).sort("row")
+    by_src, by_dst = partition_rows(tx, size)
+    for table in (by_src, by_dst):
+        assert table["part"].is_sorted()
+        # input (row) order kept within a partition
+        assert table.group_by("part").agg(pl.col("row").is_sorted().alias("s"))["s"].all()
+    for k in range(-(-60 // size)):
+        lo, hi = k * size, (k + 1) * size - 1
+        want = tx.filter(pl.col("src").is_between(lo, hi) | pl.col("dst").is_between(lo, hi))["row"]
+        got = pl.concat([by_src.filter(pl.col("part") == k)["row"], by_dst.filter(pl.col("part") == k)["row"]])
+        assert got.sort().to_list() == want.sort().to_list()  # every touching row, none twice
+    assert by_src.height == tx.height
+    assert "split" in by_src.columns and "is_laundering" not in by_src.columns
+
+
+def test_features_from_a_partition_equal_the_direct_ones(make_tx, vocab):
+    tx = make_tx(n=600, seed=8)
+    whole = node_features(tx, np.arange(60), usd_per_unit=RATES, vocab=vocab)
+    by_src, by_dst = partition_rows(tx.sort("row"), 16)
+    pieces = [node_features(pl.concat([by_src.filter(pl.col("part") == k), by_dst.filter(pl.col("part") == k)]),
+                            np.arange(16 * k, min(60, 16 * (k + 1))), usd_per_unit=RATES, vocab=vocab)
+              for k in range(4)]
+    assert_frame_equal(pl.concat(pieces), whole, check_exact=True)
 
 
 def test_empty_inputs(make_tx, vocab):

@@ -107,6 +107,35 @@ def with_account_keys(raw: pl.DataFrame) -> pl.DataFrame:
                             _int_key("to_bank", "to_account").alias("to_key"))
 
 
+_ACCOUNT_KEY = (("from_account", "from_key"), ("to_account", "to_key"))
+
+
+def drop_keyed_accounts(raw: pl.DataFrame) -> pl.DataFrame:
+    """Null each account string that its key already holds (exactly; see :func:`with_account_keys`).
+
+    The stored reader batches keep the strings only of non-canonical accounts: the rest costs
+    nothing in Parquet and is not parsed back. :func:`restore_accounts` undoes it.
+    """
+    return raw.with_columns(pl.when(pl.col(key).is_null()).then(pl.col(acc)).alias(acc)
+                            for acc, key in _ACCOUNT_KEY)
+
+
+def restore_accounts(frame: pl.DataFrame, pairs: tuple[tuple[str, str], ...] = _ACCOUNT_KEY) -> pl.DataFrame:
+    """Fill the account strings :func:`drop_keyed_accounts` nulled, from their keys.
+
+    Args:
+        frame: a frame with each ``(account, key)`` column pair of ``pairs``.
+        pairs: the (account string, Int64 key) column pairs to restore.
+    """
+    fills = []
+    for acc, key in pairs:
+        need = frame[acc].is_null() & frame[key].is_not_null()
+        if need.any():
+            text = _hex9(frame[key].fill_null(0).to_numpy() & ((1 << 36) - 1))
+            fills.append(pl.when(need).then(text).otherwise(pl.col(acc)).alias(acc))
+    return frame.with_columns(fills) if fills else frame
+
+
 def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> pl.DataFrame | None:
     """:func:`build_node_index` from the integer keys of the accounts that transact.
 
@@ -208,8 +237,8 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame | None, vocab: di
                        on=["from_bank", "from_account"], how="left", maintain_order="left")
         out = out.join(index.rename({"bank": "to_bank", "account": "to_account", "node_id": "dst"}),
                        on=["to_bank", "to_account"], how="left", maintain_order="left")
-    missing = out.filter(pl.col("src").is_null() | pl.col("dst").is_null())
-    if missing.height:
+    if out["src"].null_count() or out["dst"].null_count():
+        missing = out.filter(pl.col("src").is_null() | pl.col("dst").is_null())
         first = missing.row(0, named=True)
         raise InputError(f"{missing.height} transaction(s) with an account missing from the node index",
                          value=f"row {first['row']}",

@@ -29,6 +29,10 @@ ROLE_NODE_FEATURES = (
 #: Ordered names without the per-format shares (see :func:`node_feature_names`).
 NODE_FEATURES = SEED_NODE_FEATURES + ROLE_NODE_FEATURES
 
+#: Columns of the coded transactions that :func:`node_features` reads.
+INPUT_COLUMNS = ("row", "timestamp", "src", "dst", "from_bank", "to_bank", "amount_paid",
+                 "amount_received", "payment_currency", "receiving_currency", "payment_format")
+
 _COUNTS = {"transaction_count", "currency_diversity", "bank_diversity", "in_degree", "out_degree",
            "distinct_in_counterparties", "distinct_out_counterparties", "self_transfer_count"}
 _FLAGS = {"is_crypto_bank", "is_international", "is_high_frequency"}
@@ -95,6 +99,30 @@ def _mean_std(pos: np.ndarray, x: np.ndarray, n: int) -> tuple[np.ndarray, np.nd
     return mean, std
 
 
+def partition_rows(tx: pl.DataFrame, size: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Copies of transaction rows filed by account partition (``part = node_id // size``).
+
+    Partition ``k`` holds the nodes ``[k * size, (k + 1) * size)``, i.e. node_features chunk ``k``.
+    Its rows are exactly ``by_src[part == k]`` and ``by_dst[part == k]``, each row once: ``by_src``
+    files every row under its sender's partition, ``by_dst`` only the rows whose receiver is in
+    another partition, under the receiver's.
+
+    Args:
+        tx: coded transactions with at least :data:`INPUT_COLUMNS` (``split`` is kept too).
+        size: accounts per partition, >= 1.
+
+    Returns:
+        ``(by_src, by_dst)``: those columns plus ``part`` (Int32), sorted by ``part`` with the
+        input order kept within a partition (a stable sort).
+    """
+    cols = [c for c in INPUT_COLUMNS + ("split",) if c in tx.columns]
+    t = tx.select(cols)
+    src_part, dst_part = (pl.col("src") // size).cast(pl.Int32), (pl.col("dst") // size).cast(pl.Int32)
+    by_src = t.with_columns(part=src_part).sort("part", maintain_order=True)
+    by_dst = t.filter(dst_part != src_part).with_columns(part=dst_part).sort("part", maintain_order=True)
+    return by_src, by_dst
+
+
 def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
                   usd_per_unit: dict[int, float] | None, vocab: dict) -> pl.DataFrame:
     """Compute the node features of the given nodes.
@@ -122,8 +150,7 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     n = len(ids)
     currencies, formats = list(vocab["currencies"]), list(vocab["payment_formats"])
     rates = rate_array(usd_per_unit, len(currencies))
-    t = tx.select("row", "timestamp", "src", "dst", "from_bank", "to_bank", "amount_paid",
-                  "amount_received", "payment_currency", "receiving_currency", "payment_format")
+    t = tx.select(INPUT_COLUMNS)
     if not t["row"].is_sorted():
         t = t.sort("row")  # sums below run in row order: the exactness discipline
     src, dst = t["src"].to_numpy(), t["dst"].to_numpy()
