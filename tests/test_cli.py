@@ -80,11 +80,23 @@ def test_config_file_sets_parameters_and_rejects_unknown_ones(tiny_data, tmp_pat
 
 
 @pytest.mark.parametrize("field, value", [("strategy", "smot"), ("split_fractions", (0.5, 0.5, 0.5)),
-                                          ("target_ratio", 0.0), ("currency", "eur")])
+                                          ("target_ratio", 0.0), ("currency", "eur"), ("threads", 0)])
 def test_invalid_parameters_are_one_line_config_errors(tiny_data, field, value):
     with pytest.raises(ConfigError) as err:
         PipelineConfig(data_path=tiny_data, **{field: value})
     assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_threads_option_reaches_the_config(tiny_data):
+    from amlgraph.cli import build_parser
+    from amlgraph.pipeline_cli import config_from_args
+
+    args = build_parser().parse_args(["run", str(tiny_data), "--threads", "3"])
+    assert config_from_args(args).threads == 3
+    assert config_from_args(build_parser().parse_args(["run", str(tiny_data)])).threads is None
+    proc = _run("run", str(tiny_data), "--threads", "0", "--quiet")
+    assert proc.returncode == 2 and "threads must be a positive integer" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_failure_prints_one_cause_and_the_resume_command(tiny_data, tmp_path):

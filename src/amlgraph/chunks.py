@@ -42,9 +42,9 @@ def _budget_bytes(fraction: float = MEMORY_FRACTION) -> int:
     return int(psutil.virtual_memory().total * fraction)
 
 
-def default_chunk_rows() -> int:
-    """Rows per row chunk, from the memory budget, within sane bounds."""
-    rows = _budget_bytes() // _BYTES_PER_ROW
+def default_chunk_rows(concurrency: int = 1) -> int:
+    """Rows per row chunk, from the memory budget shared by ``concurrency`` chunks, within bounds."""
+    rows = _budget_bytes() // max(1, concurrency) // _BYTES_PER_ROW
     return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows)))
 
 

@@ -142,9 +142,12 @@ def data_loaded(run: Any) -> None:
     accounts = run.inputs.accounts and read_accounts(run.inputs.accounts)
     accounts = accounts if accounts is not None else None
     nodes = _node_index(raw, accounts)
-    cats = raw.select(pl.concat([pl.col("receiving_currency"), pl.col("payment_currency")]).unique()
-                      .alias("c")).collect(engine="streaming")["c"].to_list()
-    formats = raw.select(pl.col("payment_format").unique()).collect(engine="streaming")["payment_format"].to_list()
+    # Distinct values, one streaming query per column: memory follows the vocabularies, not the
+    # rows (a concat of both currency columns inside one expression materialises them all).
+    distinct = {c: raw.select(pl.col(c).unique()).collect(engine="streaming")[c].to_list()
+                for c in ("receiving_currency", "payment_currency", "payment_format")}
+    cats = distinct["receiving_currency"] + distinct["payment_currency"]
+    formats = distinct["payment_format"]
     vocab = build_vocab(cats, formats, nodes["bank"].unique().to_list())
 
     counts, boundaries, unit = _split_boundaries(raw, cfg.split_fractions)
@@ -278,12 +281,19 @@ def node_features(run: Any) -> None:
     todo = tasks if "node_features" in run.forced else run.executor.pending(tasks)
     partitions: list[ChunkTask] = []
     if len(ranges) >= PARTITION_MIN_CHUNKS and todo:
-        partitions = [ChunkTask(f"node_features_part_chunk_{i}",
-                                run.chunk_key("node_features", i, phase="partition", size=size, data=name),
+        # Groups of consecutive data chunks, about one row chunk (--chunk-rows, or what the memory
+        # budget allows) per group.
+        rows = run.loaded["data_loaded"].value("summary")["rows"]
+        group_rows = cfg.chunk_rows or default_chunk_rows(run.concurrency)
+        per_group = max(1, group_rows * len(data) // max(1, rows))
+        groups = [data[i:i + per_group] for i in range(0, len(data), per_group)]
+        partitions = [ChunkTask(f"node_features_part_chunk_{g}",
+                                run.chunk_key("node_features", g, phase="partition", size=size, data=names),
                                 "amlgraph.tasks:partition_chunk",
-                                {"data_chunk": name, "size": size, "parts": len(ranges), "chunk": i}, chunk=i)
-                       for i, name in enumerate(data)]
-        run.log.line(f"Filing {len(data)} data chunks by account partition ({len(ranges)} partitions)")
+                                {"data_chunks": names, "size": size, "parts": len(ranges), "chunk": g}, chunk=g)
+                       for g, names in enumerate(groups)]
+        run.log.line(f"Filing {len(data)} data chunks by account partition ({len(ranges)} partitions, "
+                     f"{len(groups)} files)")
         run.run_chunks("node_features", "node_features (partition)", partitions)
         source = {"partitions": [t.name for t in partitions]}
     else:
@@ -335,11 +345,13 @@ def normalized(run: Any) -> None:
     node_flags = [c for c in node_cols if feats.schema[c] == pl.Int8]
     node_scaled = columns_to_scale(node_cols, [], node_flags)
     node_log = heavy_tailed(node_scaled)
-    train_nodes = (scan_tables(store, _data_chunks(run), "transactions").filter(pl.col("split") == 0)
-                   .select(pl.concat([pl.col("src"), pl.col("dst")]).unique().alias("n")).collect(engine="streaming")["n"]
-                   .to_numpy())
+    # One data chunk at a time (a concat of all training src and dst would grow with the input).
     is_train = np.zeros(feats.height, dtype=bool)
-    is_train[train_nodes] = True
+    for name in _data_chunks(run):
+        ends = (scan_tables(store, [name], "transactions").filter(pl.col("split") == 0)
+                .select("src", "dst").collect())
+        is_train[ends["src"].to_numpy()] = True
+        is_train[ends["dst"].to_numpy()] = True
     node_scaler = StandardScaler()
     block = log_transform(feats.select(node_scaled).to_numpy().astype(np.float64), node_scaled, node_log)
     node_scaler.fit(block[is_train] if is_train.any() else block)

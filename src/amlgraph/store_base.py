@@ -141,15 +141,29 @@ class ArrayParts:
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def _block(self, i: int) -> np.ndarray:
+        return np.ascontiguousarray(self.pieces[i](), dtype=self.dtype).reshape(-1)
+
     def blocks(self):
-        """Each piece as a flat, C-contiguous array of ``dtype``; checks the total size."""
+        """Each piece as a flat, C-contiguous array of ``dtype``; checks the total size.
+
+        The next piece is computed in a second thread while the caller writes this one (reading
+        Parquet, NumPy and file writes release the GIL), so at most two pieces are in memory.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         seen = 0
-        for piece in self.pieces:
-            block = np.ascontiguousarray(piece(), dtype=self.dtype).reshape(-1)
-            seen += block.size
-            if seen > self.size:
-                break
-            yield block
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-pieces") as pool:
+            ahead = pool.submit(self._block, 0) if self.pieces else None
+            for i in range(len(self.pieces)):
+                block = ahead.result()
+                ahead = pool.submit(self._block, i + 1) if i + 1 < len(self.pieces) else None
+                seen += block.size
+                if seen > self.size:
+                    break
+                yield block
+            if ahead is not None:
+                ahead.cancel()
         if seen != self.size:
             raise CheckpointError(f"array pieces hold {seen} values, expected {self.size} "
                                   f"for shape {list(self.shape)}")

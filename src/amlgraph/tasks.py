@@ -41,7 +41,10 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     keys = np.asarray(index.array("keys")) if "keys" in index.arrays else None
     if keys is not None:
         # With the keys on both sides, no account string is needed: not even read.
-        raw = scan_tables(store, [read_chunk], "raw").drop("from_account", "to_account").collect()
+        path = raw_ckpt.table_path("raw")
+        strings = ("from_account", "to_account")
+        raw = (pl.scan_parquet(path).drop(strings).collect() if path is not None
+               else raw_ckpt.table("raw").drop(strings))
         nodes = None
     else:
         raw, nodes = restore_accounts(raw_ckpt.table("raw")), index.table("nodes")
@@ -53,12 +56,18 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     return {"rows": tx.height}
 
 
-def partition_chunk(store: Any, name: str, key: str, *, data_chunk: str, size: int, parts: int,
+def partition_chunk(store: Any, name: str, key: str, *, data_chunks: list[str], size: int, parts: int,
                     chunk: int) -> dict:
-    """One data chunk's rows filed by account partition, for node_features (see ``partition_rows``)."""
+    """Consecutive data chunks' rows filed by account partition, for node_features.
+
+    Several data chunks go into one partition checkpoint so that a node chunk, which reads its
+    partition from every partition checkpoint, opens a few files rather than one per data chunk.
+    See ``steps.node_features.partition_rows``.
+    """
     from amlgraph.steps.node_features import INPUT_COLUMNS, partition_rows
 
-    tx = scan_tables(store, [data_chunk], "transactions").select(list(INPUT_COLUMNS) + ["split"]).collect()
+    tx = (scan_tables(store, data_chunks, "transactions").select(list(INPUT_COLUMNS) + ["split"])
+          .collect())
     by_src, by_dst = partition_rows(tx, size)
     # About two row groups per partition: a scan for one partition reads only its own groups.
     rows = max(1_024, min(262_144, by_src.height // max(1, 2 * parts)))
@@ -114,11 +123,17 @@ def edge_chunk(store: Any, name: str, key: str, *, data_chunk: str, t0: int, voc
 def edge_matrix(feats: pl.DataFrame, columns: list[str], scaled: list[str], scaler: Any,
                 log_columns: list[str]) -> np.ndarray:
     """Feature table -> float32 matrix of shape (rows, len(columns)); ``scaled`` columns standardised."""
-    from amlgraph.steps.heavy_tails import log_transform
-
-    out = feats.select(columns).to_numpy().astype(np.float32)
-    if scaled:
-        idx = [columns.index(c) for c in scaled]
-        block = log_transform(feats.select(scaled).to_numpy().astype(np.float64), scaled, log_columns)
-        out[:, idx] = scaler.transform(block)
+    # Column by column on contiguous float64 vectors: the same values as transforming the whole
+    # float64 block at once (every operation is elementwise), without the block's copies.
+    out = np.empty((feats.height, len(columns)), dtype=np.float32)
+    position = {c: i for i, c in enumerate(scaled)}
+    logged = set(log_columns)
+    for j, name in enumerate(columns):
+        x = feats[name].to_numpy().astype(np.float64, copy=False)
+        if name in position:
+            if name in logged:
+                x = np.log1p(np.maximum(x, 0.0))
+            i = position[name]
+            x = (x - scaler.mean_[i]) / scaler.scale_[i]
+        out[:, j] = x
     return out
