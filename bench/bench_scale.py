@@ -32,7 +32,9 @@ def _run(data: Path, ckpt: Path, *extra: str) -> tuple[float, float]:
 def memory(args) -> dict:
     data = ensure_preset(args.preset, args.data)
     out = {}
-    for label, extra in (("small_chunks", ["--chunk-rows", "250000", "--chunk-size", "50000"]),
+    small = ["--chunk-rows", "250000", "--chunk-size", "50000"]
+    for label, extra in (("small_chunks", small),
+                         ("small_chunks_one_thread", small + ["--threads", "1"]),
                          ("one_chunk", ["--chunk-rows", "100000000", "--chunk-size", "100000000"])):
         rss, wall = [], []
         for _ in range(args.runs):
@@ -42,7 +44,8 @@ def memory(args) -> dict:
             shutil.rmtree(d)
         out[label] = {"peak_rss_mb": round(median(rss)), "wall_s": round(median(wall), 1)}
         print(label, out[label], flush=True)
-    out["rss_reduction"] = round(1 - out["small_chunks"]["peak_rss_mb"] / out["one_chunk"]["peak_rss_mb"], 3)
+    for label in ("small_chunks", "small_chunks_one_thread"):
+        out[f"rss_reduction_{label}"] = round(1 - out[label]["peak_rss_mb"] / out["one_chunk"]["peak_rss_mb"], 3)
     return out
 
 
