@@ -7,6 +7,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from amlgraph.allocator import tune as _tune_allocator
+
+_tune_allocator()  # before anything imports Polars (see amlgraph.allocator)
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it

@@ -7,6 +7,7 @@ Every step checkpoint lists the chunk checkpoints it was assembled from under th
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +16,7 @@ import polars as pl
 
 from amlgraph.chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
 from amlgraph.fingerprint import make_key
-from amlgraph.tasks import scan_tables
+from amlgraph.tasks import load_input, scan_tables
 
 INDEX = "data_loaded_index"
 READ = "data_loaded_read"
@@ -27,6 +28,18 @@ def _parts(names_keys: list[tuple[str, str]]) -> list[dict]:
 
 def _value(run: Any, step: str, name: str) -> Any:
     return run.loaded[step].value(name)
+
+
+def _ahead(loaders: list) -> Iterable:
+    """Each loader's result, in order; the next one is computed in a second thread meanwhile
+    (Parquet reads and NumPy release the GIL), so reading overlaps the caller's arithmetic and at
+    most two results are in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-ahead") as pool:
+        upcoming = pool.submit(loaders[0]) if loaders else None
+        for i in range(len(loaders)):
+            current = upcoming.result()
+            upcoming = pool.submit(loaders[i + 1]) if i + 1 < len(loaders) else None
+            yield current
 
 
 def _data_chunks(run: Any) -> list[str]:
@@ -89,7 +102,7 @@ def _parsed(store: Any, marker: str, key: str) -> dict | None:
 
 def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
     from amlgraph.ingest import read_transactions
-    from amlgraph.steps.data_loaded import drop_keyed_accounts, with_account_keys
+    from amlgraph.steps.data_loaded import batch_summary, drop_keyed_accounts, with_account_keys
 
     store, first = run.store, plan["first_chunk"]
     reader = read_transactions(path, on_bad_rows=run.cfg.on_bad_rows, batch_rows=plan["chunk_rows"],
@@ -99,8 +112,13 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
     def save(name: str, ckey: str, i: int, batch: pl.DataFrame) -> None:
         if plan["offset"]:
             batch = batch.with_columns(pl.col("row") + plan["offset"])
-        batch = drop_keyed_accounts(with_account_keys(batch))
-        store.save(name, step="data_loaded", key=ckey, chunk=i, tables={"raw": batch},
+        batch = with_account_keys(batch)
+        # What data_loaded needs of every batch before it can encode any, taken while the batch
+        # is in memory: the index, vocabularies, split and rates then cost no second scan.
+        summary, keys, pairs = batch_summary(batch)
+        store.save(name, step="data_loaded", key=ckey, chunk=i,
+                   tables={"raw": drop_keyed_accounts(batch), "pairs": pairs},
+                   arrays={} if keys is None else {"keys": keys}, values={"summary": summary},
                    metadata={"rows": batch.height})
 
     # Batch i is keyed and written in a second thread while batch i + 1 is validated (both
@@ -131,7 +149,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
 def data_loaded(run: Any) -> None:
     from amlgraph.ingest import match_patterns, read_accounts, read_patterns
     from amlgraph.steps.currency import usd_rates
-    from amlgraph.steps.data_loaded import build_vocab, node_keys, restore_accounts
+    from amlgraph.steps.data_loaded import build_vocab, restore_accounts
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
@@ -141,35 +159,34 @@ def data_loaded(run: Any) -> None:
 
     accounts = run.inputs.accounts and read_accounts(run.inputs.accounts)
     accounts = accounts if accounts is not None else None
-    nodes = _node_index(raw, accounts, [scan_tables(store, [n], "raw") for n in raw_names])
-    # Distinct values, one streaming query per column: memory follows the vocabularies, not the
-    # rows (a concat of both currency columns inside one expression materialises them all).
-    distinct = {c: raw.select(pl.col(c).unique()).collect(engine="streaming")[c].to_list()
-                for c in ("receiving_currency", "payment_currency", "payment_format")}
-    cats = distinct["receiving_currency"] + distinct["payment_currency"]
-    formats = distinct["payment_format"]
-    vocab = build_vocab(cats, formats, nodes["bank"].unique().to_list())
+    # The batches' summaries (steps.data_loaded.batch_summary), combined: no scan of the rows.
+    batches = [store.load(n) for n in raw_names]
+    summaries = [b.value("summary") for b in batches]
+    keys = None if any("keys" not in b.arrays for b in batches) else (b.array("keys") for b in batches)
+    nodes, keys = _node_index(raw, accounts, keys)
+    vocab = build_vocab([c for s in summaries for c in s["currencies"]],
+                        [f for s in summaries for f in s["payment_formats"]], nodes["bank"].unique().to_list())
 
-    counts, boundaries, unit = _split_boundaries(raw, cfg.split_fractions)
+    days: dict[int, int] = {}
+    for s in summaries:
+        for d, n in s["days"].items():
+            days[int(d)] = days.get(int(d), 0) + n
+    counts, boundaries, unit = _split_boundaries(raw, cfg.split_fractions, days)
     if unit != 86_400:
         run.log.line(f"⚠  fewer than 3 days of transactions: the temporal split uses "
                      f"{'hours' if unit == 3_600 else 'minutes'} instead of days")
-    t_min = raw.select(pl.col("timestamp").min()).collect(engine="streaming").item()
-    t0 = int(t_min // 86400 * 86400)
+    t0 = int(min(s["t_min"] for s in summaries) // 86400 * 86400)
 
     cur = {name: i for i, name in enumerate(vocab["currencies"])}
-    pairs = (raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
-                        & (pl.col("amount_paid") > 0))
-             .select(pl.col("payment_currency").replace_strict(cur, return_dtype=pl.Int16),
-                     pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16),
-                     (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
-             .collect(engine="streaming"))
+    pairs = pl.concat([b.table("pairs") for b in batches]).select(
+        pl.col("payment_currency").replace_strict(cur, return_dtype=pl.Int16),
+        pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16), "ratio")
+    del batches
     rates, rate_warnings = usd_rates(pairs, vocab=vocab)
     for w in rate_warnings:
         run.log.line(f"⚠  {w}")
 
     index_key = run.chunk_key("data_loaded", -1, phase="index", chunk_rows=chunk_rows)
-    keys = node_keys(nodes)
     store.save(INDEX, step="data_loaded", key=index_key, tables={"nodes": nodes},
                arrays={} if keys is None else {"keys": keys},
                values={"vocab": vocab}, metadata={"num_accounts": nodes.height})
@@ -192,12 +209,11 @@ def data_loaded(run: Any) -> None:
             laundering = restore_accounts(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"))
             patterns = match_patterns(laundering, pat)
 
-    split_counts = (scan_tables(store, [t.name for t in tasks], "transactions")
-                    .group_by("split").agg(pl.len().alias("n")).collect(engine="streaming"))
+    split_counts = np.sum([load_input(store, t.name).value("split_counts") for t in tasks], axis=0)
     summary = {
         "rows": read["rows"], "bad_rows": read["bad_rows"], "quarantine": read["quarantine"],
         "num_accounts": nodes.height,
-        "split_counts": {int(s): int(n) for s, n in zip(split_counts["split"], split_counts["n"])},
+        "split_counts": {s: int(n) for s, n in enumerate(split_counts) if n},
     }
     parts = read["parts"] + _parts([(INDEX, index_key)] + [(t.name, t.key) for t in tasks])
     store.save("data_loaded", step="data_loaded", key=run.keys["data_loaded"],
@@ -213,21 +229,15 @@ def data_loaded(run: Any) -> None:
                f"split train/val/test = {summary['split_counts']}")
 
 
-def _unique_keys(batches: list[pl.LazyFrame]) -> np.ndarray | None:
-    """The distinct account keys of all batches, or None when an account has no key.
+def _unique_keys(batches: Iterable[np.ndarray]) -> np.ndarray:
+    """The distinct keys of all batches (each batch's distinct keys, one array per batch).
 
-    Batch by batch, merging the batches' distinct keys into the running set whenever they add up
-    to twice its size: memory follows the number of accounts, not of rows (one streaming query
-    over all batches held ~14 bytes per key, 5 GB on HI-Large).
+    The batches are merged into the running set whenever they add up to twice its size: memory
+    follows the number of accounts, not of rows or batches.
     """
-    from amlgraph.steps.data_loaded import KEY_COLUMNS
-
     seen, pending, waiting = pl.Series("key", [], dtype=pl.Int64), [], 0
-    for batch in batches:
-        keys = batch.select(KEY_COLUMNS).collect()
-        if sum(keys[c].null_count() for c in KEY_COLUMNS):
-            return None
-        pending.append(pl.concat([keys[c].rename("key") for c in KEY_COLUMNS]).unique())
+    for keys in batches:
+        pending.append(pl.Series("key", np.asarray(keys), dtype=pl.Int64))
         waiting += len(pending[-1])
         if waiting > max(4_000_000, 2 * len(seen)):
             seen, pending, waiting = pl.concat([seen, *pending]).unique(), [], 0
@@ -235,37 +245,45 @@ def _unique_keys(batches: list[pl.LazyFrame]) -> np.ndarray | None:
 
 
 def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None,
-                batches: list[pl.LazyFrame]) -> pl.DataFrame:
-    """The account index: from the batches' integer keys when every account has one, else strings."""
-    from amlgraph.steps.data_loaded import KEY_COLUMNS, build_node_index, build_node_index_keyed, restore_accounts
+                keys: Iterable[np.ndarray] | None) -> tuple[pl.DataFrame, np.ndarray | None]:
+    """The account index and its integer keys (``steps.data_loaded.node_keys``): from the batches'
+    distinct keys when every account has one (``keys`` is None when some has none), else from the
+    account strings."""
+    from amlgraph.steps.data_loaded import build_node_index, node_index_and_keys, node_keys, restore_accounts
 
-    if all(c in raw.collect_schema().names() for c in KEY_COLUMNS):
-        keys = _unique_keys(batches)
-        if keys is not None:
-            nodes = build_node_index_keyed(keys, accounts)
-            if nodes is not None:
-                return nodes
+    if keys is not None:
+        built = node_index_and_keys(_unique_keys(keys), accounts)
+        if built is not None:
+            return built
     sides = [(f"{side}_bank", f"{side}_account", f"{side}_key") for side in ("from", "to")]
     tx_accounts = pl.concat([
         raw.select(pl.col(bank).alias("bank"), pl.col(acc).alias("account"), pl.col(key).alias("key"))
         for bank, acc, key in sides
     ]).unique().collect(engine="streaming")
     tx_accounts = restore_accounts(tx_accounts, (("account", "key"),))  # the batches null keyed strings
-    return build_node_index(tx_accounts.select("bank", "account"), accounts)
+    nodes = build_node_index(tx_accounts.select("bank", "account"), accounts)
+    return nodes, node_keys(nodes)
 
 
-def _split_boundaries(raw: pl.LazyFrame, fractions) -> tuple[dict[int, int], list[int], int]:
+def _split_boundaries(raw: pl.LazyFrame, fractions,
+                      days: dict[int, int]) -> tuple[dict[int, int], list[int], int]:
     """Multi-GNN's day-bucket split; hours, then minutes, when the data spans under 3 days.
 
-    Returns the bucket counts, the two boundaries in epoch seconds and the bucket width.
+    ``days`` are the rows per day (from the batch summaries); hours and minutes, rarely needed,
+    are counted from ``raw``. Returns the bucket counts, the two boundaries in epoch seconds and
+    the bucket width.
     """
     from amlgraph.errors import InputError
     from amlgraph.steps.data_loaded import temporal_split_boundaries
 
     for unit in (86_400, 3_600, 60):
-        buckets = raw.group_by((pl.col("timestamp") // unit).alias("b")).agg(pl.len().alias("n")).collect(engine="streaming")
-        if buckets.height >= 3:
+        if unit == 86_400:
+            counts = dict(days)
+        else:
+            buckets = (raw.group_by((pl.col("timestamp") // unit).alias("b")).agg(pl.len().alias("n"))
+                       .collect(engine="streaming"))
             counts = {int(b): int(n) for b, n in zip(buckets["b"], buckets["n"])}
+        if len(counts) >= 3:
             b1, b2 = temporal_split_boundaries(counts, fractions)
             return counts, [int(b1) * unit, int(b2) * unit], unit
     raise InputError("the transactions span fewer than 3 distinct minutes; a temporal "
@@ -368,9 +386,8 @@ def normalized(run: Any) -> None:
     node_log = heavy_tailed(node_scaled)
     # One data chunk at a time (a concat of all training src and dst would grow with the input).
     is_train = np.zeros(feats.height, dtype=bool)
-    for name in _data_chunks(run):
-        ends = (scan_tables(store, [name], "transactions").filter(pl.col("split") == 0)
-                .select("src", "dst").collect())
+    for ends in _ahead([lambda name=name: scan_tables(store, [name], "transactions").filter(pl.col("split") == 0)
+                        .select("src", "dst").collect() for name in _data_chunks(run)]):
         is_train[ends["src"].to_numpy()] = True
         is_train[ends["dst"].to_numpy()] = True
     node_scaler = StandardScaler()
@@ -385,11 +402,10 @@ def normalized(run: Any) -> None:
     edge_log = heavy_tailed(edge_scaled)
     edge_scaler = StandardScaler()
     fitted = False
-    for name in _edge_parts(run):
-        # Only the training rows of the scaled columns are decoded (projection and predicate
-        # pushed into the Parquet reader).
-        f = (scan_tables(store, [name], "features").filter(pl.col("split") == 0).select(edge_scaled)
-             .collect())
+    # Only the training rows of the scaled columns are decoded (projection and predicate pushed
+    # into the Parquet reader), the next part while this one is added up.
+    for f in _ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
+                     .select(edge_scaled).collect() for name in _edge_parts(run)]):
         if f.height:
             edge_scaler.partial_fit(log_transform(f.select(edge_scaled).to_numpy().astype(np.float64),
                                                   edge_scaled, edge_log))
@@ -514,12 +530,13 @@ def graph_created(run: Any) -> None:
     schema = scan_tables(store, data[:1], "transactions").collect_schema()
     edge_cols = list(normalized_ckpt.value("edge_columns"))
     arrays = {
+        # The edge matrix first: the costliest array, computed while the others are copied.
+        "edge_attr": ArrayParts((n_edges, len(edge_cols)), np.float32, [edge_attr(n) for n in _edge_parts(run)]),
         "edge_index": ArrayParts((2, n_edges), np.int64,
                                  [column(n, "src") for n in data] + [column(n, "dst") for n in data]),
         "edge_row": ArrayParts((n_edges,), np.int64, [column(n, "row") for n in data]),
         "timestamp": ArrayParts((n_edges,), np.int64, [column(n, "timestamp") for n in data]),
         "x": x,
-        "edge_attr": ArrayParts((n_edges, len(edge_cols)), np.float32, [edge_attr(n) for n in _edge_parts(run)]),
         "y": ArrayParts((n_edges,), np.int8, [column(n, "is_laundering") for n in data]),
         "node_y": node_y,
         "split": ArrayParts((n_edges,), np.int8, [column(n, "split") for n in data]),

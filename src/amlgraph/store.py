@@ -303,7 +303,7 @@ class CheckpointStore(BaseStore):
             gdir.mkdir()
             files: dict[str, dict] = {}
             table_files = {t: self._write_table(gdir, t, df, files, row_group_rows) for t, df in tables.items()}
-            array_files = {a: self._write_array(gdir, a, arr, files) for a, arr in arrays.items()}
+            array_files = self._write_arrays(gdir, arrays, files)
             files["values.json"] = write_atomic(gdir / "values.json", vbytes, sync_dir=False)
             fsync_dir(gdir)
             fsync_dir(cdir)
@@ -344,6 +344,27 @@ class CheckpointStore(BaseStore):
                 raise w.error from exc  # polars may wrap the OSError of our write
             raise
         return fname
+
+    def _write_arrays(self, gdir: Path, arrays: dict, files: dict) -> dict[str, str]:
+        """Write the arrays, two at a time when there are several: a graph's arrays are mostly
+        computed from pieces (``ArrayParts``) as they are written, and one array's computing
+        overlaps another's reading and writing. ``files`` gets their entries in ``arrays`` order."""
+        if len(arrays) < 2:
+            return {a: self._write_array(gdir, a, arr, files) for a, arr in arrays.items()}
+        from concurrent.futures import ThreadPoolExecutor
+
+        own = {a: {} for a in arrays}
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="amlgraph-arrays") as pool:
+            futures = {a: pool.submit(self._write_array, gdir, a, arr, own[a]) for a, arr in arrays.items()}
+            try:
+                names = {a: f.result() for a, f in futures.items()}
+            except BaseException:
+                for f in futures.values():
+                    f.cancel()
+                raise
+        for a in arrays:
+            files.update(own[a])
+        return names
 
     def _write_array(self, gdir: Path, name: str, arr: np.ndarray, files: dict) -> str:
         fname = f"array-{name}.npy"

@@ -14,7 +14,8 @@ import polars as pl
 from amlgraph.errors import CheckpointError
 
 
-def _load(store: Any, name: str, key: str | None = None):
+def load_input(store: Any, name: str, key: str | None = None):
+    """Checkpoint ``name`` (with ``key`` when given), or a CheckpointError saying to rerun."""
     ckpt = store.load(name, key=key)
     if ckpt is None:
         ok, reason = store.check(name, key) if key else (False, "missing")
@@ -25,7 +26,7 @@ def _load(store: Any, name: str, key: str | None = None):
 
 def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
     """One LazyFrame over the same table of several checkpoints (Parquet scan when on disk)."""
-    ckpts = [_load(store, n) for n in names]
+    ckpts = [load_input(store, n) for n in names]
     paths = [c.table_path(table) for c in ckpts]
     if paths and all(p is not None for p in paths):
         return pl.scan_parquet([str(p) for p in paths])
@@ -37,7 +38,7 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     """Raw reader batch -> coded transactions with their split, in row order."""
     from amlgraph.steps.data_loaded import assign_split, encode_transactions, restore_accounts
 
-    raw_ckpt, index = _load(store, read_chunk), _load(store, "data_loaded_index")
+    raw_ckpt, index = load_input(store, read_chunk), load_input(store, "data_loaded_index")
     keys = np.asarray(index.array("keys")) if "keys" in index.arrays else None
     if keys is not None:
         # With the keys on both sides, no account string is needed: not even read.
@@ -52,6 +53,7 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
     tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
     store.save(name, step="data_loaded", key=key, chunk=chunk, tables={"transactions": tx},
+               values={"split_counts": np.bincount(split, minlength=3).tolist()},
                metadata={"rows": tx.height})
     return {"rows": tx.height}
 
@@ -113,7 +115,7 @@ def edge_chunk(store: Any, name: str, key: str, *, data_chunk: str, t0: int, voc
     """Per-transaction features and labels for one row chunk."""
     from amlgraph.steps.edge_features import edge_features
 
-    tx = _load(store, data_chunk).table("transactions")
+    tx = load_input(store, data_chunk).table("transactions")
     feats = edge_features(tx, t0=t0, vocab=vocab)
     store.save(name, step="edge_features", key=key, chunk=chunk, tables={"features": feats},
                metadata={"rows": feats.height, "num_features": feats.width})

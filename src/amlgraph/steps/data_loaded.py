@@ -151,6 +151,12 @@ def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> p
         The same frame as :func:`build_node_index`, or None when an account of ``accounts`` has
         no key (then use that function).
     """
+    built = node_index_and_keys(keys, accounts)
+    return None if built is None else built[0]
+
+
+def node_index_and_keys(keys: np.ndarray, accounts: pl.DataFrame | None) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """:func:`build_node_index_keyed` and the index's keys in node-id order (:func:`node_keys`)."""
     parts = [np.asarray(keys, dtype=np.int64)]
     if accounts is not None:
         acc = accounts.select(_int_key("bank", "account"))["key"]
@@ -160,7 +166,7 @@ def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> p
     # sorted: the (bank, account) order (Polars: np.unique is ~20x slower on a few million keys)
     unique = pl.Series(np.concatenate(parts)).unique().sort().to_numpy()
     return pl.DataFrame({"node_id": np.arange(len(unique), dtype=np.int64),
-                         "bank": unique >> 36, "account": _hex9(unique & ((1 << 36) - 1))})
+                         "bank": unique >> 36, "account": _hex9(unique & ((1 << 36) - 1))}), unique
 
 
 def _hex9(values: np.ndarray) -> pl.Series:
@@ -253,6 +259,42 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame | None, vocab: di
         _codes(raw, "payment_format", vocab["payment_formats"], "payment format"),
         pl.col("is_laundering").cast(pl.Int8),
     )
+
+
+def batch_summary(raw: pl.DataFrame) -> tuple[dict, np.ndarray | None, pl.DataFrame]:
+    """What the account index, the vocabularies, the split and the exchange rates need of a batch.
+
+    Computed once per reader batch, as it is parsed, so that ``data_loaded`` combines small
+    summaries instead of scanning every batch again. Summaries of several batches combine exactly
+    (distinct sets unite, counts add, minima take the minimum, pairs stack).
+
+    Args:
+        raw: a reader batch with :data:`KEY_COLUMNS` (:func:`with_account_keys`).
+
+    Returns:
+        ``(values, keys, pairs)``: ``values`` holds ``currencies`` and ``payment_formats`` (sorted
+        distinct names), ``days`` (``{day: rows}``, days since the epoch as strings) and
+        ``t_min`` (the first timestamp, epoch seconds); ``keys`` the sorted distinct account keys
+        of both sides, None when an account has no key; ``pairs`` the exchange-rate observations
+        (``payment_currency``, ``receiving_currency`` names and ``ratio``, as
+        :func:`amlgraph.steps.currency.currency_pairs` with names instead of codes).
+    """
+    keys = None
+    if not sum(raw[c].null_count() for c in KEY_COLUMNS):
+        keys = pl.concat([raw[c] for c in KEY_COLUMNS]).unique().sort().to_numpy()
+    days = raw.group_by((pl.col("timestamp") // SECONDS_PER_DAY).alias("d")).agg(pl.len().alias("n"))
+    currencies = pl.concat([raw["receiving_currency"], raw["payment_currency"]]).unique()
+    values = {
+        "currencies": sorted(currencies.to_list()),
+        "payment_formats": sorted(raw["payment_format"].unique().to_list()),
+        "days": {str(d): int(n) for d, n in zip(days["d"], days["n"])},
+        "t_min": int(raw["timestamp"].min()) if raw.height else None,
+    }
+    pairs = raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
+                       & (pl.col("amount_paid") > 0)).select(
+        "payment_currency", "receiving_currency",
+        (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
+    return values, keys, pairs
 
 
 def day_counts(timestamps: np.ndarray) -> dict[int, int]:

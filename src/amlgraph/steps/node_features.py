@@ -69,10 +69,9 @@ def _distinct(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     values = values.astype(np.int64)
     vmin = values.min()
     width = int(values.max() - vmin) + 1
-    key = np.sort(pos * width + (values - vmin))
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    return np.bincount(key[first] // width, minlength=n)
+    # Distinct (position, value) pairs by hashing (Polars, all cores) rather than sorting.
+    key = pl.Series(pos * width + (values - vmin)).unique().to_numpy()
+    return np.bincount(key // width, minlength=n)
 
 
 def _extreme(pos: np.ndarray, values: np.ndarray, n: int, ufunc: np.ufunc) -> np.ndarray:

@@ -25,20 +25,20 @@ def columns_to_scale(names: Iterable[str], categorical: Iterable[str],
     return [n for n in names if n not in skip]
 
 
+_SUM_BLOCK = 16_384
+
+
 def _sequential_sum(carry: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``carry + x[0] + x[1] + ...`` per column, added strictly left to right.
 
-    Column by column, so the extra memory is one column (n + 1 floats), not a copy of ``x``.
+    Row block by row block, so the extra memory is one block, not a copy of ``x``.
     """
-    if len(x) == 0:
-        return carry
-    out = np.empty_like(carry)
-    column = np.empty(len(x) + 1, dtype=np.float64)
-    for j in range(x.shape[1]):
-        column[0] = carry[j]
-        column[1:] = x[:, j]
-        out[j] = np.cumsum(column)[-1]
-    return out
+    out = np.asarray(carry, dtype=np.float64)
+    for start in range(0, len(x), _SUM_BLOCK):
+        # A running sum down each column (an accumulate cannot reorder its additions), carried
+        # from block to block: row blocks read memory in order, where a column is strided.
+        out = np.cumsum(np.concatenate([out[None, :], x[start:start + _SUM_BLOCK]]), axis=0)[-1]
+    return out.copy()
 
 
 class StandardScaler:
