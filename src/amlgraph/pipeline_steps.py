@@ -153,12 +153,13 @@ def data_loaded(run: Any) -> None:
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
-    read = _read(run, chunk_rows)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-accounts") as pool:
+        # The accounts file (small) is read while the transactions are parsed.
+        accounts = pool.submit(read_accounts, run.inputs.accounts) if run.inputs.accounts else None
+        read = _read(run, chunk_rows)
+        accounts = accounts.result() if accounts is not None else None
     raw_names = [p["name"] for p in read["parts"]]
     raw = scan_tables(store, raw_names, "raw")
-
-    accounts = run.inputs.accounts and read_accounts(run.inputs.accounts)
-    accounts = accounts if accounts is not None else None
     # The batches' summaries (steps.data_loaded.batch_summary), combined: no scan of the rows.
     batches = [store.load(n) for n in raw_names]
     summaries = [b.value("summary") for b in batches]

@@ -38,19 +38,30 @@ MARKER = "amlgraph-store.json"
 MANIFEST = "manifest.json"
 
 
-# Full verification hashes a file once per process while it stays unchanged. Generation files are
+# Full verification hashes a file once per process while it stays unchanged, and not at all when
+# this process wrote it (the writer hashed the bytes as they went out). Generation files are
 # never rewritten in place, and a run checks the same checkpoints several times (the plan, then
-# each chunk before use). The ctime is part of the key: any write to the file changes it, and it
-# cannot be set back from user space.
+# each chunk before use, then the next steps' inputs). The ctime is part of the key: any write to
+# the file changes it, and it cannot be set back from user space.
 _VERIFIED: dict[tuple, str] = {}
 
 
+def _stat_key(path: Path, st: os.stat_result) -> tuple:
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _verified_hash(path: Path, st: os.stat_result) -> str:
-    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = _stat_key(path, st)
     digest = _VERIFIED.get(key)
     if digest is None:
         digest = _VERIFIED[key] = hash_file(path)
     return digest
+
+
+def _written(path: Path, info: dict) -> dict:
+    """Remember the hash of a file just written (``info`` as the writer returns it)."""
+    _VERIFIED[_stat_key(path, path.lstat())] = info["hash"]
+    return info
 
 
 class FileCheckpoint(Checkpoint):
@@ -337,7 +348,7 @@ class CheckpointStore(BaseStore):
         try:
             df.write_parquet(w, compression=self.parquet_compression, statistics=True,
                              row_group_size=row_group_rows)
-            files[fname] = w.commit()
+            files[fname] = _written(w.final, w.commit())
         except BaseException as exc:
             w.abort()
             if w.error is not None and w.error is not exc:
@@ -381,7 +392,7 @@ class CheckpointStore(BaseStore):
                     w.write(block.view(np.uint8))
             else:
                 w.write(arr.reshape(-1).view(np.uint8))
-            files[fname] = w.commit()
+            files[fname] = _written(w.final, w.commit())
         except BaseException:
             w.abort()
             raise

@@ -65,14 +65,17 @@ def build_node_index(tx_accounts: pl.DataFrame, accounts: pl.DataFrame | None) -
     return nodes.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("node_id"), "bank", "account")
 
 
-def _codes(raw: pl.DataFrame, column: str, names: list, what: str) -> pl.Expr:
-    unknown = set(raw[column].unique().to_list()) - set(names)
-    if unknown:
+def _codes(raw: pl.DataFrame, column: str, names: list, what: str) -> pl.Series:
+    """Int16 code of each value: its index in ``names`` (a strict cast to an Enum of them)."""
+    try:
+        return raw[column].cast(pl.Enum(names)).to_physical().cast(pl.Int16)
+    except pl.exceptions.PolarsError:
+        unknown = set(raw[column].drop_nulls().unique().to_list()) - set(names)
+        if not unknown:
+            raise
         raise InputError(f"{what} not in the vocabulary", column=column,
                          value=str(sorted(unknown, key=str)[:5]),
-                         hint="build the vocabulary from every chunk before encoding")
-    mapping = {name: code for code, name in enumerate(names)}
-    return pl.col(column).replace_strict(mapping, return_dtype=pl.Int16)
+                         hint="build the vocabulary from every chunk before encoding") from None
 
 
 _HEX9 = r"^[0-9A-F]{9}$"

@@ -25,7 +25,7 @@ def columns_to_scale(names: Iterable[str], categorical: Iterable[str],
     return [n for n in names if n not in skip]
 
 
-_SUM_BLOCK = 16_384
+_SUM_BLOCK = 4_096
 
 
 def _sequential_sum(carry: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -86,9 +86,11 @@ class StandardScaler:
             self._s1 = np.zeros(X.shape[1])
             self._s2 = np.zeros(X.shape[1])
             self.n_samples_seen_ = 0
-        dev = X - self.shift_
-        self._s1 = _sequential_sum(self._s1, dev)
-        self._s2 = _sequential_sum(self._s2, dev * dev)
+        for start in range(0, len(X), _SUM_BLOCK):
+            # Block by block: the deviations stay in cache and no copy of X is made.
+            dev = X[start:start + _SUM_BLOCK] - self.shift_
+            self._s1 = _sequential_sum(self._s1, dev)
+            self._s2 = _sequential_sum(self._s2, dev * dev)
         self.n_samples_seen_ += len(X)
         self._finish()
         return self
