@@ -113,7 +113,12 @@ class StandardScaler:
         if not hasattr(self, "mean_"):
             raise ConfigError("StandardScaler is not fitted; call fit or partial_fit first")
         X = self._check(X)
-        return ((X - self.mean_) / self.scale_).astype(np.float32)
+        out = np.empty(X.shape, dtype=np.float32)
+        for start in range(0, len(X), _SUM_BLOCK):
+            # Block by block: the same elementwise arithmetic, without two full-size temporaries.
+            rows = slice(start, start + _SUM_BLOCK)
+            out[rows] = (X[rows] - self.mean_) / self.scale_
+        return out
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """:meth:`fit` then :meth:`transform`."""
