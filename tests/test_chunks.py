@@ -93,6 +93,18 @@ def test_concurrent_chunks_share_the_memory_budget():
     assert abs(one / 2 - two) <= 1
 
 
+@pytest.mark.parametrize("accounts, rows, concurrency", [
+    (518_581, 5_078_345, 2), (518_581, 5_078_345, 3), (2_130_000, 179_700_000, 2),
+    (2_130_000, 179_700_000, 3), (2_090_000, 31_900_000, 4), (5_000, 10_000, 2)])
+def test_node_chunks_come_in_whole_rounds_of_the_threads(accounts, rows, concurrency):
+    size = default_chunk_size(accounts, rows, concurrency)
+    chunks = len(plan_ranges(accounts, size))
+    assert chunks == 1 or chunks % concurrency == 0
+    # rounding adds chunks, never makes one larger than the budget's
+    if chunks > 1:
+        assert size <= default_chunk_size(accounts, rows * concurrency, 1) + 1
+
+
 def _valid_chunks(ckpt: Path, prefix: str) -> int:
     return sum(1 for n in CheckpointStore(ckpt, create=False).names() if n.startswith(prefix))
 

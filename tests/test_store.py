@@ -230,6 +230,28 @@ def test_array_parts_are_written_piece_by_piece_and_load_whole(store):
     assert produced == [10] * 9  # every piece produced exactly once
 
 
+def test_several_arrays_are_saved_in_order_and_one_bad_array_saves_nothing(store, tmp_path):
+    from amlgraph.store_base import ArrayParts
+
+    def parts(i):
+        return ArrayParts((6,), np.int64, [lambda: np.arange(3) + i, lambda: np.arange(3, 6) + i])
+
+    arrays = {f"a{i}": parts(i) for i in range(5)}  # written two at a time by the file store
+    store.save("weights", step="weights", key="k", arrays=arrays)
+    ckpt = store.load("weights")
+    for i in range(5):
+        np.testing.assert_array_equal(ckpt.array(f"a{i}"), np.arange(6) + i)
+    assert list(ckpt.manifest["arrays"]) == list(arrays)
+    files = [f for f in ckpt.manifest.get("files", {}) if f.startswith("array-")]
+    assert files in ([], [f"array-a{i}.npy" for i in range(5)])
+    bad = dict(arrays, a2=ArrayParts((6,), np.int64, [lambda: np.arange(4)]))
+    with pytest.raises(CheckpointError, match="expected 6"):
+        store.save("edge_features", step="edge_features", key="k", arrays=bad)
+    assert store.load("edge_features") is None
+    if isinstance(store, CheckpointStore):
+        assert not list((tmp_path / "ckpt" / "edge_features").glob("gen-*"))
+
+
 def test_array_parts_of_the_wrong_size_are_refused_and_nothing_is_saved(store):
     from amlgraph.store_base import ArrayParts
 

@@ -9,9 +9,10 @@ import pytest
 
 from amlgraph.errors import ConfigError, InputError
 from amlgraph.schema import TEST, TRAIN, VAL
+from amlgraph.steps.currency import currency_pairs
 from amlgraph.steps.data_loaded import (
-    CODED_COLUMNS, assign_split, build_node_index, build_node_index_keyed, build_vocab, day_counts,
-    encode_transactions, node_keys, temporal_split_boundaries, with_account_keys,
+    CODED_COLUMNS, assign_split, batch_summary, build_node_index, build_node_index_keyed, build_vocab,
+    day_counts, encode_transactions, node_keys, temporal_split_boundaries, with_account_keys,
 )
 
 
@@ -139,6 +140,42 @@ def test_encode_unknown_account_or_currency_is_input_error():
     vocab["currencies"] = ["Euro"]
     with pytest.raises(InputError, match="vocabulary"):
         encode_transactions(raw, nodes, vocab)
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (100, 101, 250)])
+def test_batch_summaries_combine_to_the_whole_and_match_direct_answers(cuts):
+    raw = with_account_keys(_raw(n=400, seed=3))
+    bounds = [0, *cuts, raw.height]
+    parts = [batch_summary(raw.slice(a, b - a)) for a, b in zip(bounds, bounds[1:])]
+    values, keys, pairs = batch_summary(raw)
+    assert values["currencies"] == sorted(set(raw["receiving_currency"]) | set(raw["payment_currency"]))
+    assert values["payment_formats"] == sorted(set(raw["payment_format"]))
+    assert {int(d): n for d, n in values["days"].items()} == day_counts(raw["timestamp"].to_numpy())
+    assert values["t_min"] == raw["timestamp"].min()
+    direct = np.unique(np.concatenate([raw["from_key"].to_numpy(), raw["to_key"].to_numpy()]))
+    np.testing.assert_array_equal(keys, direct)
+    # combined over the batches
+    assert sorted({c for v, _, _ in parts for c in v["currencies"]}) == values["currencies"]
+    days: dict[int, int] = {}
+    for v, _, _ in parts:
+        for d, n in v["days"].items():
+            days[int(d)] = days.get(int(d), 0) + n
+    assert days == {int(d): n for d, n in values["days"].items()}
+    assert min(v["t_min"] for v, _, _ in parts) == values["t_min"]
+    np.testing.assert_array_equal(np.unique(np.concatenate([k for _, k, _ in parts])), keys)
+    assert pl.concat([p for _, _, p in parts]).equals(pairs)
+    # the pairs are currency_pairs with names: the same rows and ratios
+    vocab = build_vocab(values["currencies"], values["payment_formats"], [])
+    code = {name: i for i, name in enumerate(vocab["currencies"])}
+    coded = raw.with_columns(pl.col(c).replace_strict(code, return_dtype=pl.Int16)
+                             for c in ("payment_currency", "receiving_currency"))
+    assert pairs.with_columns(pl.col(c).replace_strict(code, return_dtype=pl.Int16)
+                              for c in ("payment_currency", "receiving_currency")).equals(currency_pairs(coded))
+
+
+def test_batch_summary_has_no_keys_when_an_account_has_none():
+    raw = with_account_keys(_raw().with_columns(pl.lit("odd account").alias("to_account")))
+    assert batch_summary(raw)[1] is None
 
 
 def test_day_counts_add_up_over_chunks():
