@@ -5,9 +5,9 @@ Polars allocates through jemalloc (symbols prefixed ``_rjem_``), which reads its
 ``__init__`` puts its defaults in front of the variable's value (later options win). Its defaults hand
 freed memory back to the kernel quickly, so the next chunk's frames fault it in again, page by
 page, and the kernel zeroes every page: on the 2-core reference machine a third of the pipeline's
-CPU time was kernel time, mostly page faults (1.5 M of them on hi-small). Transparent huge pages
-for jemalloc's arenas and freed pages kept for ten seconds cut the faults ~9x and the pipeline's
-wall time ~8 % (docs/BENCHMARKS.md), at ~10 % more peak RSS.
+CPU time was kernel time, mostly page faults (1.6 M of them on hi-small). Transparent huge pages
+for jemalloc's arenas and freed pages kept for ten seconds cut the faults ~3x and the pipeline's
+wall time ~10 % (docs/BENCHMARKS.md), at ~10-15 % more peak RSS.
 
 The setting is not applied when Polars is already imported (too late to matter), when
 ``_RJEM_MALLOC_CONF`` is set already (the user's choice wins), or with ``AMLGRAPH_ALLOCATOR=default``.
