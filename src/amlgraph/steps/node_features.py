@@ -69,9 +69,13 @@ def _distinct(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     values = values.astype(np.int64)
     vmin = values.min()
     width = int(values.max() - vmin) + 1
+    key = pos * width + (values - vmin)
+    if n * width <= 4 * len(key) + 1_000_000:
+        # Few distinct values (currencies): a (position, value) table of counts, no hashing.
+        seen = np.bincount(key, minlength=n * width).reshape(n, width) > 0
+        return seen.sum(axis=1, dtype=np.int64)
     # Distinct (position, value) pairs by hashing (Polars, all cores) rather than sorting.
-    key = pl.Series(pos * width + (values - vmin)).unique().to_numpy()
-    return np.bincount(key // width, minlength=n)
+    return np.bincount(pl.Series(key).unique().to_numpy() // width, minlength=n)
 
 
 def _extreme(pos: np.ndarray, values: np.ndarray, n: int, ufunc: np.ufunc) -> np.ndarray:
@@ -219,8 +223,11 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     f["received_mean"], f["received_std"] = _mean_std(r_pos, received[r_rows], n)
     f["received_max"] = _extreme(r_pos, received[r_rows], n, np.maximum)
     f["self_transfer_count"] = np.bincount(s_pos[is_self[s_rows]], minlength=n)
+    # Rows per (node, format) in one pass: a table of n x formats counts.
+    per_format = np.bincount(side_pos * len(formats) + side_fmt,
+                             minlength=n * len(formats)).reshape(n, len(formats)) if formats else None
     for code, name in enumerate(formats):
-        f[format_share_name(name)] = _ratio(np.bincount(side_pos[side_fmt == code], minlength=n), count)
+        f[format_share_name(name)] = _ratio(np.ascontiguousarray(per_format[:, code]), count)
 
     columns = [pl.Series("node_id", ids, dtype=pl.Int64)]
     for name in node_feature_names(vocab):
