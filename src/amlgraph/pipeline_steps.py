@@ -20,6 +20,10 @@ from amlgraph.tasks import load_input, scan_tables
 
 INDEX = "data_loaded_index"
 READ = "data_loaded_read"
+#: What a reader batch checkpoint holds (the rows, and since 2 their summary). Part of its key:
+#: bump it when that changes, so that batches parsed by an older version are parsed again. (The
+#: key's code version covers the reader and steps.data_loaded, not this module.)
+READ_FORMAT = 2
 
 
 def _parts(names_keys: list[tuple[str, str]]) -> list[dict]:
@@ -66,7 +70,7 @@ def _read(run: Any, chunk_rows: int) -> dict:
             break
         plan = {"file": run.files["trans" if j == 0 else f"trans_{j}"], "offset": offset,
                 "first_chunk": len(parts), "limit": remaining, "on_bad_rows": cfg.on_bad_rows,
-                "chunk_rows": chunk_rows, "code": run.reader_code}
+                "chunk_rows": chunk_rows, "code": run.reader_code, "format": READ_FORMAT}
         got = None if forced else _parsed(store, f"{READ}_{j}", make_key({"read": plan}))
         if got is None:
             got = _parse_file(run, j, path, plan, forced)
