@@ -16,6 +16,7 @@ import polars as pl
 
 from amlgraph.chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
 from amlgraph.fingerprint import make_key
+from amlgraph.prefetch import ahead
 from amlgraph.tasks import load_input, scan_tables
 
 INDEX = "data_loaded_index"
@@ -32,18 +33,6 @@ def _parts(names_keys: list[tuple[str, str]]) -> list[dict]:
 
 def _value(run: Any, step: str, name: str) -> Any:
     return run.loaded[step].value(name)
-
-
-def _ahead(loaders: list) -> Iterable:
-    """Each loader's result, in order; the next one is computed in a second thread meanwhile
-    (Parquet reads and NumPy release the GIL), so reading overlaps the caller's arithmetic and at
-    most two results are in memory."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-ahead") as pool:
-        upcoming = pool.submit(loaders[0]) if loaders else None
-        for i in range(len(loaders)):
-            current = upcoming.result()
-            upcoming = pool.submit(loaders[i + 1]) if i + 1 < len(loaders) else None
-            yield current
 
 
 def _data_chunks(run: Any) -> list[str]:
@@ -391,7 +380,7 @@ def normalized(run: Any) -> None:
     node_log = heavy_tailed(node_scaled)
     # One data chunk at a time (a concat of all training src and dst would grow with the input).
     is_train = np.zeros(feats.height, dtype=bool)
-    for ends in _ahead([lambda name=name: scan_tables(store, [name], "transactions").filter(pl.col("split") == 0)
+    for ends in ahead([lambda name=name: scan_tables(store, [name], "transactions").filter(pl.col("split") == 0)
                         .select("src", "dst").collect() for name in _data_chunks(run)]):
         is_train[ends["src"].to_numpy()] = True
         is_train[ends["dst"].to_numpy()] = True
@@ -409,7 +398,7 @@ def normalized(run: Any) -> None:
     fitted = False
     # Only the training rows of the scaled columns are decoded (projection and predicate pushed
     # into the Parquet reader), the next part while this one is added up.
-    for f in _ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
+    for f in ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
                      .select(edge_scaled).collect() for name in _edge_parts(run)]):
         if f.height:
             edge_scaler.partial_fit(log_transform(f.select(edge_scaled).to_numpy().astype(np.float64),

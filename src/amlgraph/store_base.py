@@ -150,20 +150,20 @@ class ArrayParts:
         The next piece is computed in a second thread while the caller writes this one (reading
         Parquet, NumPy and file writes release the GIL), so at most two pieces are in memory.
         """
-        from concurrent.futures import ThreadPoolExecutor
+        from functools import partial
+
+        from amlgraph.prefetch import ahead
 
         seen = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-pieces") as pool:
-            ahead = pool.submit(self._block, 0) if self.pieces else None
-            for i in range(len(self.pieces)):
-                block = ahead.result()
-                ahead = pool.submit(self._block, i + 1) if i + 1 < len(self.pieces) else None
+        blocks = ahead([partial(self._block, i) for i in range(len(self.pieces))], "amlgraph-pieces")
+        try:
+            for block in blocks:
                 seen += block.size
                 if seen > self.size:
                     break
                 yield block
-            if ahead is not None:
-                ahead.cancel()
+        finally:
+            blocks.close()
         if seen != self.size:
             raise CheckpointError(f"array pieces hold {seen} values, expected {self.size} "
                                   f"for shape {list(self.shape)}")

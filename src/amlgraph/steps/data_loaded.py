@@ -285,12 +285,11 @@ def batch_summary(raw: pl.DataFrame) -> tuple[dict, np.ndarray | None, pl.DataFr
     keys = None
     if not sum(raw[c].null_count() for c in KEY_COLUMNS):
         keys = pl.concat([raw[c] for c in KEY_COLUMNS]).unique().sort().to_numpy()
-    days = raw.group_by((pl.col("timestamp") // SECONDS_PER_DAY).alias("d")).agg(pl.len().alias("n"))
     currencies = pl.concat([raw["receiving_currency"], raw["payment_currency"]]).unique()
     values = {
         "currencies": sorted(currencies.to_list()),
         "payment_formats": sorted(raw["payment_format"].unique().to_list()),
-        "days": {str(d): int(n) for d, n in zip(days["d"], days["n"])},
+        "days": {str(d): n for d, n in day_counts(raw["timestamp"].to_numpy()).items()},
         "t_min": int(raw["timestamp"].min()) if raw.height else None,
     }
     pairs = raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
