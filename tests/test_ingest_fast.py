@@ -12,7 +12,8 @@ import amlgraph.ingest as ingest
 from amlgraph.errors import InputError
 from amlgraph.ingest import read_transactions
 from amlgraph.ingest_fast import split_plain_block
-from amlgraph.ingest_lines import count_lines, split_lines
+import amlgraph.ingest_lines as ingest_lines
+from amlgraph.ingest_lines import count_byte, count_lines, split_lines
 from amlgraph.ingest_validate import split_fields
 from amlgraph.schema import TRANS_COLUMNS
 
@@ -194,6 +195,17 @@ def test_split_plain_block_agrees_with_the_line_splitter_on_near_csv(lines, end,
     text = end.join(lines) + (end if last else "")
     at %= len(text) + 1
     _agree((text[:at] + odd + text[at:]).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=64), step=st.integers(1, 9), value=st.sampled_from([0x0A, 0x2C, 0x00, 0xFF]))
+def test_count_byte_counts_across_its_steps(data, step, value):
+    ingest_lines._COUNT_STEP, saved = step, ingest_lines._COUNT_STEP
+    try:
+        assert count_byte(data, value) == data.count(bytes([value]))
+        assert count_lines(data + b"x") == data.count(b"\n") + 1
+    finally:
+        ingest_lines._COUNT_STEP = saved
 
 
 def test_read_ahead_changes_nothing_and_stops_with_the_reader(tiny_data, monkeypatch):

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from amlgraph.ingest_lines import count_byte
+
 _COMMA, _NEWLINE = 0x2C, 0x0A
 
 
@@ -52,8 +54,7 @@ def split_plain_block(buf: bytes, n_lines: int, names: tuple[str, ...]) -> pl.Da
         if buf.find(b"\r") >= 0:
             return None
         terminated = buf.endswith(b"\n")
-    data = np.frombuffer(buf, dtype=np.uint8)
-    if int(np.count_nonzero(data == _COMMA)) != (n_fields - 1) * n_lines:
+    if count_byte(buf, _COMMA) != (n_fields - 1) * n_lines:
         return None
     try:
         fields = pl.read_csv(buf, has_header=False, schema={name: pl.String for name in names},
@@ -71,6 +72,6 @@ def split_plain_block(buf: bytes, n_lines: int, names: tuple[str, ...]) -> pl.Da
     if int(ends[-1]) != len(buf) - (1 if terminated else 0):
         return None
     newline_ends = ends if terminated else ends[:-1]
-    if not bool((data[newline_ends] == _NEWLINE).all()):
+    if not bool((np.frombuffer(buf, dtype=np.uint8)[newline_ends] == _NEWLINE).all()):
         return None
     return fields

@@ -122,20 +122,33 @@ def edge_chunk(store: Any, name: str, key: str, *, data_chunk: str, t0: int, voc
     return {"rows": feats.height}
 
 
+#: Rows of the edge matrix filled at a time (8192 rows of ~20 float32 columns: ~0.7 MB).
+_MATRIX_BLOCK_ROWS = 8192
+
+
 def edge_matrix(feats: pl.DataFrame, columns: list[str], scaled: list[str], scaler: Any,
                 log_columns: list[str]) -> np.ndarray:
     """Feature table -> float32 matrix of shape (rows, len(columns)); ``scaled`` columns standardised."""
-    # Column by column on contiguous float64 vectors: the same values as transforming the whole
-    # float64 block at once (every operation is elementwise), without the block's copies.
+    # Row block by row block, each column of the block computed on float64 and written into the
+    # block: the same elementwise operations as on whole columns (so the same values), while
+    # the block of the (row-major) output being filled stays in cache. Whole-column writes
+    # strided across the output cost ~3x as much.
     out = np.empty((feats.height, len(columns)), dtype=np.float32)
     position = {c: i for i, c in enumerate(scaled)}
     logged = set(log_columns)
+    plan = []
     for j, name in enumerate(columns):
-        x = feats[name].to_numpy().astype(np.float64, copy=False)
-        if name in position:
-            if name in logged:
-                x = np.log1p(np.maximum(x, 0.0))
-            i = position[name]
-            x = (x - scaler.mean_[i]) / scaler.scale_[i]
-        out[:, j] = x
+        i = position.get(name)
+        plan.append((j, feats[name].to_numpy(), None if i is None else (scaler.mean_[i], scaler.scale_[i]),
+                     name in logged))
+    for start in range(0, feats.height, _MATRIX_BLOCK_ROWS):
+        stop = min(feats.height, start + _MATRIX_BLOCK_ROWS)
+        block = out[start:stop]
+        for j, values, affine, log in plan:
+            x = values[start:stop].astype(np.float64, copy=False)
+            if affine is not None:
+                if log:
+                    x = np.log1p(np.maximum(x, 0.0))
+                x = (x - affine[0]) / affine[1]
+            block[:, j] = x
     return out
