@@ -17,7 +17,7 @@ import polars as pl
 from amlgraph.chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
 from amlgraph.fingerprint import make_key
 from amlgraph.prefetch import ahead
-from amlgraph.tasks import load_input, scan_tables
+from amlgraph.tasks import edge_matrix, load_input, scan_tables
 
 INDEX = "data_loaded_index"
 READ = "data_loaded_read"
@@ -366,13 +366,15 @@ def _edge_parts(run: Any) -> list[str]:
     return [p["name"] for p in _value(run, "edge_features", "parts")]
 
 
-def normalized(run: Any) -> None:
-    from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES, FLAG_EDGE_FEATURES
+def _node_scaling(run: Any) -> tuple[np.ndarray, dict]:
+    """The normalised node matrix and what ``normalized`` records of it.
+
+    The scaler is fitted on the accounts that take part in training transactions.
+    """
     from amlgraph.steps.heavy_tails import heavy_tailed, log_transform
     from amlgraph.steps.normalized import StandardScaler, columns_to_scale
 
     store = run.store
-    # Nodes: fit on the accounts that take part in training transactions.
     feats = run.loaded["node_features"].table("features")
     node_cols = [c for c in feats.columns if c != "node_id"]
     node_flags = [c for c in node_cols if feats.schema[c] == pl.Int8]
@@ -384,26 +386,47 @@ def normalized(run: Any) -> None:
                         .select("src", "dst").collect() for name in _data_chunks(run)]):
         is_train[ends["src"].to_numpy()] = True
         is_train[ends["dst"].to_numpy()] = True
-    node_scaler = StandardScaler()
-    block = log_transform(feats.select(node_scaled).to_numpy().astype(np.float64), node_scaled, node_log)
-    node_scaler.fit(block[is_train] if is_train.any() else block)
-    x = feats.select(node_cols).to_numpy().astype(np.float32)
-    x[:, [node_cols.index(c) for c in node_scaled]] = node_scaler.transform(block)
+    # Fitted on the training accounts' rows only (in node order, as a mask of the whole would
+    # give them); the matrix is then the edge matrix's map (log1p, standardise, float32), filled
+    # row block by row block in C order: the same values as transforming a float64 copy of all.
+    train = feats.filter(pl.Series(is_train)) if is_train.any() else feats
+    block = train.select(node_scaled).to_numpy()
+    if block.dtype != np.float64 or not block.flags.writeable:  # log_transform works in place
+        block = block.astype(np.float64)
+    block = log_transform(block, node_scaled, node_log)
+    node_scaler = StandardScaler().fit(block)
+    del block, train
+    x = edge_matrix(feats, node_cols, node_scaled, node_scaler, node_log)
+    return x, {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
+               "node_scaler": node_scaler.to_dict()}
 
-    # Edges: one sequential pass over the training rows of every chunk, in row order.
-    edge_cols = _value(run, "edge_features", "columns")
-    edge_scaled = columns_to_scale(edge_cols, list(CATEGORICAL_EDGE_FEATURES), list(FLAG_EDGE_FEATURES))
-    edge_log = heavy_tailed(edge_scaled)
-    edge_scaler = StandardScaler()
-    fitted = False
-    # Only the training rows of the scaled columns are decoded (projection and predicate pushed
-    # into the Parquet reader), the next part while this one is added up.
-    for f in ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
-                     .select(edge_scaled).collect() for name in _edge_parts(run)]):
-        if f.height:
-            edge_scaler.partial_fit(log_transform(f.select(edge_scaled).to_numpy().astype(np.float64),
-                                                  edge_scaled, edge_log))
-            fitted = True
+
+def normalized(run: Any) -> None:
+    from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES, FLAG_EDGE_FEATURES
+    from amlgraph.steps.heavy_tails import heavy_tailed, log_transform
+    from amlgraph.steps.normalized import StandardScaler, columns_to_scale
+
+    store = run.store
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-nodes") as pool:
+        # The node scaler is fitted and applied in a second thread while this one passes over
+        # the edge chunks: the two are independent, and each alone leaves a core mostly idle
+        # (NumPy passes on one core, Parquet reads in between). Its errors surface in result().
+        nodes = pool.submit(_node_scaling, run)
+        # Edges: one sequential pass over the training rows of every chunk, in row order.
+        edge_cols = _value(run, "edge_features", "columns")
+        edge_scaled = columns_to_scale(edge_cols, list(CATEGORICAL_EDGE_FEATURES), list(FLAG_EDGE_FEATURES))
+        edge_log = heavy_tailed(edge_scaled)
+        edge_scaler = StandardScaler()
+        fitted = False
+        # Only the training rows of the scaled columns are decoded (projection and predicate pushed
+        # into the Parquet reader), the next part while this one is added up.
+        for f in ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
+                         .select(edge_scaled).collect() for name in _edge_parts(run)]):
+            if f.height:
+                edge_scaler.partial_fit(log_transform(f.select(edge_scaled).to_numpy().astype(np.float64),
+                                                      edge_scaled, edge_log))
+                fitted = True
+        x, node_values = nodes.result()
     if not fitted:
         from amlgraph.errors import StepError
 
@@ -414,8 +437,7 @@ def normalized(run: Any) -> None:
     # ~13 GB of float32 is written once, in the graph, and not twice.
     store.save("normalized", step="normalized", key=run.keys["normalized"],
                key_components=run.components["normalized"], arrays={"x": x},
-               values={"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
-                       "node_scaler": node_scaler.to_dict(), "edge_columns": edge_cols,
+               values={**node_values, "edge_columns": edge_cols,
                        "edge_scaled": edge_scaled, "edge_log": edge_log,
                        "edge_scaler": edge_scaler.to_dict()},
                metadata={"num_accounts": int(x.shape[0]), "num_features": int(x.shape[1])})
@@ -424,7 +446,6 @@ def normalized(run: Any) -> None:
 def _edge_matrix(run: Any, name: str, rows: pl.Expr | None = None) -> np.ndarray:
     """The normalised edge matrix of edge_features chunk ``name`` (only ``rows`` when given)."""
     from amlgraph.steps.normalized import StandardScaler
-    from amlgraph.tasks import edge_matrix
 
     norm = run.loaded["normalized"]
     cols, scaled = norm.value("edge_columns"), norm.value("edge_scaled")
