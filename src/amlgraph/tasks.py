@@ -89,20 +89,24 @@ def node_chunk(store: Any, name: str, key: str, *, lo: int, hi: int, usd_per_uni
     the node-id range as a filter. Either way the Parquet reader materialises only matching rows,
     so memory follows the chunk, not the input.
     """
-    from amlgraph.steps.node_features import node_features
+    from amlgraph.steps.node_features import INPUT_COLUMNS, node_features
 
+    # Only the columns node_features reads are decoded (the filter's own columns are read for
+    # the filter either way).
+    needed = list(INPUT_COLUMNS)
     if partitions:
         mine = pl.col("part") == chunk
         if train_only:
             mine = mine & (pl.col("split") == 0)
-        tx = pl.concat([scan_tables(store, partitions, table).filter(mine)
+        tx = pl.concat([scan_tables(store, partitions, table).filter(mine).select(needed)
                         for table in ("by_src", "by_dst")]).collect(engine="streaming")
         tx = tx.sort("row")  # node_features sums in row order
     else:
         touches = pl.col("src").is_between(lo, hi - 1) | pl.col("dst").is_between(lo, hi - 1)
         if train_only:
             touches = touches & (pl.col("split") == 0)
-        tx = scan_tables(store, data_chunks or [], "transactions").filter(touches).collect(engine="streaming")
+        tx = (scan_tables(store, data_chunks or [], "transactions").filter(touches).select(needed)
+              .collect(engine="streaming"))
     rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
     feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
     store.save(name, step="node_features", key=key, chunk=chunk, tables={"features": feats},
