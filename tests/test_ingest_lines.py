@@ -46,3 +46,16 @@ def test_compressed_file_blocks_keep_the_block_size(tmp_path):
     blocks = _blocks(tmp_path / "f.csv.gz", 40_000)
     assert b"".join(b for b, _, _ in blocks) == text[len(b"a,b\n"):]
     assert all(40_000 - 20 < len(b) <= 40_000 for b, _, _ in blocks[:-1])
+
+
+def test_a_file_that_grows_while_read_keeps_its_blocks_bounded(tmp_path):
+    lines = [f"{i},{'x' * (i % 13)}" for i in range(2_000)]
+    path = tmp_path / "f.csv"
+    text = _write(path, lines, True)
+    source = LineSource(path, block_bytes=8_000, columns=COLUMNS)
+    more = "".join(f"{i},y\n" for i in range(2_000, 12_000)).encode()
+    with open(path, "ab") as fh:  # appended after the size was taken
+        fh.write(more)
+    blocks = [buf for buf, _, _ in source.blocks()]
+    assert b"".join(blocks) == (text + more)[len(b"a,b\n"):]
+    assert max(len(b) for b in blocks) < 2 * 8_000

@@ -187,7 +187,8 @@ class LineSource:
     def _read_to_end(self) -> bool:
         # A plain file read up to its known size: one more read confirms its end, so that the
         # last block keeps an unterminated last line rather than leaving it to a block of its own.
-        return self._file_size is not None and self._stream.tell() >= self._file_size
+        # (Exactly at that size: a file that grew meanwhile is read on in blocks as usual.)
+        return self._file_size is not None and self._stream.tell() == self._file_size
 
     def __iter__(self) -> Iterator[tuple[pl.Series, int]]:
         """Yield (lines, first line number) with each line's terminator kept (`\\n`, `\\r\\n` or none)."""
