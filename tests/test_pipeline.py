@@ -258,3 +258,43 @@ def test_every_edge_points_at_its_own_accounts(tiny_data, tmp_path, odd_share):
     assert np.array_equal(bank[dst], want["tb"].cast(pl.Int64).to_numpy())
     assert nodes.height == len(set(zip(df["fb"].cast(pl.Int64), df["fa"])) | set(zip(df["tb"].cast(pl.Int64), df["ta"])))
     assert (sum(a != a.upper() for a in account) > 0) == (odd_share > 0)
+
+
+def _typed(fields: list[str]) -> tuple:
+    """A transaction line's 11 fields as the reader types them (the patterns match on those)."""
+    f = fields
+    return (f[0], int(f[1]), f[2], int(f[3]), f[4], float(f[5]), f[6], float(f[7]), f[8], f[9], int(f[10]))
+
+
+def test_laundering_attempts_match_a_plain_reading_of_the_files(baseline, tiny_data):
+    import csv
+
+    from amlgraph.ingest_patterns import BEGIN, END
+
+    table = CheckpointStore(baseline[0], create=False).load("data_loaded").table("patterns")
+    rows: dict[tuple, list[int]] = {}
+    with open(next(tiny_data.glob("*_Trans.csv")), newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for row, fields in enumerate(reader):
+            rows.setdefault(_typed(fields), []).append(row)
+    expected, attempt, typology = set(), -1, None
+    for line in next(tiny_data.glob("*_Patterns.txt")).read_text().splitlines():
+        if line.startswith(BEGIN):
+            attempt, typology = attempt + 1, line[len(BEGIN):].split(":")[0].strip()
+        elif line.strip() and not line.startswith(END):
+            expected |= {(row, attempt, typology) for row in rows.get(_typed(line.split(",")), [])}
+    assert len(expected) > 20
+    assert set(table.iter_rows()) == expected
+
+
+def test_a_bad_patterns_file_fails_the_run_with_its_name(tiny_data, tmp_path):
+    from amlgraph.errors import InputError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    patterns = next(data.glob("*_Patterns.txt"))
+    patterns.write_text(patterns.read_text() + "BEGIN LAUNDERING ATTEMPT - FAN-OUT\n")  # never ended
+    with pytest.raises(InputError) as err:
+        run_preprocessing(data_path=data, checkpoint_dir=tmp_path / "ckpt", quiet=True, chunk_rows=2_500)
+    assert patterns.name in str(err.value)

@@ -147,10 +147,12 @@ def data_loaded(run: Any) -> None:
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-accounts") as pool:
-        # The accounts file (small) is read while the transactions are parsed.
+        # The accounts and patterns files (small) are read while the transactions are parsed.
         accounts = pool.submit(read_accounts, run.inputs.accounts) if run.inputs.accounts else None
+        pat = pool.submit(read_patterns, run.inputs.patterns) if run.inputs.patterns is not None else None
         read = _read(run, chunk_rows)
         accounts = accounts.result() if accounts is not None else None
+        pat = pat.result() if pat is not None else None
     raw_names = [p["name"] for p in read["parts"]]
     raw = scan_tables(store, raw_names, "raw")
     # The batches' summaries (steps.data_loaded.batch_summary), combined: no scan of the rows.
@@ -192,16 +194,19 @@ def data_loaded(run: Any) -> None:
                                "amlgraph.tasks:encode_chunk",
                                {"read_chunk": name, "boundaries": boundaries, "vocab": vocab, "chunk": i},
                                chunk=i))
-    run.run_chunks("data_loaded", "data_loaded (encode)", tasks)
 
-    patterns = pl.DataFrame(schema={"row": pl.Int64, "attempt_id": pl.Int32, "typology": pl.String})
-    if run.inputs.patterns is not None:
-        pat = read_patterns(run.inputs.patterns)
-        if pat.height:
-            # A pattern line equals its transaction in all 11 fields, the label 1 included: only the
-            # few laundering rows can match, and one filtered scan reads just those.
-            laundering = restore_accounts(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"))
-            patterns = match_patterns(laundering, pat)
+    def matched() -> pl.DataFrame:
+        # A pattern line equals its transaction in all 11 fields, the label 1 included: only the
+        # few laundering rows can match, and one filtered scan of the raw batches reads just those.
+        laundering = restore_accounts(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"))
+        return match_patterns(laundering, pat)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-patterns") as pool:
+        # The patterns are matched while the batches are encoded (both only read the raw batches).
+        found = pool.submit(matched) if pat is not None and pat.height else None
+        run.run_chunks("data_loaded", "data_loaded (encode)", tasks)
+        patterns = found.result() if found is not None else pl.DataFrame(
+            schema={"row": pl.Int64, "attempt_id": pl.Int32, "typology": pl.String})
 
     split_counts = np.sum([load_input(store, t.name).value("split_counts") for t in tasks], axis=0)
     summary = {
@@ -334,7 +339,9 @@ def node_features(run: Any) -> None:
     tasks = [ChunkTask(t.name, t.key, t.func, {**t.kwargs, **source}, chunk=t.chunk) for t in tasks]
     run.log.line(f"Processing {n_nodes:,} accounts in {len(tasks)} chunks of {size:,}")
     run.run_chunks("node_features", "node_features", tasks)
-    feats = pl.concat([store.load(t.name).table("features") for t in tasks]).sort("node_id")
+    feats = pl.concat([store.load(t.name).table("features") for t in tasks])
+    if not feats["node_id"].is_sorted():  # chunks are node-id ranges in order: sorted already
+        feats = feats.sort("node_id")
     store.save("node_features", step="node_features", key=run.keys["node_features"],
                key_components=run.components["node_features"], tables={"features": feats},
                values={"parts": _parts([(t.name, t.key) for t in tasks])},
