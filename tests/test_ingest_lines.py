@@ -12,7 +12,8 @@ COLUMNS = ("a", "b")
 
 def _write(path, lines: list[str], terminated: bool, gz: bool = False):
     text = ("a,b\n" + "\n".join(lines) + ("\n" if terminated else "")).encode()
-    (gzip.open if gz else open)(path, "wb").write(text)
+    with (gzip.open if gz else open)(path, "wb") as fh:
+        fh.write(text)
     return text
 
 
