@@ -248,10 +248,10 @@ def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None,
     """The account index and its integer keys (``steps.data_loaded.node_keys``): from the batches'
     distinct keys when every account has one (``keys`` is None when some has none), else from the
     account strings."""
-    from amlgraph.steps.data_loaded import build_node_index, node_index_and_keys, node_keys, restore_accounts
+    from amlgraph.steps.data_loaded import build_node_index, build_node_index_keyed, node_keys, restore_accounts
 
     if keys is not None:
-        built = node_index_and_keys(_unique_keys(keys), accounts)
+        built = build_node_index_keyed(_unique_keys(keys), accounts)
         if built is not None:
             return built
     sides = [(f"{side}_bank", f"{side}_account", f"{side}_key") for side in ("from", "to")]

@@ -97,8 +97,9 @@ def test_integer_keys_give_the_string_index_and_encoding():
     raw = _raw(2000, seed=3)
     acc = pl.DataFrame({"bank": [0, 134_217_727, 7], "account": ["000000000", "FFFFFFFFF", "0000000A1"]})
     want = build_node_index(_tx_accounts(raw), acc)
-    got = build_node_index_keyed(_keyed_accounts(raw), acc)
+    got, got_keys = build_node_index_keyed(_keyed_accounts(raw), acc)
     assert got.equals(want)
+    assert np.array_equal(got_keys, node_keys(got))
     vocab = build_vocab(pl.concat([raw["receiving_currency"], raw["payment_currency"]]),
                         raw["payment_format"], pl.concat([raw["from_bank"], raw["to_bank"]]))
     assert encode_transactions(with_account_keys(raw), got, vocab).equals(encode_transactions(raw, want, vocab))

@@ -139,8 +139,8 @@ def restore_accounts(frame: pl.DataFrame, pairs: tuple[tuple[str, str], ...] = _
     return frame.with_columns(fills) if fills else frame
 
 
-def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> pl.DataFrame | None:
-    """:func:`build_node_index` from the integer keys of the accounts that transact.
+def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """:func:`build_node_index` from the integer keys of the accounts that transact, with its keys.
 
     Only the keys are deduplicated (hashing integers, not strings); bank and account are then
     decoded from each unique key, which is exact because the key is one-to-one for canonical
@@ -151,15 +151,10 @@ def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> p
         accounts: ``bank`` and ``account`` of the accounts file, or None.
 
     Returns:
-        The same frame as :func:`build_node_index`, or None when an account of ``accounts`` has
-        no key (then use that function).
+        ``(nodes, keys)``: the same frame as :func:`build_node_index` and its keys in node-id
+        order (as :func:`node_keys` would give them); None when an account of ``accounts`` has
+        no key (then use :func:`build_node_index`).
     """
-    built = node_index_and_keys(keys, accounts)
-    return None if built is None else built[0]
-
-
-def node_index_and_keys(keys: np.ndarray, accounts: pl.DataFrame | None) -> tuple[pl.DataFrame, np.ndarray] | None:
-    """:func:`build_node_index_keyed` and the index's keys in node-id order (:func:`node_keys`)."""
     parts = [np.asarray(keys, dtype=np.int64)]
     if accounts is not None:
         acc = accounts.select(_int_key("bank", "account"))["key"]
