@@ -60,3 +60,36 @@ def test_a_file_that_grows_while_read_keeps_its_blocks_bounded(tmp_path):
     blocks = [buf for buf, _, _ in source.blocks()]
     assert b"".join(blocks) == (text + more)[len(b"a,b\n"):]
     assert max(len(b) for b in blocks) < 2 * 8_000
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+@pytest.mark.parametrize("gz", [False, True])
+def test_lines_longer_than_a_block_stay_whole(tmp_path, terminated, gz):
+    # Lines of up to 200 KB against 4 KB blocks: a block's end is searched past the probe window
+    # (backwards finds no line end, forwards runs over several windows).
+    lines = [f"{i},{'x' * (i * 37_000 % 200_000)}" for i in range(12)] + [f"{i},y" for i in range(12, 400)]
+    path = tmp_path / ("f.csv.gz" if gz else "f.csv")
+    text = _write(path, lines, terminated, gz=gz)
+    blocks = _blocks(path, 1 << 12)
+    assert b"".join(b for b, _, _ in blocks) == text[len(b"a,b\n"):]
+    assert all(b.endswith(b"\n") for b, _, _ in blocks[:-1])
+    assert [first for _, first, _ in blocks] == [2 + sum(n for _, _, n in blocks[:i]) for i in range(len(blocks))]
+    assert sum(n for _, _, n in blocks) == len(lines)
+
+
+@pytest.mark.parametrize("content, header", [(b"", None), (b"a,b", "a,b"), (b"a,b\n", "a,b"),
+                                             (b"\xef\xbb\xbfa,b\r\n1,2", "a,b")])
+def test_header_only_empty_and_bom_files(tmp_path, content, header):
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    source = LineSource(path, block_bytes=1 << 12, columns=COLUMNS)
+    assert source.header == header
+    rest = b"".join(b for b, _, _ in source.blocks())
+    assert rest == (b"1,2" if content.endswith(b"1,2") else b"")
+
+
+def test_without_header_a_bom_is_dropped(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"\xef\xbb\xbf1,2\n3,4\n")
+    source = LineSource(path, block_bytes=1 << 12, columns=COLUMNS, has_header=False)
+    assert [(b, first, n) for b, first, n in source.blocks()] == [(b"1,2\n3,4\n", 1, 2)]

@@ -110,6 +110,90 @@ def _locate(buf: bytes, pos: int, first_line: int, columns: tuple[str, ...]) -> 
     return first_line + buf.count(b"\n", 0, pos), (columns[index] if index < len(columns) else None)
 
 
+_PROBE = 1 << 16
+
+
+class _PlainBlocks:
+    """Blocks of whole lines of a plain file, each read by position with one read of exactly its
+    bytes.
+
+    A stream read would return a block of about the right size that must then be cut after its
+    last line end and joined to the carried-over start of a line: two more copies of every block
+    into fresh pages, which cost more (mostly the kernel's zeroing of those pages) than the read
+    itself. Here the block's end, after the last ``\\n`` before its target size, is found first in
+    a small read near that size, then the block is read. The file's size is known, so its n
+    blocks are made even (about size / n bytes each) rather than n - 1 full blocks and a
+    remainder: the chunks made of them take equal turns on the threads. A short tail joins the
+    last block; a file that grows while it is read is read on in blocks of the same size.
+    """
+
+    def __init__(self, fd: int, block_bytes: int):
+        self._fd, self._pos = fd, 0
+        self._size = os.fstat(fd).st_size
+        blocks = max(1, -(-self._size // block_bytes))
+        self.block_bytes = max(-(-self._size // blocks), 1)
+
+    def _read(self, n: int, pos: int) -> bytes:
+        """Up to ``n`` bytes at ``pos`` (fewer only at the end of the file)."""
+        data = os.pread(self._fd, n, pos)
+        if 0 < len(data) < n:
+            parts = [data]
+            while n > (got := sum(map(len, parts))) and (more := os.pread(self._fd, n - got, pos + got)):
+                parts.append(more)
+            data = b"".join(parts)
+        return data
+
+    def _line_end_after(self, pos: int) -> int | None:
+        """Offset just past the first ``\\n`` at or after ``pos``; None when there is none."""
+        while window := os.pread(self._fd, _PROBE, pos):
+            cut = window.find(b"\n")
+            if cut >= 0:
+                return pos + cut + 1
+            pos += len(window)
+        return None
+
+    def _line_end_before(self, start: int, end: int) -> int | None:
+        """Offset just past the last ``\\n`` in [start, end); None when there is none."""
+        while end > start:
+            lo = max(start, end - _PROBE)
+            cut = os.pread(self._fd, end - lo, lo).rfind(b"\n")
+            if cut >= 0:
+                return lo + cut + 1
+            end = lo
+        return None
+
+    def first_line(self) -> bytes | None:
+        """The first line (terminator kept), without consuming it; None for an empty file."""
+        end = self._line_end_after(0)
+        line = self._read(end, 0) if end is not None else self._read(self._size, 0)
+        return line or None
+
+    def skip(self, n: int) -> None:
+        self._pos += n
+
+    def next(self) -> bytes | None:
+        """The next block: whole lines, the file's last line possibly without ``\\n``."""
+        start = self._pos
+        left = self._size - start
+        if left - self.block_bytes < self.block_bytes // 4:
+            # The last block by the size taken at the start: read to the end of the file, unless
+            # it has grown since (then on in blocks).
+            self._size = max(self._size, os.fstat(self._fd).st_size)
+            left = self._size - start
+        if left - self.block_bytes >= self.block_bytes // 4:
+            end = self._line_end_before(start, start + self.block_bytes) or self._line_end_after(
+                start + self.block_bytes)
+            if end is not None:
+                self._pos = end
+                return self._read(end - start, start)
+        data = self._read(max(left, 0), start)
+        if os.pread(self._fd, 1, start + len(data)):  # it grew while this block was read
+            self._size = os.fstat(self._fd).st_size
+            return self.next()
+        self._pos = start + len(data)
+        return data or None
+
+
 class LineSource:
     """The header and the physical lines of a text file, in blocks.
 
@@ -123,36 +207,44 @@ class LineSource:
         # Compressed streams are read in small steps so that a decompression error is located.
         compressed = isinstance(self._stream, (gzip.GzipFile, _ZstdStream))
         self._read_bytes = _COMPRESSED_READ if compressed else self.block_bytes
-        # A plain file's size is known: its n blocks are made even (about size / n bytes each),
-        # rather than n - 1 full blocks and a remainder, so that the chunks made of them take
-        # equal turns on the threads; a short tail joins the last block.
-        self._file_size: int | None = None
-        if not compressed:
-            self._file_size = os.fstat(self._stream.fileno()).st_size
-            blocks = max(1, -(-self._file_size // self.block_bytes))
-            self.block_bytes = self._read_bytes = max(-(-self._file_size // blocks), 1)
         self._carry, self._eof = b"", False
         self._first_line = 2 if has_header else 1
-        first = self._next_block(first_line=1)
         self.header: str | None = None
-        if first is None:
-            return
-        if not has_header:
-            self._carry = first.removeprefix(BOM) + self._carry
-            return
-        cut = first.find(b"\n")
-        head, rest = (first, b"") if cut < 0 else (first[:cut + 1], first[cut + 1:])
-        self._carry = rest + self._carry
+        # A plain file is read by position (``_PlainBlocks``): each block with one read of exactly
+        # its bytes, no copy to join or cut them.
+        self._plain = None if compressed else _PlainBlocks(self._stream.fileno(), self.block_bytes)
+        if self._plain is not None:
+            self.block_bytes = self._plain.block_bytes
+            first = self._plain.first_line()
+            if first is None:
+                return
+            if not has_header:
+                self._plain.skip(len(BOM) if first.startswith(BOM) else 0)
+                return
+            self._plain.skip(len(first))
+            head = first
+        else:
+            first = self._next_block(first_line=1)
+            if first is None:
+                return
+            if not has_header:
+                self._carry = first.removeprefix(BOM) + self._carry
+                return
+            cut = first.find(b"\n")
+            head, rest = (first, b"") if cut < 0 else (first[:cut + 1], first[cut + 1:])
+            self._carry = rest + self._carry
         _check_text(head, self.path, 1, columns)
         self.header = head.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
 
     def _next_block(self, first_line: int) -> bytes | None:
         """Next run of complete lines, about block_bytes long (the file's last line may lack `\\n`)."""
+        if self._plain is not None:
+            return self._plain.next()
         parts, size, has_newline = [self._carry], len(self._carry), b"\n" in self._carry
-        target = self._target(size)
-        while not self._eof and (size < target or not has_newline or self._read_to_end()):
+        while not self._eof and (size < self.block_bytes or not has_newline):
             try:
-                data = self._stream.read(min(self._read_bytes, target - size) if size < target else self._read_bytes)
+                step = self.block_bytes - size if size < self.block_bytes else self._read_bytes
+                data = self._stream.read(min(self._read_bytes, step))
             except MemoryError:
                 raise
             except Exception as exc:  # EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError, OSError
@@ -175,20 +267,6 @@ class LineSource:
             last -= 1
         self._carry = b"".join([parts[last][cut + 1:], *parts[last + 1:]])
         return b"".join([*parts[:last], memoryview(parts[last])[:cut + 1]]) or None
-
-    def _target(self, size: int) -> int:
-        """Bytes the next block is read up to, ``size`` of them already in hand (the carry)."""
-        if self._file_size is None:
-            return self.block_bytes
-        left = self._file_size - self._stream.tell()
-        # What the block after this one would hold: too little for a block of its own?
-        return size + left if size + left - self.block_bytes < self.block_bytes // 4 else self.block_bytes
-
-    def _read_to_end(self) -> bool:
-        # A plain file read up to its known size: one more read confirms its end, so that the
-        # last block keeps an unterminated last line rather than leaving it to a block of its own.
-        # (Exactly at that size: a file that grew meanwhile is read on in blocks as usual.)
-        return self._file_size is not None and self._stream.tell() == self._file_size
 
     def __iter__(self) -> Iterator[tuple[pl.Series, int]]:
         """Yield (lines, first line number) with each line's terminator kept (`\\n`, `\\r\\n` or none)."""
