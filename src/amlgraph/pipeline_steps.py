@@ -339,16 +339,21 @@ def node_features(run: Any) -> None:
     tasks = [ChunkTask(t.name, t.key, t.func, {**t.kwargs, **source}, chunk=t.chunk) for t in tasks]
     run.log.line(f"Processing {n_nodes:,} accounts in {len(tasks)} chunks of {size:,}")
     run.run_chunks("node_features", "node_features", tasks)
-    feats = pl.concat([store.load(t.name).table("features") for t in tasks])
-    if not feats["node_id"].is_sorted():  # chunks are node-id ranges in order: sorted already
-        feats = feats.sort("node_id")
+    # The chunks are node-id ranges in order: together they are the feature table, which is read
+    # from them (``_node_table``) rather than written a second time here.
+    columns = scan_tables(store, [tasks[0].name], "features").collect_schema().names()
     store.save("node_features", step="node_features", key=run.keys["node_features"],
-               key_components=run.components["node_features"], tables={"features": feats},
-               values={"parts": _parts([(t.name, t.key) for t in tasks])},
-               metadata={"num_accounts": feats.height, "num_features": feats.width - 1})
+               key_components=run.components["node_features"],
+               values={"parts": _parts([(t.name, t.key) for t in tasks]), "columns": columns},
+               metadata={"num_accounts": n_nodes, "num_features": len(columns) - 1})
     # The partitions are a means to the chunks, which are all saved now: free their disk space.
     for t in partitions:
         store.delete(t.name)
+
+
+def _node_table(run: Any) -> pl.DataFrame:
+    """All node features, sorted by node_id: the node_features chunks in order."""
+    return scan_tables(run.store, [p["name"] for p in _value(run, "node_features", "parts")], "features").collect()
 
 
 # --- 3. edge_features ----------------------------------------------------------------------------
@@ -381,15 +386,14 @@ def _node_scaling(run: Any) -> tuple[np.ndarray, dict]:
     from amlgraph.steps.heavy_tails import heavy_tailed, log_transform
     from amlgraph.steps.normalized import StandardScaler, columns_to_scale
 
-    store = run.store
-    feats = run.loaded["node_features"].table("features")
+    feats = _node_table(run)
     node_cols = [c for c in feats.columns if c != "node_id"]
     node_flags = [c for c in node_cols if feats.schema[c] == pl.Int8]
     node_scaled = columns_to_scale(node_cols, [], node_flags)
     node_log = heavy_tailed(node_scaled)
     # One data chunk at a time (a concat of all training src and dst would grow with the input).
     is_train = np.zeros(feats.height, dtype=bool)
-    for ends in ahead([lambda name=name: scan_tables(store, [name], "transactions").filter(pl.col("split") == 0)
+    for ends in ahead([lambda name=name: scan_tables(run.store, [name], "transactions").filter(pl.col("split") == 0)
                         .select("src", "dst").collect() for name in _data_chunks(run)]):
         is_train[ends["src"].to_numpy()] = True
         is_train[ends["dst"].to_numpy()] = True
