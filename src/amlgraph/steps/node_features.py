@@ -52,6 +52,11 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Index of each value in the sorted, unique ``ids``, or -1 where absent."""
     if len(ids) == 0 or len(values) == 0:
         return np.full(values.shape, -1, dtype=np.int64)
+    if ids[-1] - ids[0] == len(ids) - 1:
+        # A range of node ids (a node chunk): the position is the offset into it.
+        pos = values - ids[0]
+        pos[(pos < 0) | (pos >= len(ids))] = -1
+        return pos
     lo, hi = min(ids[0], values.min()), max(ids[-1], values.max())
     if lo >= 0 and hi < 4 * (len(ids) + len(values)) + 1_000_000:
         # Node ids are dense (0..N-1): a lookup table beats a binary search by 100x.
@@ -66,10 +71,11 @@ def _distinct(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Number of distinct values per position, shape (n,)."""
     if len(pos) == 0:
         return np.zeros(n, dtype=np.int64)
-    values = values.astype(np.int64)
-    vmin = values.min()
-    width = int(values.max() - vmin) + 1
-    key = pos * width + (values - vmin)
+    vmin = int(values.min())
+    width = int(values.max()) - vmin + 1
+    key = pos * width  # pos * width + values - vmin, in place
+    key += values
+    key -= vmin
     if n * width <= 4 * len(key) + 1_000_000:
         # Few distinct values (currencies): a (position, value) table of counts, no hashing.
         seen = np.bincount(key, minlength=n * width).reshape(n, width) > 0
@@ -169,17 +175,19 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     s_all, r_all = _positions(ids, src), _positions(ids, dst)
     s_rows, r_rows = np.flatnonzero(s_all >= 0), np.flatnonzero(r_all >= 0)
     s_pos, r_pos = s_all[s_rows], r_all[r_rows]
+    sent_paid, recv_received = paid[s_rows], received[r_rows]
 
-    # A node's "side" of a row: one incidence per (row, node); a self-transfer keeps its paid side.
-    # Interleaving (sender, receiver) per row keeps the incidences in row order without a sort.
-    pair_pos = np.stack([s_all, np.where(is_self, -1, r_all)], axis=1).ravel()
-    side_idx = np.flatnonzero(pair_pos >= 0)
-    side_pos, side_rows = pair_pos[side_idx], side_idx // 2
+    # A node's "sides" of rows: one incidence per (row, node), its sent rows then its received
+    # rows, each in row order; a self-transfer keeps only its paid side.
+    r_other = ~is_self[r_rows]
+    r_side_rows = r_rows[r_other]
+    side_rows = np.concatenate([s_rows, r_side_rows])
+    side_pos = np.concatenate([s_pos, r_pos[r_other]])
 
     def side(sent_value: np.ndarray, received_value: np.ndarray) -> np.ndarray:
-        return np.stack([sent_value, received_value], axis=1).ravel()[side_idx]
+        return np.concatenate([sent_value[s_rows], received_value[r_side_rows]])
 
-    side_amt = side(paid, received)
+    side_amt = np.concatenate([sent_paid, recv_received[r_other]])
     side_cur = side(pay_cur, rec_cur)
     side_cp_bank = side(to_bank, from_bank)
     side_ts, side_fmt = ts[side_rows], fmt[side_rows]
@@ -187,9 +195,11 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     f: dict[str, np.ndarray] = {}
     count = np.bincount(side_pos, minlength=n)
     f["transaction_count"] = count
-    f["total_sent"] = np.bincount(s_pos, weights=paid[s_rows], minlength=n)
-    f["total_received"] = np.bincount(r_pos, weights=received[r_rows], minlength=n)
-    f["avg_amount"] = _ratio(np.bincount(side_pos, weights=side_amt, minlength=n), count)
+    f["total_sent"] = np.bincount(s_pos, weights=sent_paid, minlength=n)
+    f["total_received"] = np.bincount(r_pos, weights=recv_received, minlength=n)
+    # The sum of a node's sides: its sent sum plus its received sum without self-transfers.
+    received_other = np.bincount(r_pos[r_other], weights=recv_received[r_other], minlength=n)
+    f["avg_amount"] = _ratio(f["total_sent"] + received_other, count)
     f["max_amount"] = _extreme(side_pos, side_amt, n, np.maximum)
     f["min_amount"] = _extreme(side_pos, side_amt, n, np.minimum)
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -218,10 +228,10 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     f["out_degree"] = np.bincount(s_pos, minlength=n)
     f["distinct_in_counterparties"] = _distinct(r_pos, src[r_rows], n)
     f["distinct_out_counterparties"] = _distinct(s_pos, dst[s_rows], n)
-    f["sent_mean"], f["sent_std"] = _mean_std(s_pos, paid[s_rows], n)
-    f["sent_max"] = _extreme(s_pos, paid[s_rows], n, np.maximum)
-    f["received_mean"], f["received_std"] = _mean_std(r_pos, received[r_rows], n)
-    f["received_max"] = _extreme(r_pos, received[r_rows], n, np.maximum)
+    f["sent_mean"], f["sent_std"] = _mean_std(s_pos, sent_paid, n)
+    f["sent_max"] = _extreme(s_pos, sent_paid, n, np.maximum)
+    f["received_mean"], f["received_std"] = _mean_std(r_pos, recv_received, n)
+    f["received_max"] = _extreme(r_pos, recv_received, n, np.maximum)
     f["self_transfer_count"] = np.bincount(s_pos[is_self[s_rows]], minlength=n)
     # Rows per (node, format) in one pass: a table of n x formats counts.
     per_format = np.bincount(side_pos * len(formats) + side_fmt,
