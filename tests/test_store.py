@@ -259,3 +259,18 @@ def test_array_parts_of_the_wrong_size_are_refused_and_nothing_is_saved(store):
     with pytest.raises(CheckpointError, match="expected 10"):
         store.save("weights", step="weights", key="k", arrays={"a": bad})
     assert store.load("weights") is None
+
+
+@pytest.mark.parametrize("compress, codec", [(True, "LZ4"), (False, "UNCOMPRESSED")])
+def test_tables_are_written_with_or_without_compression(tmp_path, compress, codec):
+    import pyarrow.parquet as pq
+
+    store = CheckpointStore(tmp_path / "ckpt")
+    tables, _, _ = sample_data(5)
+    store.save("data_loaded", step="data_loaded", key="k", tables=tables, compress=compress)
+    cp = store.load("data_loaded", verify="full")
+    meta = pq.ParquetFile(cp.table_path("transactions")).metadata
+    codecs = {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
+              for c in range(meta.num_columns)}
+    assert codecs == {codec}
+    assert_frame_equal(cp.table("transactions"), tables["transactions"])

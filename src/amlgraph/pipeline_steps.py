@@ -112,7 +112,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
         store.save(name, step="data_loaded", key=ckey, chunk=i,
                    tables={"raw": drop_keyed_accounts(batch), "pairs": pairs},
                    arrays={} if keys is None else {"keys": keys}, values={"summary": summary},
-                   metadata={"rows": batch.height})
+                   metadata={"rows": batch.height}, compress=False)  # see tasks.encode_chunk
 
     # Batch i is keyed and written in a second thread while batch i + 1 is validated (both
     # release the GIL); at most one save is in flight, so memory holds two batches, not more.

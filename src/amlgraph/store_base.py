@@ -293,7 +293,7 @@ class BaseStore:
     def save(self, name: str, *, step: str, key: str, chunk: int | None = None,
              tables: dict | None = None, arrays: dict | None = None, values: dict | None = None,
              metadata: dict | None = None, key_components: dict | None = None,
-             row_group_rows: int | None = None) -> dict:
+             row_group_rows: int | None = None, compress: bool = True) -> dict:
         raise NotImplementedError
 
     def delete(self, name: str) -> None:

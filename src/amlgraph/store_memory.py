@@ -86,7 +86,7 @@ class MemoryStore(BaseStore):
     def save(self, name: str, *, step: str, key: str, chunk: int | None = None,
              tables: dict | None = None, arrays: dict | None = None, values: dict | None = None,
              metadata: dict | None = None, key_components: dict | None = None,
-             row_group_rows: int | None = None) -> dict:
+             row_group_rows: int | None = None, compress: bool = True) -> dict:
         """Store a checkpoint (copies of the data) and return its manifest."""
         tables, arrays, vbytes = prepare_save(name, step, chunk, tables, arrays, values)
         if not isinstance(key, str) or not key:

@@ -52,9 +52,12 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
     tx = encode_transactions(raw, nodes, vocab, keys=keys)
     split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
     tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
+    # Uncompressed, like the reader batches: account keys, node ids and amounts are nearly
+    # incompressible (LZ4 saves ~20-35 % of these tables' bytes for ~40 % more write time, and
+    # every later step decompresses them again; docs/BENCHMARKS.md).
     store.save(name, step="data_loaded", key=key, chunk=chunk, tables={"transactions": tx},
                values={"split_counts": np.bincount(split, minlength=3).tolist()},
-               metadata={"rows": tx.height})
+               metadata={"rows": tx.height}, compress=False)
     return {"rows": tx.height}
 
 
