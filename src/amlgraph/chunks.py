@@ -248,7 +248,11 @@ class DaskExecutor(Executor):
         futures = {self.client.submit(run_task_at, root, t, key=f"amlgraph-{t.name}-{t.key[:16]}",
                                       retries=self.retries, pure=False): t for t in todo}
         for fut in as_completed(list(futures)):
-            _guard(futures[fut], fut.result)
+            _guard(futures.pop(fut), fut.result)
+            # Released as soon as its result is in: a finished task whose worker dies later is
+            # then not run again behind the run's back (a rerun would replace its checkpoint's
+            # files while a later step reads them).
+            fut.release()
             progress.advance()
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """Step ``node_features``: per-account features from the transactions that touch each account.
 
 Vectorised over incidences (one per row and side). Floating-point sums use ``np.bincount`` over
-incidences in ``row`` order, so a node's features are bit-identical whatever else the chunk holds.
+a node's sent and received incidences, each in ``row`` order, so a node's features are
+bit-identical whatever else the chunk holds.
 Definitions: docs/FEATURES.md.
 """
 from __future__ import annotations
