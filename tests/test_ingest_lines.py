@@ -93,3 +93,30 @@ def test_without_header_a_bom_is_dropped(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf1,2\n3,4\n")
     source = LineSource(path, block_bytes=1 << 12, columns=COLUMNS, has_header=False)
     assert [(b, first, n) for b, first, n in source.blocks()] == [(b"1,2\n3,4\n", 1, 2)]
+
+
+def test_a_file_that_grows_while_its_last_block_is_read_is_read_on(tmp_path, monkeypatch):
+    from amlgraph import ingest_lines
+
+    lines = [f"{i},{'x' * (i % 13)}" for i in range(500)]
+    path = tmp_path / "f.csv"
+    text = _write(path, lines, False)  # the last line unterminated until more is appended
+    more = "".join(f"\n{i},y" for i in range(500, 2_500)).encode() + b"\n"
+    source = LineSource(path, block_bytes=1 << 12, columns=COLUMNS)
+    read, grown = ingest_lines._PlainBlocks._read, []
+
+    def read_then_grow(self, n, pos):
+        data = read(self, n, pos)
+        if not grown and pos + len(data) == len(text):  # the last block, by the size taken so far
+            grown.append(True)
+            with open(path, "ab") as fh:
+                fh.write(more)
+        return data
+
+    monkeypatch.setattr(ingest_lines._PlainBlocks, "_read", read_then_grow)
+    blocks = [(buf, first, n) for buf, first, n in source.blocks()]
+    assert grown
+    assert b"".join(b for b, _, _ in blocks) == (text + more)[len(b"a,b\n"):]
+    assert all(b.endswith(b"\n") for b, _, _ in blocks)
+    assert max(len(b) for b, _, _ in blocks) < 2 * 4_096
+    assert sum(n for _, _, n in blocks) == 2_500
