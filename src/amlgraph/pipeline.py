@@ -38,8 +38,8 @@ _RUNNER = ("amlgraph.pipeline_steps", "amlgraph.tasks")
 CODE: dict[str, tuple[str, ...]] = {
     "data_loaded": ("amlgraph.ingest", "amlgraph.steps.data_loaded", "amlgraph.steps.currency",
                     "amlgraph.schema"),
-    "node_features": ("amlgraph.steps.node_features",),
-    "edge_features": ("amlgraph.steps.edge_features",),
+    "node_features": ("amlgraph.steps.node_features", "amlgraph.steps.lookup"),
+    "edge_features": ("amlgraph.steps.edge_features", "amlgraph.steps.lookup"),
     "normalized": ("amlgraph.steps.normalized", "amlgraph.steps.heavy_tails"),
     "imbalanced": ("amlgraph.steps.imbalanced",),
     "weights": ("amlgraph.steps.weights",),

@@ -87,3 +87,15 @@ def test_ratio_floor_and_zero_amounts(vocab):
 def test_unknown_bank_is_input_error(make_tx, vocab):
     with pytest.raises(InputError, match="bank"):
         edge_features(make_tx(), t0=T0, vocab={**vocab, "banks": [1, 11]})
+    tx = make_tx()
+    first_unknown = tx["from_bank"].filter(tx["from_bank"] != 11)[0]
+    with pytest.raises(InputError, match=f"value {first_unknown}|{first_unknown}"):
+        edge_features(tx, t0=T0, vocab={**vocab, "banks": [11, 10**15]})  # a span too wide for a table
+
+
+def test_bank_codes_are_vocabulary_positions(make_tx, vocab):
+    tx = make_tx()
+    banks = sorted(set(tx["from_bank"].to_list()) | {10**15})  # a span too wide for a table
+    for vb in (vocab["banks"], banks):
+        got = edge_features(tx, t0=T0, vocab={**vocab, "banks": vb})["from_bank_code"].to_list()
+        assert got == [vb.index(b) for b in tx["from_bank"].to_list()]

@@ -207,14 +207,3 @@ def test_partition_and_row_chunking_property(make_tx, vocab, seed, parts, chunk)
         pieces.append(node_features(rows, mine, usd_per_unit=RATES, vocab=vocab))
     assert_frame_equal(pl.concat(pieces).sort("node_id"), whole, check_exact=True)
 
-
-@given(lo=st.integers(0, 50), n=st.integers(1, 40),
-       values=st.lists(st.integers(-5, 120), min_size=0, max_size=60))
-@settings(max_examples=200, deadline=None)
-def test_positions_in_a_range_of_ids_equal_a_search(lo, n, values):
-    from amlgraph.steps.node_features import _positions
-
-    ids, vals = np.arange(lo, lo + n, dtype=np.int64), np.asarray(values, dtype=np.int64)
-    got = _positions(ids, vals)
-    pos = np.minimum(np.searchsorted(ids, vals), n - 1)
-    assert got.tolist() == np.where(ids[pos] == vals, pos, -1).tolist()

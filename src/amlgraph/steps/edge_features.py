@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import InputError
+from amlgraph.steps.lookup import positions
 
 #: The seed's 12 features, in order (the bank is stored as its code: ``from_bank_code``).
 SEED_EDGE_FEATURES = (
@@ -47,11 +48,10 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
     Raises:
         InputError: a sending bank is not in ``vocab["banks"]``.
     """
-    banks = np.asarray(vocab["banks"], dtype=np.int64)
-    from_bank = tx["from_bank"].to_numpy().astype(np.int64)
-    code = np.minimum(np.searchsorted(banks, from_bank), max(len(banks) - 1, 0))
-    if len(from_bank) and (len(banks) == 0 or np.any(banks[code] != from_bank)):
-        bad = from_bank[(banks[code] != from_bank) if len(banks) else slice(None)][0]
+    from_bank = tx["from_bank"].to_numpy()
+    code = positions(np.asarray(vocab["banks"], dtype=np.int64), from_bank)
+    if len(code) and code.min() < 0:
+        bad = from_bank[np.argmax(code < 0)]
         raise InputError("sending bank not in the bank vocabulary", column="from_bank",
                          value=str(bad), hint="build the vocabulary from every chunk first")
     ts = pl.col("timestamp")

@@ -12,6 +12,7 @@ import polars as pl
 
 from amlgraph.schema import CRYPTO
 from amlgraph.steps.currency import rate_array
+from amlgraph.steps.lookup import positions
 
 SECONDS_PER_DAY = 86_400
 
@@ -47,25 +48,6 @@ def format_share_name(name: str) -> str:
 def node_feature_names(vocab: dict) -> list[str]:
     """All feature columns :func:`node_features` returns (without ``node_id``), in order."""
     return list(NODE_FEATURES) + [format_share_name(f) for f in vocab["payment_formats"]]
-
-
-def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of each value in the sorted, unique ``ids``, or -1 where absent."""
-    if len(ids) == 0 or len(values) == 0:
-        return np.full(values.shape, -1, dtype=np.int64)
-    if ids[-1] - ids[0] == len(ids) - 1:
-        # A range of node ids (a node chunk): the position is the offset into it.
-        pos = values - ids[0]
-        pos[(pos < 0) | (pos >= len(ids))] = -1
-        return pos
-    lo, hi = min(ids[0], values.min()), max(ids[-1], values.max())
-    if lo >= 0 and hi < 4 * (len(ids) + len(values)) + 1_000_000:
-        # Node ids are dense (0..N-1): a lookup table beats a binary search by 100x.
-        table = np.full(hi + 1, -1, dtype=np.int64)
-        table[ids] = np.arange(len(ids), dtype=np.int64)
-        return table[values]
-    pos = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
-    return np.where(ids[pos] == values, pos, -1)
 
 
 def _distinct(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -173,7 +155,7 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
     from_bank, to_bank = t["from_bank"].to_numpy(), t["to_bank"].to_numpy()
     is_self = src == dst
 
-    s_all, r_all = _positions(ids, src), _positions(ids, dst)
+    s_all, r_all = positions(ids, src), positions(ids, dst)
     s_rows, r_rows = np.flatnonzero(s_all >= 0), np.flatnonzero(r_all >= 0)
     s_pos, r_pos = s_all[s_rows], r_all[r_rows]
     sent_paid, recv_received = paid[s_rows], received[r_rows]
