@@ -142,7 +142,7 @@ def _parse_file(run: Any, j: int, path: Any, plan: dict, forced: bool) -> dict:
 def data_loaded(run: Any) -> None:
     from amlgraph.ingest import match_patterns, read_accounts, read_patterns
     from amlgraph.steps.currency import usd_rates
-    from amlgraph.steps.data_loaded import build_vocab, restore_accounts
+    from amlgraph.steps.data_loaded import RAW_SCHEMA, build_vocab, restore_accounts
 
     store, cfg = run.store, run.cfg
     chunk_rows = cfg.chunk_rows or default_chunk_rows()
@@ -154,7 +154,7 @@ def data_loaded(run: Any) -> None:
         accounts = accounts.result() if accounts is not None else None
         pat = pat.result() if pat is not None else None
     raw_names = [p["name"] for p in read["parts"]]
-    raw = scan_tables(store, raw_names, "raw")
+    raw = scan_tables(store, raw_names, "raw", schema=RAW_SCHEMA)
     # The batches' summaries (steps.data_loaded.batch_summary), combined: no scan of the rows.
     batches = [load_input(store, n) for n in raw_names]
     summaries = [b.value("summary") for b in batches]
@@ -259,7 +259,7 @@ def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None,
         raw.select(pl.col(bank).alias("bank"), pl.col(acc).alias("account"), pl.col(key).alias("key"))
         for bank, acc, key in sides
     ]).unique().collect(engine="streaming")
-    tx_accounts = restore_accounts(tx_accounts, (("account", "key"),))  # the batches null keyed strings
+    tx_accounts = restore_accounts(tx_accounts, (("account", "key"),))  # the batches drop keyed strings
     nodes = build_node_index(tx_accounts.select("bank", "account"), accounts)
     return nodes, node_keys(nodes)
 

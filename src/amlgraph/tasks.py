@@ -24,13 +24,22 @@ def load_input(store: Any, name: str, key: str | None = None):
     return ckpt
 
 
-def scan_tables(store: Any, names: list[str], table: str) -> pl.LazyFrame:
-    """One LazyFrame over the same table of several checkpoints (Parquet scan when on disk)."""
+def scan_tables(store: Any, names: list[str], table: str, schema: dict | None = None) -> pl.LazyFrame:
+    """One LazyFrame over the same table of several checkpoints (Parquet scan when on disk).
+
+    With ``schema``, a column of it that a checkpoint's table lacks is read as nulls.
+    """
     ckpts = [load_input(store, n) for n in names]
     paths = [c.table_path(table) for c in ckpts]
     if paths and all(p is not None for p in paths):
-        return pl.scan_parquet([str(p) for p in paths])
-    return pl.concat([c.table(table).lazy() for c in ckpts], how="vertical")
+        if schema is None:
+            return pl.scan_parquet([str(p) for p in paths])
+        return pl.scan_parquet([str(p) for p in paths], schema=schema, missing_columns="insert")
+    frames = [c.table(table).lazy() for c in ckpts]
+    if schema is not None:
+        frames = [f.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in schema.items()
+                                 if name not in f.collect_schema()).select(list(schema)) for f in frames]
+    return pl.concat(frames, how="vertical")
 
 
 def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries: list[int],
@@ -44,8 +53,8 @@ def encode_chunk(store: Any, name: str, key: str, *, read_chunk: str, boundaries
         # With the keys on both sides, no account string is needed: not even read.
         path = raw_ckpt.table_path("raw")
         strings = ("from_account", "to_account")
-        raw = (pl.scan_parquet(path).drop(strings).collect() if path is not None
-               else raw_ckpt.table("raw").drop(strings))
+        raw = (pl.scan_parquet(path).drop(strings, strict=False).collect() if path is not None
+               else raw_ckpt.table("raw").drop(strings, strict=False))
         nodes = None
     else:
         raw, nodes = restore_accounts(raw_ckpt.table("raw")), index.table("nodes")

@@ -11,8 +11,9 @@ from amlgraph.errors import ConfigError, InputError
 from amlgraph.schema import TEST, TRAIN, VAL
 from amlgraph.steps.currency import currency_pairs
 from amlgraph.steps.data_loaded import (
-    CODED_COLUMNS, assign_split, batch_summary, build_node_index, build_node_index_keyed, build_vocab,
-    day_counts, encode_transactions, node_keys, temporal_split_boundaries, with_account_keys,
+    CODED_COLUMNS, RAW_SCHEMA, assign_split, batch_summary, build_node_index, build_node_index_keyed,
+    build_vocab, day_counts, drop_keyed_accounts, encode_transactions, node_keys, restore_accounts,
+    temporal_split_boundaries, with_account_keys,
 )
 
 
@@ -239,3 +240,33 @@ def test_assign_split():
     got = assign_split(ts, (1, 2))
     assert got.dtype == np.int8
     assert got.tolist() == [TRAIN, TRAIN, VAL, TEST, TEST]
+
+
+@pytest.mark.parametrize("odd", [None, "from", "to", "both"])
+def test_stored_batches_drop_keyed_accounts_and_restore_them(tmp_path, odd):
+    """A batch whose accounts all have keys stores no account strings; one with a non-canonical
+    account keeps that column with only its string; a scan of such batches restores every one."""
+    from amlgraph.store import CheckpointStore, MemoryStore
+    from amlgraph.tasks import scan_tables
+
+    batches = [with_account_keys(_raw(200, seed=s).with_columns(pl.col("row") + 200 * s)) for s in range(3)]
+    if odd is not None:  # the middle batch gets a lower-case account on one side or both
+        sides = ["from", "to"] if odd == "both" else [odd]
+        batches[1] = with_account_keys(batches[1].drop("from_key", "to_key").with_columns(
+            pl.when(pl.col("row") % 7 == 0).then(pl.lit("8000ebd30")).otherwise(pl.col(f"{side}_account"))
+            .alias(f"{side}_account") for side in sides))
+    assert all(b.schema == pl.Schema(RAW_SCHEMA) for b in batches)
+    stored = [drop_keyed_accounts(b) for b in batches]
+    assert "from_account" not in stored[0].columns and "to_account" not in stored[0].columns
+    for side in ("from", "to"):
+        kept = odd in (side, "both")
+        assert (f"{side}_account" in stored[1].columns) == kept
+        if kept:  # only the non-canonical strings are stored
+            assert stored[1][f"{side}_account"].drop_nulls().unique().to_list() == ["8000ebd30"]
+    for b, s in zip(batches, stored):
+        assert restore_accounts(s).equals(b)
+    for store in (CheckpointStore(tmp_path / f"c-{odd}"), MemoryStore()):
+        for i, s in enumerate(stored):
+            store.save(f"r_chunk_{i}", step="r", key="k", chunk=i, tables={"raw": s}, compress=False)
+        scanned = scan_tables(store, [f"r_chunk_{i}" for i in range(3)], "raw", schema=RAW_SCHEMA).collect()
+        assert restore_accounts(scanned).equals(pl.concat(batches))

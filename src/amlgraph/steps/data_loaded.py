@@ -112,31 +112,55 @@ def with_account_keys(raw: pl.DataFrame) -> pl.DataFrame:
 
 _ACCOUNT_KEY = (("from_account", "from_key"), ("to_account", "to_key"))
 
+#: Columns of a stored reader batch, as a scan of several batches reads them: the reader's
+#: columns (``ingest_validate.typed_trans``) and :data:`KEY_COLUMNS`. An account column a batch
+#: does not store (:func:`drop_keyed_accounts`) is read as nulls, which :func:`restore_accounts`
+#: fills from the keys.
+RAW_SCHEMA = {
+    "row": pl.Int64, "timestamp": pl.Int64, "from_bank": pl.Int64, "from_account": pl.String,
+    "to_bank": pl.Int64, "to_account": pl.String, "amount_received": pl.Float64,
+    "receiving_currency": pl.String, "amount_paid": pl.Float64, "payment_currency": pl.String,
+    "payment_format": pl.String, "is_laundering": pl.Int8, "from_key": pl.Int64, "to_key": pl.Int64,
+}
+
 
 def drop_keyed_accounts(raw: pl.DataFrame) -> pl.DataFrame:
-    """Null each account string that its key already holds (exactly; see :func:`with_account_keys`).
+    """Drop each account string that its key already holds (exactly; see :func:`with_account_keys`).
 
-    The stored reader batches keep the strings only of non-canonical accounts: the rest costs
-    nothing in Parquet and is not parsed back. :func:`restore_accounts` undoes it.
+    The stored reader batches keep the strings only of non-canonical accounts: an account column
+    whose rows all have keys is not stored at all, and in the others the keyed strings are null.
+    Either costs nothing to write and is not parsed back. :func:`restore_accounts` undoes it.
     """
-    return raw.with_columns(pl.when(pl.col(key).is_null()).then(pl.col(acc)).alias(acc)
-                            for acc, key in _ACCOUNT_KEY)
+    keyed = [acc for acc, key in _ACCOUNT_KEY if not raw[key].null_count()]
+    return raw.drop(keyed).with_columns(pl.when(pl.col(key).is_null()).then(pl.col(acc)).alias(acc)
+                                        for acc, key in _ACCOUNT_KEY if acc not in keyed)
 
 
 def restore_accounts(frame: pl.DataFrame, pairs: tuple[tuple[str, str], ...] = _ACCOUNT_KEY) -> pl.DataFrame:
-    """Fill the account strings :func:`drop_keyed_accounts` nulled, from their keys.
+    """Put back the account strings :func:`drop_keyed_accounts` dropped or nulled, from their keys.
 
     Args:
-        frame: a frame with each ``(account, key)`` column pair of ``pairs``.
+        frame: a frame with each key column of ``pairs``; an account column may be missing
+            (then every row has its key) or null where the key holds the account.
         pairs: the (account string, Int64 key) column pairs to restore.
+
+    Returns:
+        ``frame`` with every account column of ``pairs`` (a restored one where ``RAW_SCHEMA``
+        places it).
     """
     fills = []
     for acc, key in pairs:
+        if acc not in frame.columns:
+            fills.append(_hex9(frame[key].to_numpy() & ((1 << 36) - 1)).alias(acc))
+            continue
         need = frame[acc].is_null() & frame[key].is_not_null()
         if need.any():
             text = _hex9(frame[key].fill_null(0).to_numpy() & ((1 << 36) - 1))
             fills.append(pl.when(need).then(text).otherwise(pl.col(acc)).alias(acc))
-    return frame.with_columns(fills) if fills else frame
+    if not fills:
+        return frame
+    out = frame.with_columns(fills)
+    return out.select([c for c in RAW_SCHEMA if c in out.columns] + [c for c in out.columns if c not in RAW_SCHEMA])
 
 
 def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> tuple[pl.DataFrame, np.ndarray] | None:
