@@ -434,7 +434,10 @@ def normalized(run: Any) -> None:
         for f in ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
                          .select(edge_scaled).collect() for name in _edge_parts(run)]):
             if f.height:
-                edge_scaler.partial_fit(log_transform(f.to_numpy().astype(np.float64), edge_scaled, edge_log))
+                block = f.to_numpy()
+                if block.dtype != np.float64 or not block.flags.writeable:  # log_transform works in place
+                    block = block.astype(np.float64)
+                edge_scaler.partial_fit(log_transform(block, edge_scaled, edge_log))
                 fitted = True
         x, node_values = nodes.result()
     if not fitted:
