@@ -21,10 +21,11 @@ from amlgraph.tasks import edge_matrix, load_input, scan_tables
 
 INDEX = "data_loaded_index"
 READ = "data_loaded_read"
-#: What a reader batch checkpoint holds (the rows, and since 2 their summary). Part of its key:
-#: bump it when that changes, so that batches parsed by an older version are parsed again. (The
-#: key's code version covers the reader and steps.data_loaded, not this module.)
-READ_FORMAT = 2
+#: What a reader batch checkpoint holds (the rows; since 2 their summary; since 3 no account
+#: column whose rows all have keys, and no compression). Part of its key: bump it when that
+#: changes, so that batches parsed by an older version are parsed again. (The key's code version
+#: covers the reader and steps.data_loaded, not this module.)
+READ_FORMAT = 3
 
 
 def _parts(names_keys: list[tuple[str, str]]) -> list[dict]:
