@@ -174,24 +174,25 @@ class _PlainBlocks:
     def next(self) -> bytes | None:
         """The next block: whole lines, the file's last line possibly without ``\\n``."""
         start = self._pos
-        left = self._size - start
-        if left - self.block_bytes < self.block_bytes // 4:
-            # The last block by the size taken at the start: read to the end of the file, unless
-            # it has grown since (then on in blocks).
-            self._size = max(self._size, os.fstat(self._fd).st_size)
+        while True:
             left = self._size - start
-        if left - self.block_bytes >= self.block_bytes // 4:
-            end = self._line_end_before(start, start + self.block_bytes) or self._line_end_after(
-                start + self.block_bytes)
-            if end is not None:
-                self._pos = end
-                return self._read(end - start, start)
-        data = self._read(max(left, 0), start)
-        if os.pread(self._fd, 1, start + len(data)):  # it grew while this block was read
+            if left - self.block_bytes < self.block_bytes // 4:
+                # The last block by the size taken so far: read to the end of the file, unless it
+                # has grown since (then on in blocks).
+                self._size = max(self._size, os.fstat(self._fd).st_size)
+                left = self._size - start
+            if left - self.block_bytes >= self.block_bytes // 4:
+                end = self._line_end_before(start, start + self.block_bytes) or self._line_end_after(
+                    start + self.block_bytes)
+                if end is not None:
+                    self._pos = end
+                    return self._read(end - start, start)
+            data = self._read(max(left, 0), start)
+            if not os.pread(self._fd, 1, start + len(data)):
+                self._pos = start + len(data)
+                return data or None
+            # It grew while this block was read: take its new size and cut this block again.
             self._size = os.fstat(self._fd).st_size
-            return self.next()
-        self._pos = start + len(data)
-        return data or None
 
 
 class LineSource:
