@@ -87,7 +87,10 @@ class MemoryStore(BaseStore):
              tables: dict | None = None, arrays: dict | None = None, values: dict | None = None,
              metadata: dict | None = None, key_components: dict | None = None,
              row_group_rows: int | None = None, compress: bool = True) -> dict:
-        """Store a checkpoint (copies of the data) and return its manifest."""
+        """Store a checkpoint (copies of the data) and return its manifest.
+
+        ``row_group_rows`` and ``compress`` shape files on disk; nothing to do here.
+        """
         tables, arrays, vbytes = prepare_save(name, step, chunk, tables, arrays, values)
         if not isinstance(key, str) or not key:
             raise CheckpointError(f"checkpoint {name}: key must be a non-empty string (got {key!r})")
