@@ -205,9 +205,7 @@ class LineSource:
     def __init__(self, path: Path, *, block_bytes: int, columns: tuple[str, ...], has_header: bool = True):
         self.path, self.block_bytes, self.columns = Path(path), max(int(block_bytes), 1 << 12), columns
         self._stream = open_binary(self.path)
-        # Compressed streams are read in small steps so that a decompression error is located.
         compressed = isinstance(self._stream, (gzip.GzipFile, _ZstdStream))
-        self._read_bytes = _COMPRESSED_READ if compressed else self.block_bytes
         self._carry, self._eof = b"", False
         self._first_line = 2 if has_header else 1
         self.header: str | None = None
@@ -244,8 +242,9 @@ class LineSource:
         parts, size, has_newline = [self._carry], len(self._carry), b"\n" in self._carry
         while not self._eof and (size < self.block_bytes or not has_newline):
             try:
-                step = self.block_bytes - size if size < self.block_bytes else self._read_bytes
-                data = self._stream.read(min(self._read_bytes, step))
+                # Compressed streams are read in small steps so that a decompression error is located.
+                step = self.block_bytes - size if size < self.block_bytes else _COMPRESSED_READ
+                data = self._stream.read(min(_COMPRESSED_READ, step))
             except MemoryError:
                 raise
             except Exception as exc:  # EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError, OSError

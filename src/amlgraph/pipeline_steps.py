@@ -379,6 +379,15 @@ def _edge_parts(run: Any) -> list[str]:
     return [p["name"] for p in _value(run, "edge_features", "parts")]
 
 
+def _float64_block(frame: pl.DataFrame) -> np.ndarray:
+    """``frame`` as a writable float64 array (``log_transform`` works in place); copied only when
+    Polars' array is of another type or read-only."""
+    block = frame.to_numpy()
+    if block.dtype != np.float64 or not block.flags.writeable:
+        block = block.astype(np.float64)
+    return block
+
+
 def _node_scaling(run: Any) -> tuple[np.ndarray, dict]:
     """The normalised node matrix and what ``normalized`` records of it.
 
@@ -402,10 +411,7 @@ def _node_scaling(run: Any) -> tuple[np.ndarray, dict]:
     # give them); the matrix is then the edge matrix's map (log1p, standardise, float32), filled
     # row block by row block in C order: the same values as transforming a float64 copy of all.
     train = feats.filter(pl.Series(is_train)) if is_train.any() else feats
-    block = train.select(node_scaled).to_numpy()
-    if block.dtype != np.float64 or not block.flags.writeable:  # log_transform works in place
-        block = block.astype(np.float64)
-    block = log_transform(block, node_scaled, node_log)
+    block = log_transform(_float64_block(train.select(node_scaled)), node_scaled, node_log)
     node_scaler = StandardScaler().fit(block)
     del block, train
     x = edge_matrix(feats, node_cols, node_scaled, node_scaler, node_log)
@@ -435,10 +441,7 @@ def normalized(run: Any) -> None:
         for f in ahead([lambda name=name: scan_tables(store, [name], "features").filter(pl.col("split") == 0)
                          .select(edge_scaled).collect() for name in _edge_parts(run)]):
             if f.height:
-                block = f.to_numpy()
-                if block.dtype != np.float64 or not block.flags.writeable:  # log_transform works in place
-                    block = block.astype(np.float64)
-                edge_scaler.partial_fit(log_transform(block, edge_scaled, edge_log))
+                edge_scaler.partial_fit(log_transform(_float64_block(f), edge_scaled, edge_log))
                 fitted = True
         x, node_values = nodes.result()
     if not fitted:

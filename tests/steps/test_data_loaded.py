@@ -270,3 +270,16 @@ def test_stored_batches_drop_keyed_accounts_and_restore_them(tmp_path, odd):
             store.save(f"r_chunk_{i}", step="r", key="k", chunk=i, tables={"raw": s}, compress=False)
         scanned = scan_tables(store, [f"r_chunk_{i}" for i in range(3)], "raw", schema=RAW_SCHEMA).collect()
         assert restore_accounts(scanned).equals(pl.concat(batches))
+
+
+def test_raw_schema_is_what_the_reader_gives(tmp_path):
+    """RAW_SCHEMA (how a scan reads stored batches) is the reader's output with its keys."""
+    from amlgraph.ingest import read_transactions
+    from amlgraph.schema import TRANS_HEADER
+
+    path = tmp_path / "X_Trans.csv"
+    path.write_text(",".join(TRANS_HEADER) + "\n"
+                    "2022/09/01 00:20,10,8000EBD30,10,8000EBD30,3697.34,US Dollar,3697.34,US Dollar,Reinvestment,0\n"
+                    "2022/09/01 00:20,3208,8000F4580,1,8000F5340,0.01,US Dollar,0.01,US Dollar,Cheque,1\n")
+    batch = next(iter(read_transactions(path)))
+    assert with_account_keys(batch).schema == pl.Schema(RAW_SCHEMA)

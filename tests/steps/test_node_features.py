@@ -206,4 +206,3 @@ def test_partition_and_row_chunking_property(make_tx, vocab, seed, parts, chunk)
         rows = pl.concat(list(rows.iter_slices(chunk))[::-1]) if rows.height else rows
         pieces.append(node_features(rows, mine, usd_per_unit=RATES, vocab=vocab))
     assert_frame_equal(pl.concat(pieces).sort("node_id"), whole, check_exact=True)
-

@@ -148,19 +148,18 @@ def restore_accounts(frame: pl.DataFrame, pairs: tuple[tuple[str, str], ...] = _
         ``frame`` with every account column of ``pairs`` (a restored one where ``RAW_SCHEMA``
         places it).
     """
+    dropped = [pl.lit(None, pl.String).alias(acc) for acc, _ in pairs if acc not in frame.columns]
+    if dropped:  # a dropped column is a column of nulls, put back where RAW_SCHEMA places it
+        frame = frame.with_columns(dropped)
+        frame = frame.select([c for c in RAW_SCHEMA if c in frame.columns]
+                             + [c for c in frame.columns if c not in RAW_SCHEMA])
     fills = []
     for acc, key in pairs:
-        if acc not in frame.columns:
-            fills.append(_hex9(frame[key].to_numpy() & ((1 << 36) - 1)).alias(acc))
-            continue
         need = frame[acc].is_null() & frame[key].is_not_null()
         if need.any():
             text = _hex9(frame[key].fill_null(0).to_numpy() & ((1 << 36) - 1))
             fills.append(pl.when(need).then(text).otherwise(pl.col(acc)).alias(acc))
-    if not fills:
-        return frame
-    out = frame.with_columns(fills)
-    return out.select([c for c in RAW_SCHEMA if c in out.columns] + [c for c in out.columns if c not in RAW_SCHEMA])
+    return frame.with_columns(fills) if fills else frame
 
 
 def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> tuple[pl.DataFrame, np.ndarray] | None:
