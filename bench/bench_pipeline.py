@@ -52,7 +52,7 @@ def main() -> None:
 
 
 def _step_times(data: Path, ckpt: Path) -> dict:
-    from amlgraph.pipeline import run_preprocessing
+    from amlgraph.runner import run_preprocessing
 
     result = run_preprocessing(data_path=data, checkpoint_dir=ckpt, quiet=True, resume_from="data_loaded")
     return result.timings

@@ -73,7 +73,7 @@ def kill(args) -> dict:
     ckpt = d / "c"
     extra = ["--chunk-size", str(args.chunk_size)]
     # Reference: how long node_features takes uninterrupted (from the run log's step timings).
-    from amlgraph.pipeline import run_preprocessing
+    from amlgraph.runner import run_preprocessing
 
     ref = run_preprocessing(data_path=data, checkpoint_dir=d / "ref", quiet=True, chunk_size=args.chunk_size)
     total_chunks = -(-ref.graph.num_nodes // args.chunk_size)

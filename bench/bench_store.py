@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
-import amlgraph.store_files as store_files
+import amlgraph.store._files as store_files
 from amlgraph.store import CheckpointStore
 
 

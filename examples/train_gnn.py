@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None, *, graph=None) -> dict:
     """
     args = parse_args(argv)
     if graph is None and args.pyg is not None:
-        from amlgraph.export_pyg import load_pyg
+        from amlgraph.export._pyg import load_pyg
 
         graph = PygGraph(load_pyg(args.pyg, reverse_edges=False))
     if graph is None:

@@ -19,7 +19,7 @@ def test_importing_amlgraph_first_sets_the_options_polars_then_keeps():
     # Polars puts its defaults first and the variable's value after them: the later options win.
     assert _conf_after("import amlgraph, polars").endswith("," + JEMALLOC_CONF)
     # the worker processes and the pipeline's modules import Polars after amlgraph
-    assert _conf_after("import amlgraph.pipeline, polars").endswith("," + JEMALLOC_CONF)
+    assert _conf_after("import amlgraph.runner, polars").endswith("," + JEMALLOC_CONF)
 
 
 def test_polars_imported_first_keeps_its_own_defaults():

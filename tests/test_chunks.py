@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from amlgraph.chunks import ChunkTask, Executor, default_chunk_rows, default_chunk_size, plan_ranges
+from amlgraph.runner._chunks import ChunkTask, Executor, default_chunk_rows, default_chunk_size, plan_ranges
 from amlgraph.errors import ConfigError, StepError
-from amlgraph.pipeline import run_preprocessing
+from amlgraph.runner import run_preprocessing
 from amlgraph.store import CheckpointStore, MemoryStore
 
 from pipeline_helpers import amlgraph_cmd, graph_digest
@@ -71,7 +71,7 @@ def test_thread_count_does_not_change_results(tiny_data):
 
 def test_node_features_partitioned_on_disk_equals_direct_scans_and_frees_the_partitions(tiny_data, tmp_path,
                                                                                         monkeypatch):
-    import amlgraph.pipeline_steps as steps
+    import amlgraph.runner._steps as steps
 
     ckpt = tmp_path / "ckpt"
     monkeypatch.setattr(steps, "PARTITION_MIN_CHUNKS", 10**9)  # direct filtered scans

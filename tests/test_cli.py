@@ -89,7 +89,7 @@ def test_invalid_parameters_are_one_line_config_errors(tiny_data, field, value):
 
 def test_threads_option_reaches_the_config(tiny_data):
     from amlgraph.cli import build_parser
-    from amlgraph.pipeline_cli import config_from_args
+    from amlgraph.cli._run import config_from_args
 
     args = build_parser().parse_args(["run", str(tiny_data), "--threads", "3"])
     assert config_from_args(args).threads == 3

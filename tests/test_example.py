@@ -57,7 +57,7 @@ def test_pyg_export_input_carries_the_same_fields(tmp_path):
     import numpy as np
 
     from amlgraph.export import export_graph
-    from amlgraph.export_pyg import load_pyg
+    from amlgraph.export._pyg import load_pyg
 
     graph = random_graph(30, 200, seed=4)
     export_graph(graph, "pyg", tmp_path)

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from amlgraph.errors import ConfigError
-from amlgraph.export import FORMATS, export_command, export_graph
+from amlgraph.cli._export import export_command
+from amlgraph.export import FORMATS, export_graph
 from amlgraph.graph import random_graph
 
 
@@ -98,7 +99,7 @@ def test_graphml_round_trip(graph, tmp_path):
 
 
 def test_graphml_refused_above_limit(tmp_path, monkeypatch):
-    import amlgraph.export_networkx as mod
+    import amlgraph.export._networkx as mod
 
     big = random_graph(10, 50, seed=1)
     monkeypatch.setattr(mod, "DEFAULT_LIMIT", 20)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from amlgraph.errors import ConfigError
 from amlgraph.export import export_graph
-from amlgraph.export_multignn import COLUMNS, first_appearance_codes, format_multignn
+from amlgraph.export._multignn import COLUMNS, first_appearance_codes, format_multignn
 from amlgraph.graph import TransactionGraph, random_graph
 
 HEADER = ("Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,"
@@ -200,7 +200,7 @@ def test_empty_graph(tmp_path):
 
 def test_pipeline_graph_matches_the_script_logic_on_a_generated_file(tmp_path):
     """End to end: generate a Trans file, run the pipeline, export; compare with the row loop."""
-    from amlgraph.pipeline import run_preprocessing
+    from amlgraph.runner import run_preprocessing
     from amlgraph.synth import generate
 
     generate("tiny", tmp_path / "data", seed=5, rows=3000)

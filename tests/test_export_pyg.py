@@ -13,7 +13,7 @@ from torch_geometric.data import Data, HeteroData  # noqa: E402
 
 from amlgraph.errors import InputError  # noqa: E402
 from amlgraph.export import export_graph  # noqa: E402
-from amlgraph.export_pyg import load_pyg  # noqa: E402
+from amlgraph.export._pyg import load_pyg  # noqa: E402
 from amlgraph.graph import random_graph  # noqa: E402
 
 pytestmark = pytest.mark.pyg

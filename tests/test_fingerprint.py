@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-import amlgraph.fingerprint as fp
+import amlgraph.store._keys as fp
 from amlgraph.errors import CheckpointError
-from amlgraph.fingerprint import HashCache, code_version, explain_mismatch, file_fingerprint, make_key
+from amlgraph.store._keys import HashCache, code_version, explain_mismatch, file_fingerprint, make_key
 
 
 def test_file_fingerprint_fields_and_content_hash(tmp_path):
@@ -64,7 +64,7 @@ def test_code_version_follows_the_source(tmp_path, monkeypatch):
     assert v1 == code_version("cv_probe_mod")
     (tmp_path / "cv_probe_mod.py").write_text("X = 2\n")
     assert code_version("cv_probe_mod") != v1
-    assert code_version("amlgraph.store_files") != code_version("amlgraph.fingerprint")
+    assert code_version("amlgraph.store._files") != code_version("amlgraph.store._keys")
     with pytest.raises(CheckpointError, match="cannot find"):
         code_version("amlgraph.no_such_module")
 

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amlgraph.errors import ConfigError, InputError
+from amlgraph.cli._check import check_command
 from amlgraph.ingest import (
-    check_command, find_inputs, match_patterns, read_accounts, read_patterns, read_transactions,
+    find_inputs, match_patterns, read_accounts, read_patterns, read_transactions,
 )
 from amlgraph.schema import TRANS_COLUMNS, TYPOLOGIES
 

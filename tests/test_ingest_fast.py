@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import amlgraph.ingest as ingest
+import amlgraph.ingest._reader as ingest
 from amlgraph.errors import InputError
 from amlgraph.ingest import read_transactions
-from amlgraph.ingest_fast import split_plain_block
-import amlgraph.ingest_lines as ingest_lines
-from amlgraph.ingest_lines import count_byte, count_lines, split_lines
-from amlgraph.ingest_validate import split_fields
+from amlgraph.ingest._fast import split_plain_block
+import amlgraph.ingest._lines as ingest_lines
+from amlgraph.ingest._lines import count_byte, count_lines, split_lines
+from amlgraph.ingest._validate import split_fields
 from amlgraph.schema import TRANS_COLUMNS
 
 HEADER = ("Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,Amount Paid,"

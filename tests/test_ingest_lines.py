@@ -5,7 +5,7 @@ import gzip
 
 import pytest
 
-from amlgraph.ingest_lines import LineSource
+from amlgraph.ingest._lines import LineSource
 
 COLUMNS = ("a", "b")
 
@@ -96,7 +96,7 @@ def test_without_header_a_bom_is_dropped(tmp_path):
 
 
 def test_a_file_that_grows_while_its_last_block_is_read_is_read_on(tmp_path, monkeypatch):
-    from amlgraph import ingest_lines
+    from amlgraph.ingest import _lines as ingest_lines
 
     lines = [f"{i},{'x' * (i % 13)}" for i in range(500)]
     path = tmp_path / "f.csv"

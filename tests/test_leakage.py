@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from amlgraph.pipeline import run_preprocessing
+from amlgraph.runner import run_preprocessing
 from amlgraph.store import CheckpointStore
 from amlgraph.schema import TIMESTAMP_FORMAT
 

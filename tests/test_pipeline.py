@@ -8,7 +8,7 @@ import pytest
 
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError
-from amlgraph.pipeline import run_preprocessing
+from amlgraph.runner import run_preprocessing
 from amlgraph.schema import STEPS
 from amlgraph.store import CheckpointStore, MemoryStore
 
@@ -97,8 +97,8 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_steps(baseline, tm
 
 
 def test_stale_reason_names_the_parameter(baseline, tmp_path):
-    from amlgraph.pipeline import Run
-    from amlgraph.runlog import RunLog
+    from amlgraph.runner import Run
+    from amlgraph.runner._log import RunLog
 
     ckpt = _copy(baseline, tmp_path)
     cfg = PipelineConfig(data_path=_data_of(baseline), checkpoint_dir=ckpt, minority_cost=2.0)
@@ -117,8 +117,8 @@ def test_changed_input_file_recomputes_everything(baseline, tmp_path):
     trans = next(data.glob("*_Trans.csv"))
     lines = trans.read_text().splitlines(keepends=True)
     trans.write_text("".join(lines[:-50]))  # the last 50 rows are gone
-    from amlgraph.pipeline import Run
-    from amlgraph.runlog import RunLog
+    from amlgraph.runner import Run
+    from amlgraph.runner._log import RunLog
 
     run = Run(PipelineConfig(data_path=data, checkpoint_dir=ckpt), CheckpointStore(ckpt), RunLog(quiet=True))
     ok, reason = run.check("data_loaded")
@@ -210,7 +210,7 @@ def test_a_new_trans_file_reuses_the_parsing_of_the_old_ones(tiny_data, tmp_path
     part.write_text(header + "".join(lines[7_000:]))
     import io
 
-    from amlgraph.runlog import RunLog
+    from amlgraph.runner._log import RunLog
 
     log = RunLog(stream=io.StringIO())
     second = run_preprocessing(data_path=data, checkpoint_dir=ckpt, chunk_rows=3_000, log=log)
@@ -269,7 +269,7 @@ def _typed(fields: list[str]) -> tuple:
 def test_laundering_attempts_match_a_plain_reading_of_the_files(baseline, tiny_data):
     import csv
 
-    from amlgraph.ingest_patterns import BEGIN, END
+    from amlgraph.ingest._patterns import BEGIN, END
 
     table = CheckpointStore(baseline[0], create=False).load("data_loaded").table("patterns")
     rows: dict[tuple, list[int]] = {}

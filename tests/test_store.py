@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from amlgraph.errors import CheckpointError, LockedError
-from amlgraph.fingerprint import code_version, explain_mismatch, file_fingerprint, make_key
+from amlgraph.store._keys import code_version, explain_mismatch, file_fingerprint, make_key
 from amlgraph.store import Checkpoint, CheckpointStore, MemoryStore
 from store_helpers import sample_data
 
@@ -125,7 +125,7 @@ def _components(tmp_path, *, content=b"a,b\n1,2\n", chunk_size=1000, code=None, 
     f = tmp_path / "HI-Small_Trans.csv"
     f.write_bytes(content)
     return {"step": "node_features", "params": {"chunk_size": chunk_size},
-            "code": code or code_version("amlgraph.store_files"),
+            "code": code or code_version("amlgraph.store._files"),
             "inputs": {"data_loaded": upstream}, "files": {f.name: file_fingerprint(f)}, "version": "0.1.0"}
 
 
@@ -209,7 +209,7 @@ def test_lock_reentrant_in_thread_exclusive_across_threads(store):
 
 
 def test_array_parts_are_written_piece_by_piece_and_load_whole(store):
-    from amlgraph.store_base import ArrayParts
+    from amlgraph.store._base import ArrayParts
 
     src = [np.arange(i * 10, i * 10 + 10) for i in range(3)]
     dst = [a + 100 for a in src]
@@ -231,7 +231,7 @@ def test_array_parts_are_written_piece_by_piece_and_load_whole(store):
 
 
 def test_several_arrays_are_saved_in_order_and_one_bad_array_saves_nothing(store, tmp_path):
-    from amlgraph.store_base import ArrayParts
+    from amlgraph.store._base import ArrayParts
 
     def parts(i):
         return ArrayParts((6,), np.int64, [lambda: np.arange(3) + i, lambda: np.arange(3, 6) + i])
@@ -253,7 +253,7 @@ def test_several_arrays_are_saved_in_order_and_one_bad_array_saves_nothing(store
 
 
 def test_array_parts_of_the_wrong_size_are_refused_and_nothing_is_saved(store):
-    from amlgraph.store_base import ArrayParts
+    from amlgraph.store._base import ArrayParts
 
     bad = ArrayParts((2, 5), np.int64, [lambda: np.arange(4)])
     with pytest.raises(CheckpointError, match="expected 10"):

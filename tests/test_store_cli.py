@@ -10,7 +10,7 @@ import pytest
 from amlgraph.cli import main
 from amlgraph.errors import CheckpointError, ConfigError, LockedError
 from amlgraph.store import CheckpointStore
-from amlgraph.store_cli import checkpoints_command, parse_age
+from amlgraph.cli._checkpoints import checkpoints_command, parse_age
 
 
 def _args(action, d, **kw):
@@ -30,7 +30,7 @@ def store(tmp_path):
 
 def _age(store, name, iso):
     path = store.root / name / "manifest.json"
-    from amlgraph.store_base import seal
+    from amlgraph.store._base import seal
 
     m = json.loads(path.read_text())
     m["created"] = iso

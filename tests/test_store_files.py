@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-import amlgraph.store_files as store_files
+import amlgraph.store._files as store_files
 from amlgraph.compat import list_available_checkpoints, load_checkpoint
 from amlgraph.errors import CheckpointError
 from amlgraph.store import CheckpointStore
-from amlgraph.store_base import seal
-from amlgraph.store_files import HOST_TAG, hash_file
+from amlgraph.store._base import seal
+from amlgraph.store._files import HOST_TAG, hash_file
 from store_helpers import dead_pid, gen_dirs, sample_data, tmp_files
 
 

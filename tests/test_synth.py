@@ -18,7 +18,7 @@ from amlgraph.errors import ConfigError
 from amlgraph.schema import (ACCOUNTS_HEADER, CURRENCIES, PAYMENT_FORMATS, TIMESTAMP_FORMAT,
                              TRANS_COLUMNS, TRANS_HEADER, TYPOLOGIES)
 from amlgraph.synth import PRESETS, generate
-from amlgraph.synth_money import RATES
+from amlgraph.synth._money import RATES
 
 BEGIN, END = "BEGIN LAUNDERING ATTEMPT - ", "END LAUNDERING ATTEMPT - "
 
@@ -274,7 +274,7 @@ def test_bad_arguments_raise_config_error(tmp_path, kwargs, match):
 
 
 def test_crash_leaves_no_file_under_final_name(tmp_path, monkeypatch):
-    import amlgraph.synth as synth
+    import amlgraph.synth._generate as synth
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk gone")
@@ -326,7 +326,7 @@ def test_accounts_file_sorted_by_bank_then_account(tiny):
 
 def test_many_chunks_stream_in_the_background(tmp_path, monkeypatch):
     """Small chunks exercise the overlap of drawing and writing: same rows, labels and blocks."""
-    import amlgraph.synth as synth
+    import amlgraph.synth._generate as synth
 
     monkeypatch.setattr(synth, "CHUNK_ROWS", 700)
     a = generate("tiny", tmp_path / "a", seed=4, rows=6000)
@@ -343,8 +343,8 @@ def test_many_chunks_stream_in_the_background(tmp_path, monkeypatch):
 
 
 def test_writer_failure_mid_stream_leaves_no_file(tmp_path, monkeypatch):
-    import amlgraph.synth as synth
-    from amlgraph.synth_format import TransText
+    import amlgraph.synth._generate as synth
+    from amlgraph.synth._format import TransText
 
     calls = []
     real = TransText.write_fields
@@ -363,7 +363,7 @@ def test_writer_failure_mid_stream_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_background_consumes_in_order_and_reraises():
-    from amlgraph.synth_format import Background
+    from amlgraph.synth._format import Background
 
     seen = []
     with Background(seen.append) as worker:
@@ -391,11 +391,11 @@ def test_background_consumes_in_order_and_reraises():
 
 
 def test_text_does_not_depend_on_slices():
-    from amlgraph.synth import _rng
-    from amlgraph.synth_format import TransText
-    from amlgraph.synth_normal import Timeline, normal_rows
-    from amlgraph.synth_presets import resolve_preset
-    from amlgraph.synth_world import build_world
+    from amlgraph.synth._generate import _rng
+    from amlgraph.synth._format import TransText
+    from amlgraph.synth._normal import Timeline, normal_rows
+    from amlgraph.synth._presets import resolve_preset
+    from amlgraph.synth._world import build_world
 
     preset = resolve_preset("tiny")
     world = build_world(preset, _rng(1, 0))
@@ -415,7 +415,7 @@ def test_text_does_not_depend_on_slices():
 @given(st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=200),
        st.lists(st.floats(0, 1), min_size=1, max_size=7))
 def test_draw_counts_edges_like_a_binary_search(u, weights):
-    from amlgraph.synth_money import below
+    from amlgraph.synth._money import below
 
     cum = np.cumsum(weights) / sum(weights) if sum(weights) > 0 else np.linspace(0.1, 1, len(weights))
     u = np.array(u)
@@ -426,8 +426,8 @@ def test_draw_counts_edges_like_a_binary_search(u, weights):
 
 
 def test_slot_edges_reproduce_the_power_law():
-    from amlgraph.synth_money import below
-    from amlgraph.synth_normal import SLOT_EDGES, _slot
+    from amlgraph.synth._money import below
+    from amlgraph.synth._normal import SLOT_EDGES, _slot
 
     for edge in SLOT_EDGES:                         # every double near each step, exhaustively
         u = (np.float64(edge).view(np.int64) + np.arange(-5000, 5000)).view(np.float64)
@@ -439,7 +439,7 @@ def test_slot_edges_reproduce_the_power_law():
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 30), max_size=100))
 def test_first_occurrences_keeps_first_of_each_value(values):
-    from amlgraph.synth_world import _first_occurrences
+    from amlgraph.synth._world import _first_occurrences
 
     values = np.array(values, dtype=np.int64)
     _, first = np.unique(values, return_index=True)
@@ -447,7 +447,7 @@ def test_first_occurrences_keeps_first_of_each_value(values):
 
 
 def test_hex_strings_match_python_formatting():
-    from amlgraph.synth_world import hex_strings
+    from amlgraph.synth._world import hex_strings
 
     values = np.array([0, 1, 0xABC, 0x8FFFFFFFF, 0x800000000, 123456789])
     assert hex_strings(values, 9).to_list() == [f"{v:09X}" for v in values]

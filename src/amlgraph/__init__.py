@@ -21,7 +21,7 @@ _EXPORTS = {
     "CheckpointStore": "store", "MemoryStore": "store",
     "create_checkpoint_dir": "compat", "save_checkpoint": "compat", "load_checkpoint": "compat",
     "list_available_checkpoints": "compat", "resume_from_checkpoint": "compat",
-    "run_simple_preprocessing": "compat", "run_preprocessing": "pipeline",
+    "run_simple_preprocessing": "compat", "run_preprocessing": "runner",
     "PipelineConfig": "config",
     "TransactionGraph": "graph",
     "generate": "synth",

@@ -16,7 +16,7 @@ import xxhash
 from amlgraph.errors import CheckpointError, ConfigError
 from amlgraph.schema import STEPS
 from amlgraph.store import CheckpointStore
-from amlgraph.store_files import check_name, json_bytes
+from amlgraph.store._files import check_name, json_bytes
 
 _LAYOUT = "compat_layout"
 
@@ -186,7 +186,7 @@ def run_simple_preprocessing(data_path, sample_size=10000, resume_from=None, chu
         normalised node features of shape (N, F), edge features of shape (E, D), edge labels of
         shape (E,) and ``{0: w0, 1: w1}``. The arrays are memory-mapped from the checkpoints.
     """
-    from amlgraph.pipeline import run_preprocessing
+    from amlgraph.runner import run_preprocessing
 
     result = run_preprocessing(data_path=data_path, sample_size=sample_size, resume_from=resume_from,
                                chunk_size=chunk_size, checkpoint_dir=checkpoint_dir, **options)

@@ -2,8 +2,8 @@
 
 One node per account (bank, account), one directed edge per transaction: parallel transactions
 between the same two accounts are all kept. Every per-edge array is aligned with ``edge_index``.
-Conversions to PyTorch Geometric and NetworkX live in ``amlgraph.export_pyg`` and
-``amlgraph.export_networkx`` and import their heavy libraries on first use.
+Conversions to PyTorch Geometric and NetworkX live in ``amlgraph.export._pyg`` and
+``amlgraph.export._networkx`` and import their heavy libraries on first use.
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ class TransactionGraph:
             ``timestamps`` (E,), ``edge_row`` (E,), ``train_mask``/``val_mask``/``test_mask``
             (E,), ``node_y`` (N,), feature names and class weights; or the ``HeteroData``.
         """
-        from amlgraph.export_pyg import to_pyg
+        from amlgraph.export._pyg import to_pyg
 
         return to_pyg(self, reverse_edges=reverse_edges)
 
@@ -143,7 +143,7 @@ class TransactionGraph:
         Raises:
             ConfigError: above ``limit`` edges without ``force``.
         """
-        from amlgraph.export_networkx import to_networkx
+        from amlgraph.export._networkx import to_networkx
 
         return to_networkx(self, force=force, limit=limit)
 
@@ -211,7 +211,7 @@ def payload_values(node_feature_names, edge_feature_names, class_weights, vocab,
                    raw_dtypes: dict) -> dict[str, Any]:
     """The JSON values of a graph checkpoint (see ``to_payload``).
 
-    Large graphs are written straight from their chunks (``amlgraph.pipeline_steps``) with the
+    Large graphs are written straight from their chunks (``amlgraph.runner._steps``) with the
     array names of ``to_payload`` and these values, never held whole in memory.
     """
     return {

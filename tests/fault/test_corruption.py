@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from amlgraph import cli
-from amlgraph.pipeline import run_preprocessing
+from amlgraph.runner import run_preprocessing
 from harness import final_digest
 
 # One file of every kind of checkpoint: raw and encoded row chunks, the node index, account

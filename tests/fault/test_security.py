@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from amlgraph.errors import CheckpointError
-from amlgraph.pipeline import run_preprocessing
+from amlgraph.runner import run_preprocessing
 from amlgraph.store import CheckpointStore
 from harness import amlgraph, env, final_digest, run_command
 
@@ -150,7 +150,7 @@ def test_tampered_manifests_are_not_trusted(reference, tmp_path, field, value):
     """A checkpoint directory from elsewhere (another user, another machine) is verified before
     use: a manifest edited without its checksum is corrupt; one re-sealed with a correct checksum
     still fails the key or content checks."""
-    from amlgraph.store_base import manifest_checksum
+    from amlgraph.store._base import manifest_checksum
 
     root = reference.copy_to(tmp_path / "ckpt")
     path = root / "graph_created" / "manifest.json"

@@ -247,7 +247,7 @@ def test_stored_batches_drop_keyed_accounts_and_restore_them(tmp_path, odd):
     """A batch whose accounts all have keys stores no account strings; one with a non-canonical
     account keeps that column with only its string; a scan of such batches restores every one."""
     from amlgraph.store import CheckpointStore, MemoryStore
-    from amlgraph.tasks import scan_tables
+    from amlgraph.runner._tasks import scan_tables
 
     batches = [with_account_keys(_raw(200, seed=s).with_columns(pl.col("row") + 200 * s)) for s in range(3)]
     if odd is not None:  # the middle batch gets a lower-case account on one side or both

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from amlgraph.chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
-from amlgraph.fingerprint import make_key
-from amlgraph.prefetch import ahead
-from amlgraph.tasks import edge_matrix, load_input, scan_tables
+from amlgraph.runner._chunks import ChunkTask, default_chunk_rows, default_chunk_size, plan_ranges
+from amlgraph.store._keys import make_key
+from amlgraph._prefetch import ahead
+from amlgraph.runner._tasks import edge_matrix, load_input, scan_tables
 
 INDEX = "data_loaded_index"
 READ = "data_loaded_read"
@@ -192,7 +192,7 @@ def data_loaded(run: Any) -> None:
     for i, name in enumerate(raw_names):
         tasks.append(ChunkTask(f"data_loaded_chunk_{i}",
                                run.chunk_key("data_loaded", i, phase="encode", chunk_rows=chunk_rows),
-                               "amlgraph.tasks:encode_chunk",
+                               "amlgraph.runner._tasks:encode_chunk",
                                {"read_chunk": name, "boundaries": boundaries, "vocab": vocab, "chunk": i},
                                chunk=i))
 
@@ -313,7 +313,7 @@ def node_features(run: Any) -> None:
     data = _data_chunks(run)
     ranges = plan_ranges(n_nodes, size)
     tasks = [ChunkTask(f"node_features_chunk_{k}", run.chunk_key("node_features", k, lo=lo, hi=hi),
-                       "amlgraph.tasks:node_chunk",
+                       "amlgraph.runner._tasks:node_chunk",
                        {"lo": lo, "hi": hi, "usd_per_unit": rates, "vocab": vocab,
                         "train_only": cfg.node_features_from == "train", "chunk": k}, chunk=k)
              for k, (lo, hi) in enumerate(ranges)]
@@ -328,7 +328,7 @@ def node_features(run: Any) -> None:
         groups = [data[i:i + per_group] for i in range(0, len(data), per_group)]
         partitions = [ChunkTask(f"node_features_part_chunk_{g}",
                                 run.chunk_key("node_features", g, phase="partition", size=size, data=names),
-                                "amlgraph.tasks:partition_chunk",
+                                "amlgraph.runner._tasks:partition_chunk",
                                 {"data_chunks": names, "size": size, "parts": len(ranges), "chunk": g}, chunk=g)
                        for g, names in enumerate(groups)]
         run.log.line(f"Filing {len(data)} data chunks by account partition ({len(ranges)} partitions, "
@@ -362,7 +362,7 @@ def edge_features(run: Any) -> None:
     vocab = _value(run, "data_loaded", "vocab")
     t0 = _value(run, "data_loaded", "t0")
     tasks = [ChunkTask(f"edge_features_chunk_{i}", run.chunk_key("edge_features", i, data=name),
-                       "amlgraph.tasks:edge_chunk",
+                       "amlgraph.runner._tasks:edge_chunk",
                        {"data_chunk": name, "t0": t0, "vocab": vocab, "chunk": i}, chunk=i)
              for i, name in enumerate(_data_chunks(run))]
     run.run_chunks("edge_features", "edge_features", tasks)
@@ -533,7 +533,7 @@ def graph_created(run: Any) -> None:
     ``TransactionGraph.from_checkpoint`` (arrays memory-mapped), which also validates it.
     """
     from amlgraph.graph import RAW_COLUMNS, payload_values
-    from amlgraph.store_base import ArrayParts
+    from amlgraph.store._base import ArrayParts
 
     store = run.store
     data = _data_chunks(run)

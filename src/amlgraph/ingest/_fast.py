@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from amlgraph.ingest_lines import count_byte
+from amlgraph.ingest._lines import count_byte
 
 _COMMA, _NEWLINE = 0x2C, 0x0A
 

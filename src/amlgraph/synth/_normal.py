@@ -5,10 +5,10 @@ import datetime as dt
 
 import numpy as np
 
-from amlgraph.synth_format import Rows
-from amlgraph.synth_money import BITCOIN_FMT, BTC, FMT, RATE, below, draw, shares, to_amounts
-from amlgraph.synth_presets import Preset
-from amlgraph.synth_world import NEIGHBOURS, World, pick
+from amlgraph.synth._format import Rows
+from amlgraph.synth._money import BITCOIN_FMT, BTC, FMT, RATE, below, draw, shares, to_amounts
+from amlgraph.synth._presets import Preset
+from amlgraph.synth._world import NEIGHBOURS, World, pick
 
 # Activity by hour of day: quiet nights, busy office hours.
 _HOURLY = np.array([0.25, 0.18, 0.15, 0.15, 0.18, 0.3, 0.55, 0.8, 1.0, 1.1, 1.15, 1.15,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amlgraph.errors import InputError
-from amlgraph.export_io import atomic_path
+from amlgraph.export._io import atomic_path
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from amlgraph.errors import CheckpointError
-from amlgraph.store_files import HASH_ALGORITHM, hash_file, json_bytes, write_atomic
+from amlgraph.store._files import HASH_ALGORITHM, hash_file, json_bytes, write_atomic
 
 _FILE_KEY_FIELDS = ("name", "size", "hash")
 

@@ -56,7 +56,7 @@ def write_graphml(graph: "TransactionGraph", path: Path) -> None:
     Nodes carry ``bank``, ``account``, ``node_y`` and the node features; edges, with
     ``id`` = ``edge_row``, carry ``timestamp``, ``label``, ``split`` and the edge features.
     """
-    from amlgraph.export_networkx import EDGE_ATTRS, NODE_ATTRS, check_names
+    from amlgraph.export._networkx import EDGE_ATTRS, NODE_ATTRS, check_names
 
     check_names(graph.node_feature_names, NODE_ATTRS, "node")
     check_names(graph.edge_feature_names, EDGE_ATTRS, "edge")

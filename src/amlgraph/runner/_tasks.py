@@ -1,7 +1,7 @@
 """Chunk tasks: load a chunk's inputs from the store, call a step function, save the result.
 
 Every function here has the shape ``task(store, name, key, **json_kwargs) -> dict`` so that an
-in-process loop, a process pool and a Dask worker can all run it (see ``amlgraph.chunks``).
+in-process loop, a process pool and a Dask worker can all run it (see ``amlgraph.runner._chunks``).
 The step functions they call know nothing of the store.
 """
 from __future__ import annotations

@@ -32,7 +32,7 @@ def resume_command(argv: list[str]) -> str:
 
 
 def run_from_cli(args: Namespace, *, argv: list[str]) -> int:
-    from amlgraph.pipeline import run_preprocessing
+    from amlgraph.runner import run_preprocessing
 
     cfg = config_from_args(args)
     try:
@@ -49,7 +49,7 @@ def run_from_cli(args: Namespace, *, argv: list[str]) -> int:
 
 def run_demo(directory: Path, *, preset: str = "small", quiet: bool = False) -> int:
     """Generate ``preset`` under ``directory`` when absent, then run the pipeline on it."""
-    from amlgraph.pipeline import run_preprocessing
+    from amlgraph.runner import run_preprocessing
     from amlgraph.synth import generate
 
     data_dir = Path(directory) / preset
@@ -73,8 +73,8 @@ def run_demo(directory: Path, *, preset: str = "small", quiet: bool = False) -> 
 def print_status(directory: Path) -> int:
     """Steps and chunks done, their keys, sizes and times, and why a step is stale."""
     from amlgraph.errors import CheckpointError
-    from amlgraph.pipeline import Run
-    from amlgraph.runlog import RunLog
+    from amlgraph.runner import Run
+    from amlgraph.runner._log import RunLog
     from amlgraph.store import CheckpointStore
 
     directory = Path(directory)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import ConfigError
-from amlgraph.export_io import atomic_path
+from amlgraph.export._io import atomic_path
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph

@@ -11,8 +11,8 @@ from pathlib import Path
 import polars as pl
 
 from amlgraph.errors import InputError
-from amlgraph.ingest_lines import BLANK_LINES, LineSource
-from amlgraph.ingest_validate import (
+from amlgraph.ingest._lines import BLANK_LINES, LineSource
+from amlgraph.ingest._validate import (
     TRANS_LABELS, classify, describe_bad, raise_bad_row, split_fields, trans_checks, trans_parse,
     typed_trans,
 )

@@ -17,9 +17,9 @@ from typing import Any, ContextManager
 import numpy as np
 import polars as pl
 
-from amlgraph.store_base import ArrayParts, BaseStore, Checkpoint, build_manifest, prepare_save
-from amlgraph.store_files import HOST_TAG, check_name
-from amlgraph.store_lock import ThreadLock
+from amlgraph.store._base import ArrayParts, BaseStore, Checkpoint, build_manifest, prepare_save
+from amlgraph.store._files import HOST_TAG, check_name
+from amlgraph.store._lock import ThreadLock
 
 from amlgraph.errors import CheckpointError
 

@@ -24,13 +24,13 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import CheckpointError
-from amlgraph.store_base import (FORMAT_VERSION, ArrayParts, BaseStore, Checkpoint, Problem, build_manifest,
+from amlgraph.store._base import (FORMAT_VERSION, ArrayParts, BaseStore, Checkpoint, Problem, build_manifest,
                                  now_iso, prepare_save, validate_manifest)
-from amlgraph.store_files import (HOST_TAG, NAME_RE, TMP_PREFIX, HashingWriter, check_name, fsync_dir,
+from amlgraph.store._files import (HOST_TAG, NAME_RE, TMP_PREFIX, HashingWriter, check_name, fsync_dir,
                                   hash_file, is_plain_dir, is_plain_file, json_bytes, no_space_error,
                                   read_json_nofollow, remove_tree, write_atomic, writer_is_gone)
-from amlgraph.store_lock import FileLock
-from amlgraph.store_memory import MemoryStore
+from amlgraph.store._lock import FileLock
+from amlgraph.store._memory import MemoryStore
 
 __all__ = ["Checkpoint", "CheckpointStore", "MemoryStore", "Problem"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amlgraph.errors import ConfigError
-from amlgraph.export_io import atomic_path
+from amlgraph.export._io import atomic_path
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
@@ -95,7 +95,7 @@ def write_networkx(graph: "TransactionGraph", out_dir: Path, *, force: bool = Fa
     Raises:
         ConfigError: above ``limit`` edges without ``force``.
     """
-    from amlgraph.export_graphml import write_graphml
+    from amlgraph.export._graphml import write_graphml
 
     check_size(graph, force=force, limit=limit)
     path = Path(out_dir) / FILENAME

@@ -5,12 +5,11 @@ Each format lives in its own module (``export_<format>.py``); this one dispatche
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amlgraph.errors import ConfigError
-from amlgraph.export_io import prepare_dir
+from amlgraph.export._io import prepare_dir
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
@@ -39,34 +38,17 @@ def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
         raise ConfigError(f"export format must be one of {set(FORMATS)} (got {fmt!r})")
     out = prepare_dir(Path(out_dir))
     if fmt == "pyg":
-        from amlgraph.export_pyg import write_pyg
+        from amlgraph.export._pyg import write_pyg
 
         return write_pyg(graph, out, reverse_edges=reverse_edges)
     if fmt == "multignn":
-        from amlgraph.export_multignn import write_multignn
+        from amlgraph.export._multignn import write_multignn
 
         return write_multignn(graph, out)
     if fmt == "networkx":
-        from amlgraph.export_networkx import write_networkx
+        from amlgraph.export._networkx import write_networkx
 
         return write_networkx(graph, out, force=force)
-    from amlgraph.export_parquet import write_parquet
+    from amlgraph.export._parquet import write_parquet
 
     return write_parquet(graph, out)
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """``amlgraph export CHECKPOINT_DIR --format F --out DIR``: load, write, print the paths.
-
-    Returns:
-        0 on success (errors are raised as ``AmlGraphError`` for the CLI to report).
-    """
-    from amlgraph.graph import load_graph
-
-    graph = load_graph(args.checkpoint_dir)
-    paths = export_graph(graph, args.format, args.out,
-                         reverse_edges=getattr(args, "reverse_edges", False),
-                         force=getattr(args, "force", False))
-    for path in paths:
-        print(path)
-    return 0

@@ -14,10 +14,10 @@ from pathlib import Path
 import polars as pl
 
 from amlgraph.errors import ConfigError, InputError
-from amlgraph.ingest_fast import split_plain_block
-from amlgraph.ingest_lines import BLANK_LINES, LineSource, split_lines
-from amlgraph.ingest_patterns import match_patterns, match_pattern_lines, read_patterns
-from amlgraph.ingest_validate import (
+from amlgraph.ingest._fast import split_plain_block
+from amlgraph.ingest._lines import BLANK_LINES, LineSource, split_lines
+from amlgraph.ingest._patterns import match_patterns, match_pattern_lines, read_patterns
+from amlgraph.ingest._validate import (
     Check, TRANS_LABELS, classify, describe_bad, raise_bad_row, split_fields, trans_checks, trans_parse,
     typed_trans,
 )
@@ -25,7 +25,7 @@ from amlgraph.schema import ACCOUNTS_COLUMNS, ACCOUNTS_HEADER, TRANS_COLUMNS, TR
 
 __all__ = [
     "InputFiles", "TransactionReader", "find_inputs", "read_transactions", "read_accounts",
-    "read_patterns", "match_patterns", "check_command", "QUARANTINE_COLUMNS",
+    "read_patterns", "match_patterns", "QUARANTINE_COLUMNS",
 ]
 
 ON_BAD_ROWS = ("raise", "quarantine")
@@ -367,41 +367,3 @@ def read_accounts(path: Path) -> pl.DataFrame:
         return pl.DataFrame(schema={"bank_name": pl.String, "bank": pl.Int64, "account": pl.String,
                                     "entity_id": pl.String, "entity_name": pl.String})
     return pl.concat(parts)
-
-
-def check_command(args) -> int:
-    """`amlgraph check DATA_PATH`: read every input file, print counts, return the exit code 0.
-
-    Args:
-        args: namespace with data_path, on_bad_rows ("raise" or "quarantine") and quarantine (a
-            path or None).
-
-    Raises:
-        InputError: the first problem found (raise mode) or a fatal one (quarantine mode).
-    """
-    files = find_inputs(args.data_path)
-    patterns = read_patterns(files.patterns) if files.patterns else None
-    reader = read_transactions(files.trans, on_bad_rows=args.on_bad_rows or "raise",
-                               quarantine_path=getattr(args, "quarantine", None))
-    laundering, matched = 0, []
-    for batch in reader:
-        laundering += int(batch["is_laundering"].sum())
-        if patterns is not None and patterns.height:
-            matched.append(match_pattern_lines(batch, patterns))
-    accounts = read_accounts(files.accounts) if files.accounts else None
-    print(f"data set: {files.name} ({files.trans})")
-    print(f"rows: {reader.rows_read}")
-    print(f"laundering: {laundering}")
-    if reader.quarantine_path is not None:
-        print(f"bad rows: {reader.bad_rows} (quarantined in {reader.quarantine_path})")
-    else:
-        print(f"bad rows: {reader.bad_rows}")
-    print(f"accounts: {accounts.height if accounts is not None else 'no accounts file'}")
-    if patterns is None:
-        print("attempts: no patterns file")
-    else:
-        lines = patterns.height
-        hit = pl.concat(matched)["line"].n_unique() if matched else 0
-        print(f"attempts: {patterns['attempt_id'].n_unique()} ({lines} pattern lines, "
-              f"{hit} found in the transactions)")
-    return 0

@@ -39,7 +39,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from amlgraph.ingest import check_command
+    from amlgraph.cli._check import check_command
 
     return check_command(args)
 
@@ -71,7 +71,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from amlgraph.pipeline_cli import run_from_cli
+    from amlgraph.cli._run import run_from_cli
 
     return run_from_cli(args, argv=sys.argv[1:])
 
@@ -85,7 +85,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from amlgraph.pipeline_cli import run_demo
+    from amlgraph.cli._run import run_demo
 
     return run_demo(args.dir, preset=args.preset, quiet=args.quiet)
 
@@ -97,7 +97,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from amlgraph.pipeline_cli import print_status
+    from amlgraph.cli._run import print_status
 
     return print_status(args.dir)
 
@@ -118,7 +118,7 @@ def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_checkpoints(args: argparse.Namespace) -> int:
-    from amlgraph.store_cli import checkpoints_command
+    from amlgraph.cli._checkpoints import checkpoints_command
 
     return checkpoints_command(args)
 
@@ -134,7 +134,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from amlgraph.export import export_command
+    from amlgraph.cli._export import export_command
 
     return export_command(args)
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from amlgraph.errors import ConfigError
-from amlgraph.synth_format import HEADER_LINE, Background, Rows, TextFields, TransText
-from amlgraph.synth_normal import Timeline, normal_rows
-from amlgraph.synth_presets import PRESETS, Preset, resolve_preset
-from amlgraph.synth_typologies import Laundering, make_laundering
-from amlgraph.synth_world import World, build_world, write_accounts
+from amlgraph.synth._format import HEADER_LINE, Background, Rows, TextFields, TransText
+from amlgraph.synth._normal import Timeline, normal_rows
+from amlgraph.synth._presets import PRESETS, Preset, resolve_preset
+from amlgraph.synth._typologies import Laundering, make_laundering
+from amlgraph.synth._world import World, build_world, write_accounts
 
 __all__ = ["PRESETS", "Preset", "GenerateResult", "generate", "CHUNK_ROWS"]
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from amlgraph.schema import TYPOLOGIES
-from amlgraph.synth_format import Rows
-from amlgraph.synth_money import BITCOIN_FMT, BTC, FMT, draw, shares, to_amounts
-from amlgraph.synth_normal import Timeline
-from amlgraph.synth_world import World, pick
+from amlgraph.synth._format import Rows
+from amlgraph.synth._money import BITCOIN_FMT, BTC, FMT, draw, shares, to_amounts
+from amlgraph.synth._normal import Timeline
+from amlgraph.synth._world import World, pick
 
 LAUNDER_FORMATS = shares({"ACH": 0.5, "Cheque": 0.13, "Cash": 0.12, "Credit Card": 0.1,
                           "Wire": 0.08, "Bitcoin": 0.07})

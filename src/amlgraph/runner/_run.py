@@ -17,7 +17,7 @@ import numpy as np
 
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError
-from amlgraph.runlog import RunLog
+from amlgraph.runner._log import RunLog
 from amlgraph.schema import STEPS
 
 # What each step reads. A step's key includes the keys of these, so a change upstream
@@ -34,7 +34,7 @@ DEPS: dict[str, tuple[str, ...]] = {
 
 # The code a step's result depends on (module name prefixes under amlgraph). The orchestration
 # modules (pipeline_steps, tasks) shape every step's output, so every key includes them.
-_RUNNER = ("amlgraph.pipeline_steps", "amlgraph.tasks")
+_RUNNER = ("amlgraph.runner._steps", "amlgraph.runner._tasks")
 CODE: dict[str, tuple[str, ...]] = {
     "data_loaded": ("amlgraph.ingest", "amlgraph.steps.data_loaded", "amlgraph.steps.currency",
                     "amlgraph.schema"),
@@ -107,7 +107,7 @@ class Run:
     # --- keys -------------------------------------------------------------------------------
     def _compute_keys(self) -> None:
         from amlgraph import __version__
-        from amlgraph.fingerprint import HashCache, file_fingerprint, make_key
+        from amlgraph.store._keys import HashCache, file_fingerprint, make_key
 
         root = getattr(self.store, "root", None)
         cache = HashCache(Path(root) / ".hashcache.json") if root is not None else None
@@ -134,7 +134,7 @@ class Run:
 
     def chunk_key(self, step: str, index: int, **plan: Any) -> str:
         """Key of one chunk: its step's key plus where the chunk sits in the plan."""
-        from amlgraph.fingerprint import make_key
+        from amlgraph.store._keys import make_key
 
         return make_key({"parent": self.keys[step], "chunk": index, "plan": plan})
 
@@ -172,7 +172,7 @@ class Run:
     @property
     def executor(self):
         if self._executor is None:
-            from amlgraph.chunks import make_executor
+            from amlgraph.runner._chunks import make_executor
 
             self._executor = make_executor(self.store, backend=self.cfg.backend,
                                            workers=self.cfg.workers, scheduler=self.cfg.scheduler,
@@ -182,7 +182,7 @@ class Run:
     @property
     def threads(self) -> int:
         """Chunk tasks in flight in this process (``threads``, default one per core up to 4)."""
-        from amlgraph.chunks import default_threads
+        from amlgraph.runner._chunks import default_threads
 
         return self.cfg.threads or default_threads()
 
@@ -214,7 +214,7 @@ class Run:
         return {s: actions[s] for s in STEPS}
 
     def execute(self) -> PipelineResult:
-        from amlgraph import pipeline_steps
+        from amlgraph.runner import _steps as pipeline_steps
 
         plan = self.plan()
         for i, step in enumerate(STEPS, 1):
@@ -264,7 +264,7 @@ def _parts(ckpt: Any) -> list[dict]:
 def code_version(prefixes: tuple[str, ...]) -> str:
     """Code version of the modules whose names start with ``prefixes`` (e.g. ingest and ingest_*)."""
     import amlgraph
-    from amlgraph.fingerprint import code_version as _code_version
+    from amlgraph.store._keys import code_version as _code_version
 
     root = Path(amlgraph.__file__).parent
     modules = []
@@ -284,7 +284,7 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
         config: a PipelineConfig, or a dict of its fields (``data_path`` at least).
         store: a CheckpointStore or MemoryStore; default: a CheckpointStore at the config's
             checkpoint directory.
-        executor: an executor from ``amlgraph.chunks`` (default: from the config).
+        executor: an executor from ``amlgraph.runner._chunks`` (default: from the config).
         log: where the run log goes (default: stdout, silent when ``quiet``).
         **overrides: fields of PipelineConfig that replace those of ``config``.
 

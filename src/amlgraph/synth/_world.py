@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 
 from amlgraph.schema import ACCOUNTS_HEADER
-from amlgraph.synth_format import pick_text
-from amlgraph.synth_money import COUNTRY_CURRENCY, COUNTRY_NAMES, COUNTRY_SHARE
-from amlgraph.synth_presets import IDLE_FRACTION, Preset
+from amlgraph.synth._format import pick_text
+from amlgraph.synth._money import COUNTRY_CURRENCY, COUNTRY_NAMES, COUNTRY_SHARE
+from amlgraph.synth._presets import IDLE_FRACTION, Preset
 
 #: Fixed counterparties per account (repeat business: most payments go to one of them).
 NEIGHBOURS = 6

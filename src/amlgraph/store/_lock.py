@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from amlgraph.errors import CheckpointError, LockedError
-from amlgraph.store_files import json_bytes, read_json_nofollow, write_atomic
+from amlgraph.store._files import json_bytes, read_json_nofollow, write_atomic
 
 _POLL_S = 0.05
 

@@ -1,6 +1,6 @@
 """What both checkpoint stores share: the Checkpoint view, manifests, ordering, key checks.
 
-The file store (:mod:`amlgraph.store`) and the in-memory store (:mod:`amlgraph.store_memory`)
+The file store (:mod:`amlgraph.store`) and the in-memory store (:mod:`amlgraph.store._memory`)
 implement ``_save``/``_read``/... and inherit the public behaviour from :class:`BaseStore`, so
 one contract test suite covers both.
 """
@@ -16,9 +16,9 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import CheckpointError
-from amlgraph.fingerprint import explain_mismatch
+from amlgraph.store._keys import explain_mismatch
 from amlgraph.schema import STEPS
-from amlgraph.store_files import HASH_ALGORITHM, check_item, check_name, hash_bytes, json_default
+from amlgraph.store._files import HASH_ALGORITHM, check_item, check_name, hash_bytes, json_default
 
 FORMAT_VERSION = 1
 VERIFY_LEVELS = ("none", "quick", "full")
@@ -152,7 +152,7 @@ class ArrayParts:
         """
         from functools import partial
 
-        from amlgraph.prefetch import ahead
+        from amlgraph._prefetch import ahead
 
         seen = 0
         blocks = ahead([partial(self._block, i) for i in range(len(self.pieces))], "amlgraph-pieces")

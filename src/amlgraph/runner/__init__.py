@@ -1,0 +1,7 @@
+"""The runner: keys, the plan, load-or-compute, persistence; chunk plans and executors.
+
+Public surface: :func:`run_preprocessing`, :class:`PipelineResult`, :class:`Run`.
+"""
+from amlgraph.runner._run import PipelineResult, Run, run_preprocessing
+
+__all__ = ["PipelineResult", "Run", "run_preprocessing"]

@@ -1,0 +1,7 @@
+"""The IBM-format data generator (see docs/SYNTH.md).
+
+Public surface: :func:`generate`, :data:`PRESETS`, :class:`Preset`, :class:`GenerateResult`.
+"""
+from amlgraph.synth._generate import CHUNK_ROWS, PRESETS, GenerateResult, Preset, generate
+
+__all__ = ["CHUNK_ROWS", "PRESETS", "GenerateResult", "Preset", "generate"]
