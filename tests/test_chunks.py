@@ -71,7 +71,7 @@ def test_thread_count_does_not_change_results(tiny_data):
 
 def test_node_features_partitioned_on_disk_equals_direct_scans_and_frees_the_partitions(tiny_data, tmp_path,
                                                                                         monkeypatch):
-    import amlgraph.runner._steps as steps
+    import amlgraph.steps.node_features as steps
 
     ckpt = tmp_path / "ckpt"
     monkeypatch.setattr(steps, "PARTITION_MIN_CHUNKS", 10**9)  # direct filtered scans

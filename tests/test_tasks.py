@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from amlgraph.runner import _tasks as tasks
+from amlgraph.steps import normalized as tasks
 from amlgraph.steps.normalized import StandardScaler
 
 

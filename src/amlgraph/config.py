@@ -99,19 +99,11 @@ class PipelineConfig:
         return base / f"checkpoints_{self.sample_size if self.sample_size else 'all'}"
 
     def step_params(self, step: str) -> dict[str, Any]:
-        """The parameters that change the result of ``step`` (and so are part of its key)."""
-        params: dict[str, dict[str, Any]] = {
-            "data_loaded": {"sample_size": self.sample_size, "on_bad_rows": self.on_bad_rows,
-                            "split_fractions": list(self.split_fractions)},
-            "node_features": {"currency": self.currency, "node_features_from": self.node_features_from},
-            "edge_features": {},
-            "normalized": {},
-            "imbalanced": {"strategy": self.strategy, "k_neighbors": self.k_neighbors,
-                           "target_ratio": self.target_ratio, "seed": self.seed},
-            "weights": {"minority_cost": self.minority_cost},
-            "graph_created": {},
-        }
-        return params[step]
+        """The parameters that change the result of ``step`` (and so are part of its key), as
+        its declaration names them (``amlgraph.steps``), JSON-ready."""
+        from amlgraph.steps import declarations
+
+        return {name: _jsonable(getattr(self, name)) for name in declarations()[step].params}
 
     def replace(self, **changes: Any) -> "PipelineConfig":
         return dataclasses.replace(self, **changes)
@@ -141,3 +133,7 @@ class PipelineConfig:
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {{{', '.join(allowed)}}} (got {value!r})")
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

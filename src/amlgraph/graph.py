@@ -155,16 +155,17 @@ class TransactionGraph:
             ``tables`` (``nodes``), ``arrays`` (every numeric array, the raw columns as
             ``raw_<column>``) and JSON ``values`` (names, class weights, vocabularies).
         """
-        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        pieces = {name: getattr(self, name) for name in _ARRAYS if name not in ("x", "node_y")}
         for column in RAW_COLUMNS:
-            arrays[f"raw_{column}"] = self.raw[column].to_numpy()
-        has_synthetic = self.synthetic_edge_attr is not None
-        if has_synthetic:
-            arrays["synthetic_edge_attr"] = self.synthetic_edge_attr
-            arrays["synthetic_y"] = self.synthetic_y
-        values = payload_values(self.node_feature_names, self.edge_feature_names, self.class_weights,
-                                self.vocab, has_synthetic, {c: self.raw.schema[c] for c in RAW_COLUMNS})
-        return {"nodes": self.nodes}, arrays, values
+            pieces[f"raw_{column}"] = self.raw[column].to_numpy()
+        synthetic = None
+        if self.synthetic_edge_attr is not None:
+            synthetic = (self.synthetic_edge_attr, self.synthetic_y)
+        return graph_payload(nodes=self.nodes, x=self.x, node_y=self.node_y, pieces=pieces,
+                             synthetic=synthetic, node_feature_names=self.node_feature_names,
+                             edge_feature_names=self.edge_feature_names,
+                             class_weights=self.class_weights, vocab=self.vocab,
+                             raw_dtypes={c: self.raw.schema[c] for c in RAW_COLUMNS})
 
     @classmethod
     def from_checkpoint(cls, ckpt) -> "TransactionGraph":
@@ -207,21 +208,44 @@ class TransactionGraph:
                 "amlgraph: rerun with `amlgraph run ... --resume-from graph_created`") from exc
 
 
-def payload_values(node_feature_names, edge_feature_names, class_weights, vocab, has_synthetic: bool,
-                   raw_dtypes: dict) -> dict[str, Any]:
-    """The JSON values of a graph checkpoint (see ``to_payload``).
+def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str, Any],
+                  synthetic: tuple[Any, Any] | None, node_feature_names, edge_feature_names,
+                  class_weights, vocab, raw_dtypes: dict) -> tuple[dict, dict, dict[str, Any]]:
+    """The layout of a graph checkpoint, the one place that knows it: (tables, arrays, values).
 
-    Large graphs are written straight from their chunks (``amlgraph.runner._steps``) with the
-    array names of ``to_payload`` and these values, never held whole in memory.
+    Args:
+        nodes: the node table (node_id, bank, account).
+        x: node features of shape (num_nodes, F); node_y: node labels of shape (num_nodes,).
+        pieces: the edge arrays by name (``edge_attr``, ``edge_index``, ``edge_row``,
+            ``timestamp``, ``y``, ``split`` and ``raw_<column>`` for every raw column), each an
+            array or anything the store writes as one (the pipeline passes arrays made of
+            chunk pieces, so that a large graph is never held whole in memory).
+        synthetic: ``(synthetic_edge_attr, synthetic_y)`` or None.
+        raw_dtypes: Polars dtype of every raw column.
+
+    Returns:
+        ``({"nodes": nodes}, arrays in file order, JSON values)``.
     """
-    return {
+    missing = [n for n in _ARRAYS if n not in ("x", "node_y") and n not in pieces]
+    missing += [f"raw_{c}" for c in RAW_COLUMNS if f"raw_{c}" not in pieces]
+    if missing:
+        raise ConfigError(f"a graph payload needs the arrays {missing}")
+    arrays: dict[str, Any] = {"edge_attr": pieces["edge_attr"]}  # the costliest first
+    for name in _ARRAYS:
+        arrays.setdefault(name, x if name == "x" else node_y if name == "node_y" else pieces[name])
+    for column in RAW_COLUMNS:
+        arrays[f"raw_{column}"] = pieces[f"raw_{column}"]
+    if synthetic is not None:
+        arrays["synthetic_edge_attr"], arrays["synthetic_y"] = synthetic
+    values = {
         "node_feature_names": list(node_feature_names),
         "edge_feature_names": list(edge_feature_names),
         "class_weights": {str(k): float(v) for k, v in class_weights.items()},
         "vocab": vocab,
-        "has_synthetic": bool(has_synthetic),
+        "has_synthetic": synthetic is not None,
         "raw_dtypes": {c: str(raw_dtypes[c]) for c in RAW_COLUMNS},
     }
+    return {"nodes": nodes}, arrays, values
 
 
 def _validate(g: TransactionGraph) -> None:

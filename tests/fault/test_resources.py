@@ -114,7 +114,7 @@ def test_checkpoint_directory_removed_mid_run(reference, tmp_path):
 
 def _import_peak_bytes() -> int:
     """Address space a run needs just to import what it uses (VmPeak of a probe process)."""
-    code = ("import amlgraph.runner, amlgraph.runner._steps, amlgraph.runner._tasks, amlgraph.steps.imbalanced, "
+    code = ("import amlgraph.runner, amlgraph.runner._tasks, amlgraph.steps.data_loaded, amlgraph.steps.imbalanced, "
             "amlgraph.steps.normalized, amlgraph.graph, polars, numpy, sklearn.neighbors;"
             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')][0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True)

@@ -12,9 +12,10 @@ from amlgraph.schema import TEST, TRAIN, VAL
 from amlgraph.steps.currency import currency_pairs
 from amlgraph.steps.data_loaded import (
     CODED_COLUMNS, RAW_SCHEMA, assign_split, batch_summary, build_node_index, build_node_index_keyed,
-    build_vocab, day_counts, drop_keyed_accounts, encode_transactions, node_keys, restore_accounts,
+    build_vocab, drop_keyed_accounts, encode_transactions, node_keys, restore_accounts,
     temporal_split_boundaries, with_account_keys,
 )
+from amlgraph.steps._parse import day_counts
 
 
 def _raw(n=300, seed=0):
@@ -247,7 +248,7 @@ def test_stored_batches_drop_keyed_accounts_and_restore_them(tmp_path, odd):
     """A batch whose accounts all have keys stores no account strings; one with a non-canonical
     account keeps that column with only its string; a scan of such batches restores every one."""
     from amlgraph.store import CheckpointStore, MemoryStore
-    from amlgraph.runner._tasks import scan_tables
+    from amlgraph.runner._context import StoreInputs
 
     batches = [with_account_keys(_raw(200, seed=s).with_columns(pl.col("row") + 200 * s)) for s in range(3)]
     if odd is not None:  # the middle batch gets a lower-case account on one side or both
@@ -268,7 +269,7 @@ def test_stored_batches_drop_keyed_accounts_and_restore_them(tmp_path, odd):
     for store in (CheckpointStore(tmp_path / f"c-{odd}"), MemoryStore()):
         for i, s in enumerate(stored):
             store.save(f"r_chunk_{i}", step="r", key="k", chunk=i, tables={"raw": s}, compress=False)
-        scanned = scan_tables(store, [f"r_chunk_{i}" for i in range(3)], "raw", schema=RAW_SCHEMA).collect()
+        scanned = StoreInputs(store).scan([f"r_chunk_{i}" for i in range(3)], "raw", schema=RAW_SCHEMA).collect()
         assert restore_accounts(scanned).equals(pl.concat(batches))
 
 

@@ -17,41 +17,14 @@ import numpy as np
 
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError
+from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
 from amlgraph.schema import STEPS
+from amlgraph.steps import declarations, is_chunk_name
 
-# What each step reads. A step's key includes the keys of these, so a change upstream
-# invalidates exactly the steps downstream of it.
-DEPS: dict[str, tuple[str, ...]] = {
-    "data_loaded": (),
-    "node_features": ("data_loaded",),
-    "edge_features": ("data_loaded",),
-    "normalized": ("data_loaded", "node_features", "edge_features"),
-    "imbalanced": ("edge_features", "normalized"),
-    "weights": ("data_loaded",),
-    "graph_created": ("data_loaded", "edge_features", "normalized", "imbalanced", "weights"),
-}
-
-# The code a step's result depends on (module name prefixes under amlgraph). The orchestration
-# modules (pipeline_steps, tasks) shape every step's output, so every key includes them.
-_RUNNER = ("amlgraph.runner._steps", "amlgraph.runner._tasks")
-CODE: dict[str, tuple[str, ...]] = {
-    "data_loaded": ("amlgraph.ingest", "amlgraph.steps.data_loaded", "amlgraph.steps.currency",
-                    "amlgraph.schema"),
-    "node_features": ("amlgraph.steps.node_features", "amlgraph.steps.lookup"),
-    "edge_features": ("amlgraph.steps.edge_features", "amlgraph.steps.lookup"),
-    "normalized": ("amlgraph.steps.normalized", "amlgraph.steps.heavy_tails"),
-    "imbalanced": ("amlgraph.steps.imbalanced",),
-    "weights": ("amlgraph.steps.weights",),
-    "graph_created": ("amlgraph.graph",),
-}
-
-TITLES = {
-    "data_loaded": "Loading Data", "node_features": "Creating Node Features",
-    "edge_features": "Creating Edge Features", "normalized": "Normalizing Features",
-    "imbalanced": "Handling Class Imbalance", "weights": "Computing Class Weights",
-    "graph_created": "Creating Graph",
-}
+#: The runner's modules whose code shapes every step's checkpoints (part of every key).
+RUNNER_CODE = ("amlgraph.runner._context", "amlgraph.runner._tasks", "amlgraph.steps._contract",
+               "amlgraph.steps._layout")
 
 
 @dataclass
@@ -96,6 +69,8 @@ class Run:
 
         self.cfg, self.store, self.log = cfg, store, log
         self.inputs = find_inputs(cfg.data_path)
+        self.declarations = declarations()
+        self.after_save: dict[str, list[str]] = {}
         self._executor = executor
         self.keys: dict[str, str] = {}
         self.components: dict[str, dict] = {}
@@ -107,7 +82,7 @@ class Run:
     # --- keys -------------------------------------------------------------------------------
     def _compute_keys(self) -> None:
         from amlgraph import __version__
-        from amlgraph.store._keys import HashCache, file_fingerprint, make_key
+        from amlgraph.store import HashCache, code_version, file_fingerprint, make_key
 
         root = getattr(self.store, "root", None)
         cache = HashCache(Path(root) / ".hashcache.json") if root is not None else None
@@ -119,24 +94,17 @@ class Run:
             if path is not None:
                 files[role] = file_fingerprint(path, cache=cache)
         self.files = files
-        self.reader_code = code_version(("amlgraph.ingest", "amlgraph.steps.data_loaded"))
-        for step in STEPS:
+        for step, decl in self.declarations.items():
             comp = {
                 "step": step,
                 "params": self.cfg.step_params(step),
-                "code": code_version(CODE[step] + _RUNNER),
-                "inputs": {dep: self.keys[dep] for dep in DEPS[step]},
-                "files": files if step == "data_loaded" else {},
+                "code": code_version(decl.module, *decl.code, *RUNNER_CODE),
+                "inputs": {dep: self.keys[dep] for dep in decl.reads},
+                "files": files if not decl.reads else {},
                 "version": __version__,
             }
             self.components[step] = comp
             self.keys[step] = make_key(comp)
-
-    def chunk_key(self, step: str, index: int, **plan: Any) -> str:
-        """Key of one chunk: its step's key plus where the chunk sits in the plan."""
-        from amlgraph.store._keys import make_key
-
-        return make_key({"parent": self.keys[step], "chunk": index, "plan": plan})
 
     # --- validity -----------------------------------------------------------------------------
     def check(self, step: str) -> tuple[bool, str | None]:
@@ -161,7 +129,7 @@ class Run:
             return set()
         ok, reason = self.check(cfg.resume_from)
         if not ok:
-            have = [n for n in self.store.names() if "_chunk_" not in n]
+            have = [n for n in self.store.names() if not is_chunk_name(n)]
             raise CheckpointError(
                 f"cannot resume from {cfg.resume_from}: its checkpoint is not usable ({reason}); "
                 f"valid checkpoints: {', '.join(have) or 'none'}; rerun without --resume-from "
@@ -210,15 +178,13 @@ class Run:
             self.reasons[step] = reason
             actions[step] = "load" if ok else "compute"
             if not ok:
-                needed.update(DEPS[step])
+                needed.update(self.declarations[step].reads)
         return {s: actions[s] for s in STEPS}
 
     def execute(self) -> PipelineResult:
-        from amlgraph.runner import _steps as pipeline_steps
-
         plan = self.plan()
         for i, step in enumerate(STEPS, 1):
-            with self.log.step(i, len(STEPS), step, TITLES[step]):
+            with self.log.step(i, len(STEPS), step, self.declarations[step].title, plan[step]):
                 action = plan[step]
                 if action == "skip":
                     self.log.skip(f"Skipping {step} (later checkpoints are valid)")
@@ -230,7 +196,7 @@ class Run:
                 else:
                     if step not in self.forced:
                         self.log.line(f"Computing {step}: {self.reasons[step]}")
-                    getattr(pipeline_steps, step)(self)
+                    self._compute(step)
                     self.loaded[step] = self.store.load(step, key=self.keys[step])
                     if self.loaded[step] is None:
                         raise CheckpointError(f"checkpoint {step} could not be read back right after "
@@ -242,6 +208,15 @@ class Run:
 
         self.result.graph = TransactionGraph.from_checkpoint(self.loaded["graph_created"])
         return self.result
+
+    def _compute(self, step: str) -> None:
+        """Call the step's function with its context and save what it returns (the runner alone
+        persists); then free the helper checkpoints the step no longer needs."""
+        out = self.declarations[step].compute(StepContextImpl(self, step))
+        save_output(self.store, step, step=step, key=self.keys[step], out=out,
+                    key_components=self.components[step])
+        for name in self.after_save.pop(step, []):
+            self.store.delete(name)
 
     def run_chunks(self, step: str, label: str, tasks: list) -> int:
         computed = self.executor.run(label, tasks, force=step in self.forced)
@@ -259,21 +234,6 @@ class Run:
 def _parts(ckpt: Any) -> list[dict]:
     """The chunk (and helper) checkpoints a step checkpoint depends on, as recorded in it."""
     return list(ckpt.value("parts")) if "parts" in ckpt.values else []
-
-
-def code_version(prefixes: tuple[str, ...]) -> str:
-    """Code version of the modules whose names start with ``prefixes`` (e.g. ingest and ingest_*)."""
-    import amlgraph
-    from amlgraph.store._keys import code_version as _code_version
-
-    root = Path(amlgraph.__file__).parent
-    modules = []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).with_suffix("")
-        name = "amlgraph." + ".".join(rel.parts)
-        if any(name == p or name.startswith(p + "_") or name.startswith(p + ".") for p in prefixes):
-            modules.append(name)
-    return _code_version(*modules)
 
 
 def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any = None,
@@ -309,7 +269,7 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
         log.header("amlgraph preprocessing pipeline")
         root = getattr(store, "root", None)
         log.line(f"Checkpoint directory: {root if root is not None else '(in memory)'}")
-        log.line(f"Available checkpoints: {[n for n in store.names() if '_chunk_' not in n]}")
+        log.line(f"Available checkpoints: {[n for n in store.names() if not is_chunk_name(n)]}")
         run = Run(cfg, store, log, executor=executor)
         try:
             result = run.execute()

@@ -6,12 +6,20 @@ per-day counts add up over chunks, and the split of a row depends only on its ti
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
 
 from amlgraph.errors import ConfigError, InputError
+from amlgraph.steps._contract import Chunk, Inputs, Output, Step, StepContext, chunk_name, parts_value
+from amlgraph.steps._layout import INDEX
+from amlgraph.steps._parse import batch_summary, read_files  # noqa: F401  (batch_summary: public here)
 from amlgraph.schema import TEST, TRAIN, VAL
+from amlgraph.steps._accounts import (  # noqa: F401  (the account index, part of this step)
+    KEY_COLUMNS, RAW_SCHEMA, _hex9, _int_key, _positions_of, build_node_index, build_node_index_keyed,
+    drop_keyed_accounts, node_keys, restore_accounts, with_account_keys,
+)
 
 SECONDS_PER_DAY = 86_400
 
@@ -41,30 +49,6 @@ def build_vocab(currencies: Iterable[str], formats: Iterable[str], banks: Iterab
     }
 
 
-def build_node_index(tx_accounts: pl.DataFrame, accounts: pl.DataFrame | None) -> pl.DataFrame:
-    """Number every account (bank, account) in sorted order.
-
-    Args:
-        tx_accounts: columns ``bank`` (Int64), ``account`` (String): the accounts that transact,
-            duplicates allowed (e.g. the senders and receivers of all chunks stacked).
-        accounts: the same two columns from the accounts file, or None. Accounts listed there
-            that never transact still get a node id.
-
-    Returns:
-        Frame of shape (n_nodes, 3): ``node_id`` (Int64, 0..n_nodes-1), ``bank``, ``account``,
-        sorted by (bank, account). The numbering depends only on the set of accounts.
-    """
-    frames = [tx_accounts] + ([accounts] if accounts is not None else [])
-    both = pl.concat(
-        [f.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String)) for f in frames]
-    )
-    if both["bank"].null_count() or both["account"].null_count():
-        raise InputError("account index: bank and account must not be missing",
-                         hint="check the reader's validation of the transaction and accounts files")
-    nodes = both.unique().sort(["bank", "account"])
-    return nodes.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("node_id"), "bank", "account")
-
-
 def _codes(raw: pl.DataFrame, column: str, names: list, what: str) -> pl.Series:
     """Int16 code of each value: its index in ``names`` (a strict cast to an Enum of them)."""
     try:
@@ -76,146 +60,6 @@ def _codes(raw: pl.DataFrame, column: str, names: list, what: str) -> pl.Series:
         raise InputError(f"{what} not in the vocabulary", column=column,
                          value=str(sorted(unknown, key=str)[:5]),
                          hint="build the vocabulary from every chunk before encoding") from None
-
-
-_HEX9 = r"^[0-9A-F]{9}$"
-_MAX_BANK = 1 << 27  # bank * 2**36 + 36-bit account stays below 2**63
-
-
-def _integer_keys_are_exact(index: pl.DataFrame) -> bool:
-    """Whether (bank, account) -> bank * 2**36 + int(account, 16) is one-to-one on this index."""
-    return bool(index.select(pl.col("account").str.contains(_HEX9).all()
-                             & (pl.col("bank") >= 0).all() & (pl.col("bank") < _MAX_BANK).all()).item())
-
-
-def _int_key(bank: str, account: str) -> pl.Expr:
-    # strict=False: a non-canonical account in raw gets null, i.e. "missing from the index".
-    hexval = pl.when(pl.col(account).str.contains(_HEX9) & pl.col(bank).is_between(0, _MAX_BANK - 1)).then(
-        pl.col(account).str.to_integer(base=16, strict=False))
-    return (pl.col(bank).cast(pl.Int64) * (1 << 36) + hexval).alias("key")
-
-
-#: Integer account keys the reader's batches carry (see :func:`with_account_keys`).
-KEY_COLUMNS = ("from_key", "to_key")
-
-
-def with_account_keys(raw: pl.DataFrame) -> pl.DataFrame:
-    """``raw`` plus ``from_key`` / ``to_key``: ``bank * 2**36 + int(account, 16)``, null unless canonical.
-
-    For canonical IBM accounts (9 upper-case hex digits, bank below 2**27) the key is one-to-one
-    with (bank, account) and sorts like it (fixed-width upper-case hex sorts like its value), so
-    the account index and the encoding can work on integers instead of strings.
-    """
-    return raw.with_columns(_int_key("from_bank", "from_account").alias("from_key"),
-                            _int_key("to_bank", "to_account").alias("to_key"))
-
-
-_ACCOUNT_KEY = (("from_account", "from_key"), ("to_account", "to_key"))
-
-#: Columns of a stored reader batch, as a scan of several batches reads them: the reader's
-#: columns (``ingest_validate.typed_trans``) and :data:`KEY_COLUMNS`. An account column a batch
-#: does not store (:func:`drop_keyed_accounts`) is read as nulls, which :func:`restore_accounts`
-#: fills from the keys.
-RAW_SCHEMA = {
-    "row": pl.Int64, "timestamp": pl.Int64, "from_bank": pl.Int64, "from_account": pl.String,
-    "to_bank": pl.Int64, "to_account": pl.String, "amount_received": pl.Float64,
-    "receiving_currency": pl.String, "amount_paid": pl.Float64, "payment_currency": pl.String,
-    "payment_format": pl.String, "is_laundering": pl.Int8, "from_key": pl.Int64, "to_key": pl.Int64,
-}
-
-
-def drop_keyed_accounts(raw: pl.DataFrame) -> pl.DataFrame:
-    """Drop each account string that its key already holds (exactly; see :func:`with_account_keys`).
-
-    The stored reader batches keep the strings only of non-canonical accounts: an account column
-    whose rows all have keys is not stored at all, and in the others the keyed strings are null.
-    Either costs nothing to write and is not parsed back. :func:`restore_accounts` undoes it.
-    """
-    keyed = [acc for acc, key in _ACCOUNT_KEY if not raw[key].null_count()]
-    return raw.drop(keyed).with_columns(pl.when(pl.col(key).is_null()).then(pl.col(acc)).alias(acc)
-                                        for acc, key in _ACCOUNT_KEY if acc not in keyed)
-
-
-def restore_accounts(frame: pl.DataFrame, pairs: tuple[tuple[str, str], ...] = _ACCOUNT_KEY) -> pl.DataFrame:
-    """Put back the account strings :func:`drop_keyed_accounts` dropped or nulled, from their keys.
-
-    Args:
-        frame: a frame with each key column of ``pairs``; an account column may be missing
-            (then every row has its key) or null where the key holds the account.
-        pairs: the (account string, Int64 key) column pairs to restore.
-
-    Returns:
-        ``frame`` with every account column of ``pairs`` (a restored one where ``RAW_SCHEMA``
-        places it).
-    """
-    dropped = [pl.lit(None, pl.String).alias(acc) for acc, _ in pairs if acc not in frame.columns]
-    if dropped:  # a dropped column is a column of nulls, put back where RAW_SCHEMA places it
-        frame = frame.with_columns(dropped)
-        frame = frame.select([c for c in RAW_SCHEMA if c in frame.columns]
-                             + [c for c in frame.columns if c not in RAW_SCHEMA])
-    fills = []
-    for acc, key in pairs:
-        need = frame[acc].is_null() & frame[key].is_not_null()
-        if need.any():
-            text = _hex9(frame[key].fill_null(0).to_numpy() & ((1 << 36) - 1))
-            fills.append(pl.when(need).then(text).otherwise(pl.col(acc)).alias(acc))
-    return frame.with_columns(fills) if fills else frame
-
-
-def build_node_index_keyed(keys: np.ndarray, accounts: pl.DataFrame | None) -> tuple[pl.DataFrame, np.ndarray] | None:
-    """:func:`build_node_index` from the integer keys of the accounts that transact, with its keys.
-
-    Only the keys are deduplicated (hashing integers, not strings); bank and account are then
-    decoded from each unique key, which is exact because the key is one-to-one for canonical
-    accounts.
-
-    Args:
-        keys: ``from_key`` / ``to_key`` values (Int64, non-null), duplicates allowed.
-        accounts: ``bank`` and ``account`` of the accounts file, or None.
-
-    Returns:
-        ``(nodes, keys)``: the same frame as :func:`build_node_index` and its keys in node-id
-        order (as :func:`node_keys` would give them); None when an account of ``accounts`` has
-        no key (then use :func:`build_node_index`).
-    """
-    parts = [np.asarray(keys, dtype=np.int64)]
-    if accounts is not None:
-        acc = accounts.select(_int_key("bank", "account"))["key"]
-        if acc.null_count():
-            return None
-        parts.append(acc.to_numpy())
-    # sorted: the (bank, account) order (Polars: np.unique is ~20x slower on a few million keys)
-    unique = pl.Series(np.concatenate(parts)).unique().sort().to_numpy()
-    return pl.DataFrame({"node_id": np.arange(len(unique), dtype=np.int64),
-                         "bank": unique >> 36, "account": _hex9(unique & ((1 << 36) - 1))}), unique
-
-
-def _hex9(values: np.ndarray) -> pl.Series:
-    """36-bit integers as 9 upper-case hex digits (the canonical IBM account string)."""
-    shifts = np.arange(32, -1, -4, dtype=np.int64)
-    digits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)[(values[:, None] >> shifts) & 15]
-    return pl.Series(np.ascontiguousarray(digits).view("S9").ravel()).cast(pl.String)
-
-
-def _positions_of(sorted_keys: np.ndarray, query: pl.Series) -> pl.Series:
-    """Position of each query key in ``sorted_keys`` (ascending, unique); null where absent."""
-    query = query.fill_null(-1)  # keys are >= 0: a missing key is simply not found
-    order = query.arg_sort().to_numpy()
-    q = query.to_numpy()[order]
-    pos = np.minimum(np.searchsorted(sorted_keys, q), max(len(sorted_keys) - 1, 0))
-    found = (sorted_keys[pos] == q) if len(sorted_keys) else np.zeros(len(q), dtype=bool)
-    out = np.empty(len(q), dtype=np.int64)
-    out[order] = np.where(found, pos, -1)
-    series = pl.Series(out)
-    return series.set(series == -1, None) if not found.all() else series
-
-
-def node_keys(nodes: pl.DataFrame) -> np.ndarray | None:
-    """The integer keys of a node index in node-id order (ascending), or None if not all canonical."""
-    index = nodes.select(pl.col("bank").cast(pl.Int64), pl.col("account").cast(pl.String))
-    if not _integer_keys_are_exact(index):
-        return None
-    return index.select(_int_key("bank", "account"))["key"].to_numpy()
 
 
 def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame | None, vocab: dict, *,
@@ -282,54 +126,6 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame | None, vocab: di
     )
 
 
-def batch_summary(raw: pl.DataFrame) -> tuple[dict, np.ndarray | None, pl.DataFrame]:
-    """What the account index, the vocabularies, the split and the exchange rates need of a batch.
-
-    Computed once per reader batch, as it is parsed, so that ``data_loaded`` combines small
-    summaries instead of scanning every batch again. Summaries of several batches combine exactly
-    (distinct sets unite, counts add, minima take the minimum, pairs stack).
-
-    Args:
-        raw: a reader batch with :data:`KEY_COLUMNS` (:func:`with_account_keys`).
-
-    Returns:
-        ``(values, keys, pairs)``: ``values`` holds ``currencies`` and ``payment_formats`` (sorted
-        distinct names), ``days`` (``{day: rows}``, days since the epoch as strings) and
-        ``t_min`` (the first timestamp, epoch seconds); ``keys`` the sorted distinct account keys
-        of both sides, None when an account has no key; ``pairs`` the exchange-rate observations
-        (``payment_currency``, ``receiving_currency`` names and ``ratio``, as
-        :func:`amlgraph.steps.currency.currency_pairs` with names instead of codes).
-    """
-    keys = None
-    if not sum(raw[c].null_count() for c in KEY_COLUMNS):
-        keys = pl.concat([raw[c] for c in KEY_COLUMNS]).unique().sort().to_numpy()
-    currencies = pl.concat([raw["receiving_currency"], raw["payment_currency"]]).unique()
-    values = {
-        "currencies": sorted(currencies.to_list()),
-        "payment_formats": sorted(raw["payment_format"].unique().to_list()),
-        "days": {str(d): n for d, n in day_counts(raw["timestamp"].to_numpy()).items()},
-        "t_min": int(raw["timestamp"].min()) if raw.height else None,
-    }
-    pairs = raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
-                       & (pl.col("amount_paid") > 0)).select(
-        "payment_currency", "receiving_currency",
-        (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
-    return values, keys, pairs
-
-
-def day_counts(timestamps: np.ndarray) -> dict[int, int]:
-    """Count transactions per day.
-
-    Args:
-        timestamps: epoch seconds of shape (n_rows,).
-
-    Returns:
-        ``{day: count}`` with ``day = timestamp // 86400`` (UTC calendar day). Dicts of several
-        chunks add up key by key to the dict of the whole file.
-    """
-    days, counts = np.unique(np.asarray(timestamps, dtype=np.int64) // SECONDS_PER_DAY,
-                             return_counts=True)
-    return {int(d): int(c) for d, c in zip(days, counts)}
 
 
 def temporal_split_boundaries(day_counts: dict[int, int],
@@ -391,3 +187,164 @@ def assign_split(timestamps: np.ndarray, boundaries: tuple[int, int], *,
     out[bucket >= b1] = VAL
     out[bucket >= b2] = TEST
     return out
+
+
+# --- the step -----------------------------------------------------------------------------------
+def encode_chunk(inputs: Inputs, *, read_chunk: str, boundaries: list[int], vocab: dict) -> Output:
+    """Raw reader batch -> coded transactions with their split, in row order."""
+    index = inputs.load(INDEX)
+    keys = np.asarray(index.array("keys")) if "keys" in index.arrays else None
+    if keys is not None:
+        # With the keys on both sides, no account string is needed: not even read.
+        raw = inputs.scan([read_chunk], "raw").drop(("from_account", "to_account"), strict=False).collect()
+        nodes = None
+    else:
+        raw, nodes = restore_accounts(inputs.load(read_chunk).table("raw")), index.table("nodes")
+    tx = encode_transactions(raw, nodes, vocab, keys=keys)
+    split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
+    tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
+    # Uncompressed, like the reader batches: account keys, node ids and amounts are nearly
+    # incompressible (LZ4 saves ~20-35 % of these tables' bytes for ~40 % more write time, and
+    # every later step decompresses them again; docs/BENCHMARKS.md).
+    return Output(tables={"transactions": tx},
+                  values={"split_counts": np.bincount(split, minlength=3).tolist()},
+                  metadata={"rows": tx.height}, compress=False)
+
+
+def _unique_keys(batches: Iterable[np.ndarray]) -> np.ndarray:
+    """The distinct keys of all batches (each batch's distinct keys, one array per batch).
+
+    The batches are merged into the running set whenever they add up to twice its size: memory
+    follows the number of accounts, not of rows or batches.
+    """
+    seen, pending, waiting = pl.Series("key", [], dtype=pl.Int64), [], 0
+    for keys in batches:
+        pending.append(pl.Series("key", np.asarray(keys), dtype=pl.Int64))
+        waiting += len(pending[-1])
+        if waiting > max(4_000_000, 2 * len(seen)):
+            seen, pending, waiting = pl.concat([seen, *pending]).unique(), [], 0
+    return pl.concat([seen, *pending]).unique().to_numpy()
+
+
+def _node_index(raw: pl.LazyFrame, accounts: pl.DataFrame | None,
+                keys: Iterable[np.ndarray] | None) -> tuple[pl.DataFrame, np.ndarray | None]:
+    """The account index and its integer keys: from the batches' distinct keys when every
+    account has one (``keys`` is None when some has none), else from the account strings."""
+    if keys is not None:
+        built = build_node_index_keyed(_unique_keys(keys), accounts)
+        if built is not None:
+            return built
+    sides = [(f"{side}_bank", f"{side}_account", f"{side}_key") for side in ("from", "to")]
+    tx_accounts = pl.concat([
+        raw.select(pl.col(bank).alias("bank"), pl.col(acc).alias("account"), pl.col(key).alias("key"))
+        for bank, acc, key in sides
+    ]).unique().collect(engine="streaming")
+    tx_accounts = restore_accounts(tx_accounts, (("account", "key"),))  # the batches drop keyed strings
+    nodes = build_node_index(tx_accounts.select("bank", "account"), accounts)
+    return nodes, node_keys(nodes)
+
+
+def _split_boundaries(raw: pl.LazyFrame, fractions,
+                      days: dict[int, int]) -> tuple[dict[int, int], list[int], int]:
+    """Multi-GNN's day-bucket split; hours, then minutes, when the data spans under 3 days.
+
+    ``days`` are the rows per day (from the batch summaries); hours and minutes, rarely needed,
+    are counted from ``raw``. Returns the bucket counts, the two boundaries in epoch seconds and
+    the bucket width.
+    """
+    for unit in (86_400, 3_600, 60):
+        if unit == 86_400:
+            counts = dict(days)
+        else:
+            buckets = (raw.group_by((pl.col("timestamp") // unit).alias("b")).agg(pl.len().alias("n"))
+                       .collect(engine="streaming"))
+            counts = {int(b): int(n) for b, n in zip(buckets["b"], buckets["n"])}
+        if len(counts) >= 3:
+            b1, b2 = temporal_split_boundaries(counts, fractions)
+            return counts, [int(b1) * unit, int(b2) * unit], unit
+    raise InputError("the transactions span fewer than 3 distinct minutes; a temporal "
+                     "train/validation/test split is impossible", hint="use more rows (--sample-size)")
+
+
+def compute(ctx: StepContext) -> Output:
+    """Parse, index, encode and split the input files."""
+    from amlgraph.ingest import match_patterns, read_accounts, read_patterns
+    from amlgraph.steps.currency import usd_rates
+
+    files = ctx.files
+    chunk_rows = ctx.sizing("chunk_rows")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-accounts") as pool:
+        # The accounts and patterns files (small) are read while the transactions are parsed.
+        accounts = pool.submit(read_accounts, files.accounts) if files.accounts else None
+        pat = pool.submit(read_patterns, files.patterns) if files.patterns is not None else None
+        read = read_files(ctx, chunk_rows)
+        accounts = accounts.result() if accounts is not None else None
+        pat = pat.result() if pat is not None else None
+    raw_names = [p.name for p in read["parts"]]
+    raw = ctx.inputs.scan(raw_names, "raw", schema=RAW_SCHEMA)
+    # The batches' summaries (batch_summary), combined: no scan of the rows.
+    batches = [ctx.inputs.load(n) for n in raw_names]
+    summaries = [b.value("summary") for b in batches]
+    keys = None if any("keys" not in b.arrays for b in batches) else (b.array("keys") for b in batches)
+    nodes, keys = _node_index(raw, accounts, keys)
+    vocab = build_vocab([c for s in summaries for c in s["currencies"]],
+                        [f for s in summaries for f in s["payment_formats"]], nodes["bank"].unique().to_list())
+    days: dict[int, int] = {}
+    for s in summaries:
+        for d, n in s["days"].items():
+            days[int(d)] = days.get(int(d), 0) + n
+    counts, boundaries, unit = _split_boundaries(raw, ctx.params["split_fractions"], days)
+    if unit != 86_400:
+        ctx.warn(f"fewer than 3 days of transactions: the temporal split uses "
+                 f"{'hours' if unit == 3_600 else 'minutes'} instead of days")
+    t0 = int(min(s["t_min"] for s in summaries) // 86400 * 86400)
+    cur = {name: i for i, name in enumerate(vocab["currencies"])}
+    pairs = pl.concat([b.table("pairs").select(  # coded batch by batch: 10 bytes a row, not names
+        pl.col("payment_currency").replace_strict(cur, return_dtype=pl.Int16),
+        pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16), "ratio") for b in batches])
+    del batches
+    rates, rate_warnings = usd_rates(pairs, vocab=vocab)
+    for w in rate_warnings:
+        ctx.warn(w)
+
+    index = ctx.save(Chunk(INDEX, -1, {"phase": "index", "chunk_rows": chunk_rows}, {}),
+                     Output(tables={"nodes": nodes}, arrays={} if keys is None else {"keys": keys},
+                            values={"vocab": vocab}, metadata={"num_accounts": nodes.height}))
+    chunks = [Chunk(chunk_name("data_loaded", i), i, {"phase": "encode", "chunk_rows": chunk_rows},
+                    {"read_chunk": name, "boundaries": boundaries, "vocab": vocab})
+              for i, name in enumerate(raw_names)]
+
+    def matched() -> pl.DataFrame:
+        # A pattern line equals its transaction in all 11 fields, the label 1 included: only the
+        # few laundering rows can match, and one filtered scan of the raw batches reads just those.
+        laundering = restore_accounts(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"))
+        return match_patterns(laundering, pat)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-patterns") as pool:
+        # The patterns are matched while the batches are encoded (both only read the raw batches).
+        found = pool.submit(matched) if pat is not None and pat.height else None
+        coded = ctx.run_chunks("data_loaded (encode)", f"{__name__}:encode_chunk", chunks)
+        patterns = found.result() if found is not None else pl.DataFrame(
+            schema={"row": pl.Int64, "attempt_id": pl.Int32, "typology": pl.String})
+
+    split_counts = np.sum([ctx.inputs.load(p.name).value("split_counts") for p in coded], axis=0)
+    summary = {
+        "rows": read["rows"], "bad_rows": read["bad_rows"], "quarantine": read["quarantine"],
+        "num_accounts": nodes.height,
+        "split_counts": {s: int(n) for s, n in enumerate(split_counts) if n},
+    }
+    ctx.ok(f"Loaded {read['rows']:,} transactions, {nodes.height:,} accounts, "
+           f"{int(patterns['attempt_id'].n_unique()) if patterns.height else 0} laundering attempts; "
+           f"split train/val/test = {summary['split_counts']}")
+    return Output(tables={"patterns": patterns},
+                  values={"vocab": vocab, "boundaries": boundaries, "split_unit_s": unit,
+                          "bucket_counts": {str(k): v for k, v in counts.items()},
+                          "t0": t0, "usd_per_unit": {str(k): v for k, v in rates.items()},
+                          "summary": summary, "parts": parts_value(read["parts"] + [index] + coded),
+                          "config": ctx.config_record()},
+                  metadata={"num_accounts": nodes.height, "num_transactions": read["rows"]})
+
+
+STEP = Step("data_loaded", "Loading Data", reads=(), params=("sample_size", "on_bad_rows", "split_fractions"),
+            code=("amlgraph.ingest", "amlgraph.steps._accounts", "amlgraph.steps._parse", "amlgraph.schema",
+                  "amlgraph.steps.currency"), compute=compute)

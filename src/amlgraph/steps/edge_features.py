@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import InputError
+from amlgraph.steps._contract import Chunk, Inputs, Output, Step, StepContext, chunk_name, parts_value
+from amlgraph.steps._layout import coded_chunks
 from amlgraph.steps.lookup import positions
 
 #: The seed's 12 features, in order (the bank is stored as its code: ``from_bank_code``).
@@ -82,3 +84,29 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
         pl.col("is_laundering").cast(pl.Int8).alias("label"),
         pl.col("split").cast(pl.Int8),
     )
+
+
+# --- the step -----------------------------------------------------------------------------------
+def edge_chunk(inputs: Inputs, *, data_chunk: str, t0: int, vocab: dict) -> Output:
+    """Per-transaction features and labels of one coded chunk."""
+    tx = inputs.load(data_chunk).table("transactions")
+    feats = edge_features(tx, t0=t0, vocab=vocab)
+    return Output(tables={"features": feats}, metadata={"rows": feats.height, "num_features": feats.width})
+
+
+def compute(ctx: StepContext) -> Output:
+    """One chunk per coded data chunk; the step checkpoint lists them and the feature columns."""
+    data = ctx.step("data_loaded")
+    vocab, t0 = data.value("vocab"), data.value("t0")
+    chunks = [Chunk(chunk_name("edge_features", i), i, {"data": name},
+                    {"data_chunk": name, "t0": t0, "vocab": vocab})
+              for i, name in enumerate(coded_chunks(data))]
+    parts = ctx.run_chunks("edge_features", f"{__name__}:edge_chunk", chunks)
+    first = ctx.inputs.scan([parts[0].name], "features").collect_schema().names()
+    return Output(values={"columns": [c for c in first if c not in ("row", "label", "split")],
+                          "parts": parts_value(parts)},
+                  metadata={"num_chunks": len(parts)})
+
+
+STEP = Step("edge_features", "Creating Edge Features", reads=("data_loaded",), params=(),
+            code=("amlgraph.steps.lookup",), compute=compute)

@@ -11,6 +11,8 @@ import numpy as np
 import polars as pl
 
 from amlgraph.schema import CRYPTO
+from amlgraph.steps._contract import Chunk, Inputs, Output, Part, Step, StepContext, chunk_name, parts_value
+from amlgraph.steps._layout import coded_chunks
 from amlgraph.steps.currency import rate_array
 from amlgraph.steps.lookup import positions
 
@@ -227,3 +229,107 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *,
         dtype = pl.Int64 if name in _COUNTS else pl.Int8 if name in _FLAGS else pl.Float64
         columns.append(pl.Series(name, f[name]).cast(dtype))
     return pl.DataFrame(columns)
+
+
+# --- the step -----------------------------------------------------------------------------------
+#: From this many node_features chunks on, the transactions are first filed by account partition
+#: (one pass) so that each chunk reads only its own rows; below it, each chunk scans every data
+#: chunk with its node-id range as a filter, which costs less than the extra pass.
+PARTITION_MIN_CHUNKS = 8
+
+
+def partition_chunk(inputs: Inputs, *, data_chunks: list[str], size: int, parts: int) -> Output:
+    """Consecutive data chunks' rows filed by account partition (see :func:`partition_rows`).
+
+    Several data chunks go into one partition checkpoint so that a node chunk, which reads its
+    partition from every partition checkpoint, opens a few files rather than one per data chunk.
+    """
+    tx = inputs.scan(data_chunks, "transactions").select(list(INPUT_COLUMNS) + ["split"]).collect()
+    by_src, by_dst = partition_rows(tx, size)
+    # About two row groups per partition: a scan for one partition reads only its own groups.
+    rows = max(1_024, min(262_144, by_src.height // max(1, 2 * parts)))
+    return Output(tables={"by_src": by_src, "by_dst": by_dst}, row_group_rows=rows,
+                  metadata={"rows": tx.height, "by_dst_rows": by_dst.height})
+
+
+def node_chunk(inputs: Inputs, *, lo: int, hi: int, part: int, usd_per_unit: dict | None, vocab: dict,
+               train_only: bool, data_chunks: list[str] | None = None,
+               partitions: list[str] | None = None) -> Output:
+    """Node features for node ids [lo, hi), from only the rows that touch them.
+
+    With ``partitions`` (node chunk ``part`` = partition ``part``) the rows are read from the
+    partition's own row groups; otherwise from ``data_chunks`` with the node-id range as a
+    filter. Either way the Parquet reader materialises only matching rows, so memory follows
+    the chunk, not the input.
+    """
+    needed = list(INPUT_COLUMNS)  # the filter's own columns are read for the filter either way
+    if partitions:
+        mine = pl.col("part") == part
+        if train_only:
+            mine = mine & (pl.col("split") == 0)
+        tx = pl.concat([inputs.scan(partitions, table).filter(mine).select(needed)
+                        for table in ("by_src", "by_dst")]).collect(engine="streaming")
+        tx = tx.sort("row")  # node_features sums in row order
+    else:
+        touches = pl.col("src").is_between(lo, hi - 1) | pl.col("dst").is_between(lo, hi - 1)
+        if train_only:
+            touches = touches & (pl.col("split") == 0)
+        tx = (inputs.scan(data_chunks or [], "transactions").filter(touches).select(needed)
+              .collect(engine="streaming"))
+    rates = {int(k): float(v) for k, v in usd_per_unit.items()} if usd_per_unit is not None else None
+    feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab)
+    return Output(tables={"features": feats},
+                  metadata={"num_accounts": feats.height, "num_features": feats.width - 1})
+
+
+def _ranges(n: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
+
+
+def compute(ctx: StepContext) -> Output:
+    """Node chunks of consecutive ids; the step checkpoint lists them (they are the table)."""
+    data = ctx.step("data_loaded")
+    summary = data.value("summary")
+    n_nodes, n_rows = summary["num_accounts"], summary["rows"]
+    size = ctx.sizing("chunk_size", num_accounts=n_nodes, num_rows=n_rows)
+    rates = None if ctx.params["currency"] == "raw" else data.value("usd_per_unit")
+    coded = coded_chunks(data)
+    ranges = _ranges(n_nodes, size)
+    base = {"usd_per_unit": rates, "vocab": data.value("vocab"),
+            "train_only": ctx.params["node_features_from"] == "train"}
+    chunks = [Chunk(chunk_name("node_features", k), k, {"lo": lo, "hi": hi},
+                    {"lo": lo, "hi": hi, "part": k, **base}) for k, (lo, hi) in enumerate(ranges)]
+    func = f"{__name__}:node_chunk"
+    partitions: list[Part] = []
+    if len(ranges) >= PARTITION_MIN_CHUNKS and ctx.pending(func, chunks):
+        # Groups of consecutive data chunks, about one row chunk (--chunk-rows, or what the memory
+        # budget allows) per group.
+        per_group = max(1, ctx.sizing("group_rows") * len(coded) // max(1, n_rows))
+        groups = [coded[i:i + per_group] for i in range(0, len(coded), per_group)]
+        filing = [Chunk(chunk_name("node_features", g, "part"), g,
+                        {"phase": "partition", "size": size, "data": names},
+                        {"data_chunks": names, "size": size, "parts": len(ranges)})
+                  for g, names in enumerate(groups)]
+        ctx.info(f"Filing {len(coded)} data chunks by account partition ({len(ranges)} partitions, "
+                 f"{len(groups)} files)")
+        partitions = ctx.run_chunks("node_features (partition)", f"{__name__}:partition_chunk", filing)
+        source: dict = {"partitions": [p.name for p in partitions]}
+    else:
+        source = {"data_chunks": coded}
+    chunks = [Chunk(c.name, c.index, c.plan, {**c.kwargs, **source}) for c in chunks]
+    ctx.info(f"Processing {n_nodes:,} accounts in {len(chunks)} chunk{'s' if len(chunks) != 1 else ''} "
+             f"of up to {min(size, n_nodes):,}")
+    parts = ctx.run_chunks("node_features", func, chunks)
+    # The partitions are a means to the chunks, which are all saved now: their disk space is
+    # freed once the step checkpoint is saved.
+    ctx.discard(partitions)
+    # The chunks are node-id ranges in order: together they are the feature table, which is read
+    # from them rather than written a second time here.
+    columns = ctx.inputs.scan([parts[0].name], "features").collect_schema().names()
+    return Output(values={"parts": parts_value(parts), "columns": columns},
+                  metadata={"num_accounts": n_nodes, "num_features": len(columns) - 1})
+
+
+STEP = Step("node_features", "Creating Node Features", reads=("data_loaded",),
+            params=("currency", "node_features_from"),
+            code=("amlgraph.steps.lookup", "amlgraph.steps.currency", "amlgraph.schema"), compute=compute)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from amlgraph.errors import ConfigError
+from amlgraph.steps._contract import Output, Step, StepContext
+from amlgraph.steps._layout import coded_chunks
 
 
 def class_weights(y: np.ndarray, *, minority_cost: float = 1.0) -> dict[int, float]:
@@ -35,3 +38,18 @@ def class_weights(y: np.ndarray, *, minority_cost: float = 1.0) -> dict[int, flo
         minority = 0 if counts[0] < counts[1] else 1
         weights[minority] *= float(minority_cost)
     return {c: float(w) for c, w in weights.items()}
+
+
+# --- the step -----------------------------------------------------------------------------------
+def compute(ctx: StepContext) -> Output:
+    """Class weights of the training transactions' labels."""
+    data = ctx.step("data_loaded")
+    y = (ctx.inputs.scan(coded_chunks(data), "transactions").filter(pl.col("split") == 0)
+         .select("is_laundering").collect(engine="streaming")["is_laundering"].to_numpy())
+    w = class_weights(y, minority_cost=ctx.params["minority_cost"])
+    ctx.ok("Class weights: " + ", ".join(f"{k}: {v:.4g}" for k, v in w.items()))
+    return Output(values={"class_weights": {str(k): float(v) for k, v in w.items()}})
+
+
+STEP = Step("weights", "Computing Class Weights", reads=("data_loaded",), params=("minority_cost",),
+            code=(), compute=compute)

@@ -1,0 +1,170 @@
+"""data_loaded's first phase: every Trans file parsed into typed batches, one checkpoint each.
+
+A file's batches are keyed by the file's fingerprint and the reader's code, not by the step's
+key: a file added to the data directory leaves the parsing of the earlier ones valid.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from amlgraph.errors import InputError
+from amlgraph.steps._accounts import KEY_COLUMNS, drop_keyed_accounts, with_account_keys
+from amlgraph.steps._contract import Chunk, Output, Part, StepContext, chunk_name, parts_value
+from amlgraph.steps._layout import READ
+
+SECONDS_PER_DAY = 86_400
+
+
+#: What a reader batch checkpoint holds (the rows; since 2 their summary; since 3 no account
+#: column whose rows all have keys, and no compression). Part of its key: bump it when that
+#: changes, so that batches parsed by an older version are parsed again. (The key's code version
+#: covers the reader and the batch functions of this step, not the rest of this module.)
+READ_FORMAT = 3
+#: The modules whose code shapes a reader batch (the batch checkpoints' code version).
+READER_CODE = ("amlgraph.ingest", "amlgraph.steps._accounts", "amlgraph.schema", "amlgraph.steps._parse")
+
+
+def read_files(ctx: StepContext, chunk_rows: int) -> dict:
+    """Parse every Trans file into raw typed batches, one checkpoint each.
+
+    A file whose batches are all checkpointed under the same key is not parsed again, so a file
+    added to the data directory (the next day's transactions) costs only its own parsing here.
+    Row ids run on across files: a file's first row id is the number of rows before it.
+    """
+    parts: list[Part] = []
+    rows = bad = offset = 0
+    quarantine = []
+    remaining = ctx.params["sample_size"]
+    reader_code = ctx.code_version(*READER_CODE)
+    for j, path in enumerate(ctx.files.trans_files):
+        if remaining is not None and remaining <= 0:
+            break
+        plan = {"own_key": True, "file": ctx.fingerprints["trans" if j == 0 else f"trans_{j}"],
+                "offset": offset, "first_chunk": len(parts), "limit": remaining,
+                "on_bad_rows": ctx.params["on_bad_rows"], "chunk_rows": chunk_rows,
+                "code": reader_code, "format": READ_FORMAT}
+        marker = Chunk(f"{READ}_{j}", -1, plan, {})
+        got = _parsed(ctx, marker)
+        if got is None:
+            got = _parse_file(ctx, marker, path, plan)
+        else:
+            ctx.ok(f"{path.name}: already parsed ({got['rows']:,} rows)")
+        parts += [Part(p["name"], p["key"]) for p in got["parts"]]
+        rows += got["rows"]
+        bad += got["bad_rows"]
+        offset += got["file_rows"]
+        quarantine += [got["quarantine"]] if got["quarantine"] else []
+        if remaining is not None:
+            remaining -= got["file_rows"]
+    if rows == 0:
+        raise InputError("no valid transaction rows to build a graph from", path=str(ctx.files.trans),
+                         hint="check the file, or the --sample-size and --on-bad-rows options")
+    if bad:
+        ctx.warn(f"{bad:,} bad rows quarantined to {', '.join(quarantine)}")
+    return {"rows": rows, "bad_rows": bad, "quarantine": quarantine or None, "parts": parts}
+
+
+def _parsed(ctx: StepContext, marker: Chunk) -> dict | None:
+    """The summary of a file parsed earlier under the marker's key whose batches all validate."""
+    done = ctx.reusable(marker)
+    if done is None:
+        return None
+    summary = ctx.inputs.load(marker.name).value("summary")
+    if not all(ctx.valid(Part(p["name"], p["key"])) for p in summary["parts"]):
+        return None
+    return summary
+
+
+def _batches(ctx: StepContext, reader: Any, plan: dict) -> Iterator[tuple[Chunk, Output | None]]:
+    """Each reader batch as its checkpoint's content (None when its checkpoint is valid already)."""
+    bar = ctx.progress(f"parsing {reader.path.name}", 0, unit=" rows")
+    try:
+        for i, batch in enumerate(reader, start=plan["first_chunk"]):
+            chunk = Chunk(chunk_name("data_loaded", i, "read"), i, plan, {})
+            bar.update(batch.height)
+            yield chunk, None if ctx.reusable(chunk) else _batch_output(batch, plan["offset"])
+            del batch
+    finally:
+        bar.close()
+
+
+def _batch_output(batch: pl.DataFrame, offset: int) -> Output:
+    if offset:
+        batch = batch.with_columns(pl.col("row") + offset)
+    batch = with_account_keys(batch)
+    # What data_loaded needs of every batch before it can encode any, taken while the batch
+    # is in memory: the index, vocabularies, split and rates then cost no second scan.
+    summary, keys, pairs = batch_summary(batch)
+    # Uncompressed, like the coded batches (see encode_chunk).
+    return Output(tables={"raw": drop_keyed_accounts(batch), "pairs": pairs},
+                  arrays={} if keys is None else {"keys": keys}, values={"summary": summary},
+                  metadata={"rows": batch.height}, compress=False)
+
+
+def _parse_file(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:
+    from amlgraph.ingest import read_transactions
+
+    reader = read_transactions(path, on_bad_rows=plan["on_bad_rows"], batch_rows=plan["chunk_rows"],
+                               limit_rows=plan["limit"])
+    parts = ctx.save_parts("data_loaded (parse)", _batches(ctx, reader, plan))
+    rows = reader.rows_read
+    summary = {"rows": rows, "bad_rows": reader.bad_rows, "file_rows": reader.rows_read + reader.bad_rows,
+               "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None,
+               "parts": parts_value(parts)}
+    ctx.save(marker, Output(values={"summary": summary}))
+    ctx.ok(f"{path.name}: parsed {rows:,} transactions in {len(parts)} chunks")
+    return summary
+
+
+def batch_summary(raw: pl.DataFrame) -> tuple[dict, np.ndarray | None, pl.DataFrame]:
+    """What the account index, the vocabularies, the split and the exchange rates need of a batch.
+
+    Computed once per reader batch, as it is parsed, so that ``data_loaded`` combines small
+    summaries instead of scanning every batch again. Summaries of several batches combine exactly
+    (distinct sets unite, counts add, minima take the minimum, pairs stack).
+
+    Args:
+        raw: a reader batch with :data:`KEY_COLUMNS` (:func:`with_account_keys`).
+
+    Returns:
+        ``(values, keys, pairs)``: ``values`` holds ``currencies`` and ``payment_formats`` (sorted
+        distinct names), ``days`` (``{day: rows}``, days since the epoch as strings) and
+        ``t_min`` (the first timestamp, epoch seconds); ``keys`` the sorted distinct account keys
+        of both sides, None when an account has no key; ``pairs`` the exchange-rate observations
+        (``payment_currency``, ``receiving_currency`` names and ``ratio``, as
+        :func:`amlgraph.steps.currency.currency_pairs` with names instead of codes).
+    """
+    keys = None
+    if not sum(raw[c].null_count() for c in KEY_COLUMNS):
+        keys = pl.concat([raw[c] for c in KEY_COLUMNS]).unique().sort().to_numpy()
+    currencies = pl.concat([raw["receiving_currency"], raw["payment_currency"]]).unique()
+    values = {
+        "currencies": sorted(currencies.to_list()),
+        "payment_formats": sorted(raw["payment_format"].unique().to_list()),
+        "days": {str(d): n for d, n in day_counts(raw["timestamp"].to_numpy()).items()},
+        "t_min": int(raw["timestamp"].min()) if raw.height else None,
+    }
+    pairs = raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
+                       & (pl.col("amount_paid") > 0)).select(
+        "payment_currency", "receiving_currency",
+        (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
+    return values, keys, pairs
+
+
+def day_counts(timestamps: np.ndarray) -> dict[int, int]:
+    """Count transactions per day.
+
+    Args:
+        timestamps: epoch seconds of shape (n_rows,).
+
+    Returns:
+        ``{day: count}`` with ``day = timestamp // 86400`` (UTC calendar day). Dicts of several
+        chunks add up key by key to the dict of the whole file.
+    """
+    days, counts = np.unique(np.asarray(timestamps, dtype=np.int64) // SECONDS_PER_DAY,
+                             return_counts=True)
+    return {int(d): int(c) for d, c in zip(days, counts)}
