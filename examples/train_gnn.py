@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None, *, graph=None) -> dict:
     if graph is None:
         if args.checkpoint_dir is None:
             raise SystemExit("give a CHECKPOINT_DIR (the --checkpoint-dir of a finished run)")
-        from amlgraph.graph import load_graph
+        from amlgraph.runner import load_graph
 
         t0 = time.perf_counter()
         graph = load_graph(args.checkpoint_dir)

@@ -111,10 +111,10 @@ def test_graphml_refused_above_limit(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "pyg"])
 def test_export_command_prints_paths(graph, tmp_path, monkeypatch, capsys, fmt):
-    import amlgraph.graph
+    import amlgraph.runner
 
     seen = []
-    monkeypatch.setattr(amlgraph.graph, "load_graph", lambda d: seen.append(d) or graph)
+    monkeypatch.setattr(amlgraph.runner, "load_graph", lambda d: seen.append(d) or graph)
     args = argparse.Namespace(checkpoint_dir=tmp_path / "ckpt", format=fmt, out=tmp_path / "out",
                               reverse_edges=False, force=False)
     assert export_command(args) == 0

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from amlgraph.errors import CheckpointError, ConfigError
-from amlgraph.graph import TransactionGraph, load_graph, random_graph
+from amlgraph.graph import TransactionGraph, random_graph
+from amlgraph.runner import load_graph
 
 
 class DirCheckpoint:

@@ -23,7 +23,7 @@ _EXPORTS = {
     "list_available_checkpoints": "compat", "resume_from_checkpoint": "compat",
     "run_simple_preprocessing": "compat", "run_preprocessing": "runner",
     "PipelineConfig": "config",
-    "TransactionGraph": "graph",
+    "TransactionGraph": "graph", "load_graph": "runner", "export_graph": "export",
     "generate": "synth",
     "read_transactions": "ingest", "read_accounts": "ingest", "read_patterns": "ingest",
 }

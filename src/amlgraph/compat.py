@@ -14,7 +14,7 @@ import polars as pl
 import xxhash
 
 from amlgraph.errors import CheckpointError, ConfigError
-from amlgraph.schema import STEPS
+from amlgraph.schema import STEPS, parse_chunk_name
 from amlgraph.store import CheckpointStore
 from amlgraph.store._files import check_name, json_bytes
 
@@ -101,8 +101,8 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str, data: Any
     m = dict(metadata or {})
     m.setdefault("step", step_name)
     store = CheckpointStore(checkpoint_dir, create=True)
-    step = _step_of(step_name)
-    chunk = int(step_name[len(step) + len("_chunk_"):]) if step != step_name else None
+    parsed = parse_chunk_name(step_name)
+    step, chunk = parsed if parsed else (step_name, None)
     store.save(step_name, step=step, chunk=chunk,
                key=_content_key(step_name, tables, arrays, values),
                tables=tables, arrays=arrays, values=values, metadata=m)
@@ -110,8 +110,8 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str, data: Any
 
 
 def _step_of(name: str) -> str:
-    base, sep, tail = name.rpartition("_chunk_")
-    return base if sep and tail.isdigit() else name
+    parsed = parse_chunk_name(name)
+    return parsed[0] if parsed else name
 
 
 def _open(checkpoint_dir: str | os.PathLike) -> CheckpointStore | None:

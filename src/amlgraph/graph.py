@@ -330,36 +330,6 @@ def _polars_dtype(name: str) -> pl.DataType:
     return dtype
 
 
-def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
-    """Load the graph of a finished run.
-
-    Args:
-        checkpoint_dir: the run's checkpoint directory.
-
-    Returns:
-        The ``TransactionGraph`` saved by the ``graph_created`` step, arrays memory-mapped.
-
-    Raises:
-        CheckpointError: when the directory or its ``graph_created`` checkpoint is absent; the
-            message names the checkpoints that exist.
-    """
-    path = Path(checkpoint_dir)
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no such checkpoint directory; run `amlgraph run DATA "
-                              f"--checkpoint-dir {path}` first")
-    from amlgraph.store import CheckpointStore
-
-    store = CheckpointStore(path, create=False)
-    ckpt = store.load(GRAPH_STEP)
-    if ckpt is None:
-        names = store.names()
-        present = [n for n in names if n in STEPS] or names
-        raise CheckpointError(
-            f"{path}: no valid {GRAPH_STEP!r} checkpoint (found: {', '.join(present) or 'none'}); "
-            f"finish the run with `amlgraph run DATA --checkpoint-dir {path}` first")
-    return TransactionGraph.from_checkpoint(ckpt)
-
-
 def random_graph(num_nodes: int = 50, num_edges: int = 400, *, seed: int = 0,
                  num_node_features: int = 3, num_edge_features: int = 4,
                  laundering_rate: float = 0.1, synthetic: int = 0) -> TransactionGraph:

@@ -42,3 +42,22 @@ STEPS = (
 # Split codes stored in the `split` column.
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
+
+
+# --- Checkpoint names: the one naming rule of chunk checkpoints ---------------------------------
+def chunk_name(step: str, index: int, phase: str | None = None) -> str:
+    """``<step>_chunk_<index>``, or ``<step>_<phase>_chunk_<index>`` for a phase's chunks."""
+    return f"{step}_{phase}_chunk_{index}" if phase else f"{step}_chunk_{index}"
+
+
+def parse_chunk_name(name: str) -> tuple[str, int] | None:
+    """``(owner, index)`` of a chunk checkpoint's name (owner: the step, or step_phase), else None."""
+    head, sep, tail = name.rpartition("_chunk_")
+    if sep and head and tail.isdigit() and tail == str(int(tail)):
+        return head, int(tail)
+    return None
+
+
+def is_chunk_name(name: str) -> bool:
+    """Whether ``name`` is a chunk checkpoint's name (see :func:`chunk_name`)."""
+    return parse_chunk_name(name) is not None

@@ -12,7 +12,7 @@ def export_command(args: argparse.Namespace) -> int:
     Returns:
         0 on success (errors are raised as ``AmlGraphError`` for the CLI to report).
     """
-    from amlgraph.graph import load_graph
+    from amlgraph.runner import load_graph
 
     graph = load_graph(args.checkpoint_dir)
     paths = export_graph(graph, args.format, args.out,

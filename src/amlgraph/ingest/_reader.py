@@ -16,7 +16,6 @@ import polars as pl
 from amlgraph.errors import ConfigError, InputError
 from amlgraph.ingest._fast import split_plain_block
 from amlgraph.ingest._lines import BLANK_LINES, LineSource, split_lines
-from amlgraph.ingest._patterns import match_patterns, match_pattern_lines, read_patterns
 from amlgraph.ingest._validate import (
     Check, TRANS_LABELS, classify, describe_bad, raise_bad_row, split_fields, trans_checks, trans_parse,
     typed_trans,
@@ -25,7 +24,7 @@ from amlgraph.schema import ACCOUNTS_COLUMNS, ACCOUNTS_HEADER, TRANS_COLUMNS, TR
 
 __all__ = [
     "InputFiles", "TransactionReader", "find_inputs", "read_transactions", "read_accounts",
-    "read_patterns", "match_patterns", "QUARANTINE_COLUMNS",
+    "QUARANTINE_COLUMNS",
 ]
 
 ON_BAD_ROWS = ("raise", "quarantine")

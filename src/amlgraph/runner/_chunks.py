@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from amlgraph.errors import AmlGraphError, ConfigError, StepError
+from amlgraph.schema import parse_chunk_name
 
 # Sizing: bytes of working memory one transaction row / one incidence (a row seen from one of
 # its accounts) costs in the chunked steps.
@@ -264,13 +265,15 @@ def make_executor(store: Any, *, backend: str, workers: int, scheduler: Any, qui
                   threads: int = 1) -> Executor:
     if backend == "dask" or scheduler is not None:
         return DaskExecutor(store, scheduler, quiet=quiet)
-    if workers > 1:
-        return ProcessExecutor(store, workers, quiet=quiet)
+    if backend == "processes" or workers > 1:
+        # "processes" without a worker count takes one worker per core (as threads do).
+        return ProcessExecutor(store, workers if workers > 1 else default_threads(), quiet=quiet)
     return Executor(store, quiet=quiet, threads=threads)
 
 
 def _guard(task: ChunkTask, call: Callable[[], Any]) -> Any:
-    step = task.name.split("_chunk_")[0]
+    parsed = parse_chunk_name(task.name)
+    step = parsed[0] if parsed else task.name
     try:
         return call()
     except AmlGraphError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
@@ -17,9 +17,6 @@ from amlgraph.errors import CheckpointError
 from amlgraph.runner._chunks import ChunkTask, default_chunk_rows, default_chunk_size
 from amlgraph.steps import Chunk, Output, Part, Pieces
 from amlgraph.store import ArrayParts, code_version, make_key
-
-if TYPE_CHECKING:
-    from amlgraph.runner._run import Run
 
 log = logging.getLogger("amlgraph.runner")
 
@@ -74,7 +71,8 @@ def save_output(store: Any, name: str, *, step: str, key: str, out: Output, chun
 class StepContextImpl:
     """``steps.StepContext`` for one step of one run."""
 
-    def __init__(self, run: "Run", step: str):
+    def __init__(self, run: Any, step: str):
+        # ``run`` is the runner's Run (not imported: it imports this module).
         self._run = run
         self.name = step
         self.inputs = StoreInputs(run.store)
@@ -95,10 +93,7 @@ class StepContextImpl:
 
     def sizing(self, name: str, **facts: Any) -> int:
         cfg, run = self._run.cfg, self._run
-        if name == "chunk_rows":
-            concurrency = facts.get("concurrency", 1)
-            return cfg.chunk_rows or default_chunk_rows(concurrency)
-        if name == "group_rows":
+        if name == "chunk_rows":  # one default, wherever rows are chunked
             return cfg.chunk_rows or default_chunk_rows(run.concurrency)
         if name == "chunk_size":
             return cfg.chunk_size or default_chunk_size(facts["num_accounts"], facts["num_rows"],

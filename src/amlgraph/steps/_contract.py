@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
+from amlgraph.schema import chunk_name, is_chunk_name  # noqa: F401  (the naming rule, re-exported)
+
 
 @dataclass
 class Output:
@@ -122,9 +124,9 @@ class StepContext(Protocol):
         ...
 
     def sizing(self, name: str, **facts: Any) -> int:
-        """A chunking size: ``"chunk_rows"`` or ``"chunk_size"`` (accounts per node chunk,
-        ``facts``: num_accounts, num_rows): the configured one, else the runner's default for
-        this machine and concurrency."""
+        """A chunking size: ``"chunk_rows"`` (transactions per row chunk) or ``"chunk_size"``
+        (accounts per node chunk; ``facts``: num_accounts, num_rows): the configured one, else
+        the runner's one default for this machine and the chunks in flight."""
         ...
 
     def code_version(self, *modules: str) -> str:
@@ -198,17 +200,6 @@ class Step:
     @property
     def module(self) -> str:
         return self.compute.__module__
-
-
-def chunk_name(step: str, index: int, phase: str | None = None) -> str:
-    """The one naming rule of chunk checkpoints: ``<step>[_<phase>]_chunk_<index>``."""
-    return f"{step}_{phase}_chunk_{index}" if phase else f"{step}_chunk_{index}"
-
-
-def is_chunk_name(name: str) -> bool:
-    """Whether ``name`` is a chunk checkpoint's name (see :func:`chunk_name`)."""
-    head, sep, tail = name.rpartition("_chunk_")
-    return bool(sep and head and tail.isdigit())
 
 
 def parts_value(parts: Iterable[Part]) -> list[dict]:

@@ -304,7 +304,7 @@ def compute(ctx: StepContext) -> Output:
     if len(ranges) >= PARTITION_MIN_CHUNKS and ctx.pending(func, chunks):
         # Groups of consecutive data chunks, about one row chunk (--chunk-rows, or what the memory
         # budget allows) per group.
-        per_group = max(1, ctx.sizing("group_rows") * len(coded) // max(1, n_rows))
+        per_group = max(1, ctx.sizing("chunk_rows") * len(coded) // max(1, n_rows))
         groups = [coded[i:i + per_group] for i in range(0, len(coded), per_group)]
         filing = [Chunk(chunk_name("node_features", g, "part"), g,
                         {"phase": "partition", "size": size, "data": names},

@@ -17,14 +17,13 @@ import polars as pl
 
 from amlgraph.errors import CheckpointError
 from amlgraph.store._keys import explain_mismatch
-from amlgraph.schema import STEPS
+from amlgraph.schema import STEPS, parse_chunk_name
 from amlgraph.store._files import HASH_ALGORITHM, check_item, check_name, hash_bytes, json_default
 
 FORMAT_VERSION = 1
 VERIFY_LEVELS = ("none", "quick", "full")
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 GEN_RE = re.compile(r"^gen-[0-9a-f]+-\d+-[0-9a-f]{8}-[0-9a-f]+$")
-_CHUNK_RE = re.compile(r"^(?P<step>[a-z][a-z0-9_]*)_chunk_(?P<i>\d+)$")
 
 
 class Problem(NamedTuple):
@@ -85,8 +84,8 @@ def order_key(name: str, manifest: dict | None = None) -> tuple:
     """Sort key: pipeline order of the step, the step itself, then its chunks numerically."""
     step, chunk = (manifest or {}).get("step"), (manifest or {}).get("chunk")
     if step is None:
-        m = _CHUNK_RE.match(name)
-        step, chunk = (m.group("step"), int(m.group("i"))) if m else (name, None)
+        parsed = parse_chunk_name(name)
+        step, chunk = parsed if parsed else (name, None)
     idx = STEPS.index(step) if step in STEPS else len(STEPS)
     return (idx, "" if idx < len(STEPS) else step, chunk is not None, chunk or 0, name)
 
