@@ -83,7 +83,7 @@ def test_resume_from_each_step_equals_uninterrupted(baseline, tmp_path, step):
 @pytest.mark.parametrize("change, expected", [
     ({"minority_cost": 3.0}, ["weights", "graph_created"]),
     ({"strategy": "none"}, ["imbalanced", "graph_created"]),
-    ({"currency": "raw"}, ["node_features", "normalized", "imbalanced", "graph_created"]),
+    ({"currency": "raw"}, ["node_features", "edge_features", "normalized", "imbalanced", "graph_created"]),
     ({"split_fractions": (0.5, 0.25, 0.25)}, list(STEPS)),
     ({"chunk_size": 300, "chunk_rows": 4_000}, []),
 ])

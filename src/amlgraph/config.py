@@ -17,7 +17,10 @@ else:  # pragma: no cover
 
 STRATEGIES = ("smote", "none", "random_under")
 CURRENCY_MODES = ("usd", "raw")
-NODE_FEATURE_SOURCES = ("all", "train")
+#: "split": each split's node features from its rows and earlier ones (no future); "all": from
+#: every row (transductive: leaks later periods into training features); "train": from the
+#: training rows only, for every split.
+NODE_FEATURE_SOURCES = ("split", "all", "train")
 BAD_ROW_MODES = ("raise", "quarantine")
 BACKENDS = ("local", "processes", "dask")
 
@@ -38,7 +41,8 @@ class PipelineConfig:
     chunk_rows: int | None = None          # transactions per row chunk (loading, edge features)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     currency: str = "usd"
-    node_features_from: str = "all"
+    rates_file: Path | None = None         # CSV currency,usd_per_unit: given rates win over inferred
+    node_features_from: str = "split"
     strategy: str = "smote"
     k_neighbors: int = 5
     target_ratio: float = 0.1
@@ -60,6 +64,8 @@ class PipelineConfig:
         object.__setattr__(self, "data_path", Path(self.data_path))
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
+        if self.rates_file is not None:
+            object.__setattr__(self, "rates_file", Path(self.rates_file))
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
         _one_of("currency", self.currency, CURRENCY_MODES)
         _one_of("node_features_from", self.node_features_from, NODE_FEATURE_SOURCES)

@@ -8,14 +8,13 @@ Conversions to PyTorch Geometric and NetworkX live in ``amlgraph.export._pyg`` a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from amlgraph.errors import CheckpointError, ConfigError
-from amlgraph.schema import STEPS, TEST, TRAIN, VAL
+from amlgraph.schema import TEST, TRAIN, VAL
 
 GRAPH_STEP = "graph_created"
 NODE_COLUMNS = ("node_id", "bank", "account")
@@ -39,7 +38,11 @@ class TransactionGraph:
         edge_row: int64 array of shape (E,): the 0-based index of the transaction's row in the
             input Trans file (Multi-GNN's EdgeID).
         timestamp: int64 array of shape (E,): seconds since 1970-01-01 of the naive file time.
-        x: float32 array of shape (N, F): normalised node features.
+        x: float32 array of shape (N, F): normalised node features from all rows (the test
+            view; the only view when the features were computed transductively). Alias: ``x_test``.
+        x_train: the same from the training rows only (what a model may see while training),
+            or ``x`` itself when the features have one view.
+        x_val: the same from the training and validation rows, or ``x``.
         node_feature_names: the F names of the columns of ``x``.
         edge_attr: float32 array of shape (E, D): normalised edge features.
         edge_feature_names: the D names of the columns of ``edge_attr``.
@@ -75,9 +78,28 @@ class TransactionGraph:
     vocab: dict
     synthetic_edge_attr: np.ndarray | None = None
     synthetic_y: np.ndarray | None = None
+    x_train: np.ndarray | None = None
+    x_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def x_test(self) -> np.ndarray:
+        """The node features of the test view (all rows): ``x``."""
+        return self.x
+
+    @property
+    def has_split_views(self) -> bool:
+        """Whether the node features have a view per split (``x_train`` is not ``x``)."""
+        return self.x_train is not self.x
+
+    def node_features_of(self, split: str) -> np.ndarray:
+        """``x_train``, ``x_val`` or ``x_test`` by name ("train", "val", "test")."""
+        views = {"train": self.x_train, "val": self.x_val, "test": self.x}
+        if split not in views:
+            raise ConfigError(f"split must be one of {{train, val, test}} (got {split!r})")
+        return views[split]
 
     # --- sizes and masks ---------------------------------------------------------------------
     @property
@@ -165,7 +187,9 @@ class TransactionGraph:
                              synthetic=synthetic, node_feature_names=self.node_feature_names,
                              edge_feature_names=self.edge_feature_names,
                              class_weights=self.class_weights, vocab=self.vocab,
-                             raw_dtypes={c: self.raw.schema[c] for c in RAW_COLUMNS})
+                             raw_dtypes={c: self.raw.schema[c] for c in RAW_COLUMNS},
+                             x_views={"x_train": self.x_train, "x_val": self.x_val}
+                             if self.has_split_views else None)
 
     @classmethod
     def from_checkpoint(cls, ckpt) -> "TransactionGraph":
@@ -188,6 +212,7 @@ class TransactionGraph:
                 c: pl.Series(c, ckpt.array(f"raw_{c}", mmap=True), dtype=_polars_dtype(raw_dtypes[c]))
                 for c in RAW_COLUMNS
             })
+            views = {name: ckpt.array(name, mmap=True) for name in ckpt.value("node_views")}
             synthetic = {}
             if ckpt.value("has_synthetic"):
                 synthetic = {name: ckpt.array(name, mmap=True)
@@ -201,6 +226,7 @@ class TransactionGraph:
                 raw=raw,
                 **arrays,
                 **synthetic,
+                **views,
             )
         except (KeyError, FileNotFoundError) as exc:
             raise CheckpointError(
@@ -210,7 +236,8 @@ class TransactionGraph:
 
 def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str, Any],
                   synthetic: tuple[Any, Any] | None, node_feature_names, edge_feature_names,
-                  class_weights, vocab, raw_dtypes: dict) -> tuple[dict, dict, dict[str, Any]]:
+                  class_weights, vocab, raw_dtypes: dict,
+                  x_views: dict[str, Any] | None = None) -> tuple[dict, dict, dict[str, Any]]:
     """The layout of a graph checkpoint, the one place that knows it: (tables, arrays, values).
 
     Args:
@@ -222,6 +249,8 @@ def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str,
             chunk pieces, so that a large graph is never held whole in memory).
         synthetic: ``(synthetic_edge_attr, synthetic_y)`` or None.
         raw_dtypes: Polars dtype of every raw column.
+        x_views: ``{"x_train": ..., "x_val": ...}`` when the node features have a view per
+            split (stored beside ``x``, the test view), else None.
 
     Returns:
         ``({"nodes": nodes}, arrays in file order, JSON values)``.
@@ -237,12 +266,15 @@ def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str,
         arrays[f"raw_{column}"] = pieces[f"raw_{column}"]
     if synthetic is not None:
         arrays["synthetic_edge_attr"], arrays["synthetic_y"] = synthetic
+    for name, view in (x_views or {}).items():
+        arrays[name] = view
     values = {
         "node_feature_names": list(node_feature_names),
         "edge_feature_names": list(edge_feature_names),
         "class_weights": {str(k): float(v) for k, v in class_weights.items()},
         "vocab": vocab,
         "has_synthetic": synthetic is not None,
+        "node_views": sorted(x_views or {}),
         "raw_dtypes": {c: str(raw_dtypes[c]) for c in RAW_COLUMNS},
     }
     return {"nodes": nodes}, arrays, values
@@ -276,6 +308,13 @@ def _validate(g: TransactionGraph) -> None:
     g.x = _floats(g.x, "x")
     g.edge_attr = _floats(g.edge_attr, "edge_attr")
     _shape(g.x, "x", (n, len(g.node_feature_names)), "(N, len(node_feature_names))")
+    for name in ("x_train", "x_val"):
+        view = getattr(g, name)
+        if view is None:
+            setattr(g, name, g.x)
+        else:
+            setattr(g, name, _floats(view, name))
+            _shape(getattr(g, name), name, (n, len(g.node_feature_names)), "(N, len(node_feature_names))")
     _shape(g.edge_attr, "edge_attr", (e, len(g.edge_feature_names)),
            "(E, len(edge_feature_names))")
     if e and (g.y.min() < 0 or g.y.max() > 1):

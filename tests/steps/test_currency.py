@@ -7,7 +7,7 @@ import pytest
 
 from amlgraph.errors import ConfigError
 from amlgraph.schema import CURRENCIES
-from amlgraph.steps.currency import currency_pairs, rate_array, usd_rates
+from amlgraph.steps.currency import NEVER, currency_pairs, priced_from_array, rate_array, split_rates, usd_rates
 
 VOCAB = {"currencies": list(CURRENCIES)}
 C = {name: i for i, name in enumerate(CURRENCIES)}
@@ -46,8 +46,9 @@ def test_direct_inverse_and_intermediate_rates():
     assert rates[C["Rupee"]] == pytest.approx(0.011 * 1.1, rel=1e-9)
     assert rates[C["Swiss Franc"]] == pytest.approx(1.1 / 0.95, rel=1e-9)
     unlinked = set(CURRENCIES) - {"US Dollar", "Euro", "Yen", "Rupee", "Swiss Franc"}
-    assert {c for c in unlinked if rates[C[c]] == 1.0} == unlinked
-    assert len(warnings) == len(unlinked) and all("rate 1.0" in w for w in warnings)
+    # No chain to US Dollar: not priced (None), never counted as dollars.
+    assert {c for c in unlinked if rates[C[c]] is None} == unlinked
+    assert len(warnings) == len(unlinked) and all("left out of the USD features" in w for w in warnings)
     assert sorted(rates) == list(range(len(CURRENCIES)))
 
 
@@ -64,16 +65,49 @@ def test_rates_are_medians_and_chunk_independent():
 
 def test_no_pairs_or_no_usd():
     rates, warnings = usd_rates(currency_pairs(_pairs([("Euro", "Euro", 1.0, 3)])), vocab=VOCAB)
-    assert set(rates.values()) == {1.0} and len(warnings) == len(CURRENCIES) - 1
+    assert {v for v in rates.values() if v is not None} == {1.0} and len(warnings) == len(CURRENCIES) - 1
     rates, warnings = usd_rates(pl.DataFrame(schema={"payment_currency": pl.Int16,
                                                      "receiving_currency": pl.Int16,
                                                      "ratio": pl.Float64}),
                                 vocab={"currencies": ["Euro", "Yen"]})
-    assert rates == {0: 1.0, 1: 1.0} and "US Dollar" in warnings[0]
+    assert rates == {0: None, 1: None} and "US Dollar" in warnings[0]
 
 
 def test_rate_array():
     assert rate_array(None, 3).tolist() == [1.0, 1.0, 1.0]
     assert rate_array({0: 2.0, 1: 0.5}, 2).tolist() == [2.0, 0.5]
+    assert np.isnan(rate_array({0: 2.0, 1: None}, 2)[1])
+    assert priced_from_array({0: 0, 1: None, 2: 2}, 3).tolist() == [0, NEVER, 2]
+    assert priced_from_array(None, 2).tolist() == [0, 0]
     with pytest.raises(ConfigError, match="no rate"):
         rate_array({0: 2.0}, 2)
+
+
+def test_given_rates_win_and_seed_the_chains():
+    tx = _pairs([("Euro", "US Dollar", 1.1, 31), ("Bitcoin", "Euro", 18_000.0, 5)])
+    rates, warnings = usd_rates(currency_pairs(tx), vocab=VOCAB, given={"Euro": 1.25, "Yen": 0.007})
+    assert rates[C["Euro"]] == 1.25                      # given beats the inferred 1.1
+    assert rates[C["Bitcoin"]] == pytest.approx(18_000.0 * 1.25, rel=1e-9)  # chained through the given rate
+    assert rates[C["Yen"]] == 0.007 and not any("Yen" in w for w in warnings)
+
+
+def _with_split(tx: pl.DataFrame, split) -> pl.DataFrame:
+    return currency_pairs(tx).with_columns(pl.Series("split", split, dtype=pl.Int8))
+
+
+def test_split_rates_never_read_later_rows():
+    train = _pairs([("Euro", "US Dollar", 1.1, 30)], seed=1)
+    val = _pairs([("Euro", "US Dollar", 2.0, 30), ("Yen", "US Dollar", 0.007, 10)], seed=2)
+    test = _pairs([("Rupee", "US Dollar", 0.012, 10), ("Yen", "US Dollar", 9.0, 10)], seed=3)
+    pairs = pl.concat([_with_split(train, [0] * train.height), _with_split(val, [1] * val.height),
+                       _with_split(test, [2] * test.height)])
+    rates, since, _ = split_rates(pairs, vocab=VOCAB)
+    assert rates[C["Euro"]] == usd_rates(currency_pairs(train), vocab=VOCAB)[0][C["Euro"]]  # train rows only
+    assert (since[C["Euro"]], since[C["Yen"]], since[C["Rupee"]], since[C["US Dollar"]]) == (0, 1, 2, 0)
+    assert rates[C["Yen"]] == pytest.approx(0.007, rel=0.2)  # from train + val, not the test rows' 9.0
+    assert since[C["Bitcoin"]] is None and rates[C["Bitcoin"]] is None
+    # Later rows move nothing that an earlier split uses.
+    moved = pl.concat([_with_split(train, [0] * train.height), _with_split(val, [1] * val.height),
+                       _with_split(test.with_columns(pl.col("amount_received") * 1.5), [2] * test.height)])
+    again, since_again, _ = split_rates(moved, vocab=VOCAB)
+    assert {c: again[c] for c in again if since[c] in (0, 1)} == {c: rates[c] for c in rates if since[c] in (0, 1)}

@@ -173,7 +173,7 @@ def test_batch_summaries_combine_to_the_whole_and_match_direct_answers(cuts):
     coded = raw.with_columns(pl.col(c).replace_strict(code, return_dtype=pl.Int16)
                              for c in ("payment_currency", "receiving_currency"))
     assert pairs.with_columns(pl.col(c).replace_strict(code, return_dtype=pl.Int16)
-                              for c in ("payment_currency", "receiving_currency")).equals(currency_pairs(coded))
+                              for c in ("payment_currency", "receiving_currency")).drop("timestamp").equals(currency_pairs(coded))
 
 
 def test_batch_summary_has_no_keys_when_an_account_has_none():

@@ -6,10 +6,12 @@ yielding typed Polars batches), :func:`read_accounts`, :func:`read_patterns`,
 See docs/INPUT.md for what is accepted.
 """
 from amlgraph.ingest._patterns import match_pattern_lines, match_patterns, read_patterns
+from amlgraph.ingest._rates import RATES_HEADER, read_rates
 from amlgraph.ingest._reader import (
     ON_BAD_ROWS, QUARANTINE_COLUMNS, InputFiles, TransactionReader, find_inputs, read_accounts,
     read_transactions,
 )
 
-__all__ = ["ON_BAD_ROWS", "QUARANTINE_COLUMNS", "InputFiles", "TransactionReader", "find_inputs",
-           "match_pattern_lines", "match_patterns", "read_accounts", "read_patterns", "read_transactions"]
+__all__ = ["ON_BAD_ROWS", "QUARANTINE_COLUMNS", "RATES_HEADER", "InputFiles", "TransactionReader",
+           "find_inputs", "match_pattern_lines", "match_patterns", "read_accounts", "read_patterns",
+           "read_rates", "read_transactions"]

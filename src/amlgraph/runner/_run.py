@@ -93,6 +93,8 @@ class Run:
             path = getattr(self.inputs, role)
             if path is not None:
                 files[role] = file_fingerprint(path, cache=cache)
+        if self.cfg.rates_file is not None:
+            files["rates"] = file_fingerprint(self.cfg.rates_file, cache=cache)
         self.files = files
         for step, decl in self.declarations.items():
             comp = {

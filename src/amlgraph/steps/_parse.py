@@ -20,10 +20,10 @@ SECONDS_PER_DAY = 86_400
 
 
 #: What a reader batch checkpoint holds (the rows; since 2 their summary; since 3 no account
-#: column whose rows all have keys, and no compression). Part of its key: bump it when that
+#: column whose rows all have keys, and no compression; since 4 the rate pairs' timestamps). Part of its key: bump it when that
 #: changes, so that batches parsed by an older version are parsed again. (The key's code version
 #: covers the reader and the batch functions of this step, not the rest of this module.)
-READ_FORMAT = 3
+READ_FORMAT = 4
 #: The modules whose code shapes a reader batch (the batch checkpoints' code version).
 READER_CODE = ("amlgraph.ingest", "amlgraph.steps._accounts", "amlgraph.schema", "amlgraph.steps._parse")
 
@@ -135,8 +135,9 @@ def batch_summary(raw: pl.DataFrame) -> tuple[dict, np.ndarray | None, pl.DataFr
         distinct names), ``days`` (``{day: rows}``, days since the epoch as strings) and
         ``t_min`` (the first timestamp, epoch seconds); ``keys`` the sorted distinct account keys
         of both sides, None when an account has no key; ``pairs`` the exchange-rate observations
-        (``payment_currency``, ``receiving_currency`` names and ``ratio``, as
-        :func:`amlgraph.steps.currency.currency_pairs` with names instead of codes).
+        (``payment_currency``, ``receiving_currency`` names, ``ratio`` and ``timestamp``, as
+        :func:`amlgraph.steps.currency.currency_pairs` with names instead of codes), whose
+        split, known only once every batch is read, decides which features may use them.
     """
     keys = None
     if not sum(raw[c].null_count() for c in KEY_COLUMNS):
@@ -151,7 +152,7 @@ def batch_summary(raw: pl.DataFrame) -> tuple[dict, np.ndarray | None, pl.DataFr
     pairs = raw.filter((pl.col("payment_currency") != pl.col("receiving_currency"))
                        & (pl.col("amount_paid") > 0)).select(
         "payment_currency", "receiving_currency",
-        (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"))
+        (pl.col("amount_received") / pl.col("amount_paid")).alias("ratio"), "timestamp")
     return values, keys, pairs
 
 

@@ -268,8 +268,8 @@ def _split_boundaries(raw: pl.LazyFrame, fractions,
 
 def compute(ctx: StepContext) -> Output:
     """Parse, index, encode and split the input files."""
-    from amlgraph.ingest import match_patterns, read_accounts, read_patterns
-    from amlgraph.steps.currency import usd_rates
+    from amlgraph.ingest import match_patterns, read_accounts, read_patterns, read_rates
+    from amlgraph.steps.currency import split_rates
 
     files = ctx.files
     chunk_rows = ctx.sizing("chunk_rows")
@@ -299,11 +299,15 @@ def compute(ctx: StepContext) -> Output:
                  f"{'hours' if unit == 3_600 else 'minutes'} instead of days")
     t0 = int(min(s["t_min"] for s in summaries) // 86400 * 86400)
     cur = {name: i for i, name in enumerate(vocab["currencies"])}
-    pairs = pl.concat([b.table("pairs").select(  # coded batch by batch: 10 bytes a row, not names
+    b1, b2 = boundaries
+    pairs = pl.concat([b.table("pairs").select(  # coded batch by batch: 11 bytes a row, not names
         pl.col("payment_currency").replace_strict(cur, return_dtype=pl.Int16),
-        pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16), "ratio") for b in batches])
+        pl.col("receiving_currency").replace_strict(cur, return_dtype=pl.Int16), "ratio",
+        pl.when(pl.col("timestamp") >= b2).then(2).when(pl.col("timestamp") >= b1).then(1).otherwise(0)
+        .cast(pl.Int8).alias("split")) for b in batches])
     del batches
-    rates, rate_warnings = usd_rates(pairs, vocab=vocab)
+    given = read_rates(ctx.option("rates_file")) if ctx.option("rates_file") is not None else None
+    rates, priced_from, rate_warnings = split_rates(pairs, vocab=vocab, given=given)
     for w in rate_warnings:
         ctx.warn(w)
 
@@ -340,6 +344,7 @@ def compute(ctx: StepContext) -> Output:
                   values={"vocab": vocab, "boundaries": boundaries, "split_unit_s": unit,
                           "bucket_counts": {str(k): v for k, v in counts.items()},
                           "t0": t0, "usd_per_unit": {str(k): v for k, v in rates.items()},
+                          "priced_from": {str(k): v for k, v in priced_from.items()},
                           "summary": summary, "parts": parts_value(read["parts"] + [index] + coded),
                           "config": ctx.config_record()},
                   metadata={"num_accounts": nodes.height, "num_transactions": read["rows"]})

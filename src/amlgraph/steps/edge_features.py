@@ -11,6 +11,7 @@ import polars as pl
 from amlgraph.errors import InputError
 from amlgraph.steps._contract import Chunk, Inputs, Output, Step, StepContext, chunk_name, parts_value
 from amlgraph.steps._layout import coded_chunks
+from amlgraph.steps.currency import NEVER, priced_from_array, rate_array
 from amlgraph.steps.lookup import positions
 
 #: The seed's 12 features, in order (the bank is stored as its code: ``from_bank_code``).
@@ -21,8 +22,9 @@ SEED_EDGE_FEATURES = (
 )
 #: IBM Multi-GNN's edge features not already above (its Payment Format is ``payment_format``).
 MULTI_GNN_EDGE_FEATURES = ("timestamp_rel", "amount_received", "receiving_currency")
-#: Flags, 0 or 1.
-FLAG_EDGE_FEATURES = ("same_bank", "cross_currency", "self_transfer")
+#: Flags, 0 or 1 (``unpriced``: a side's amount has no US Dollar rate usable in the row's split,
+#: so ``paid_received_ratio`` is 1.0 by convention).
+FLAG_EDGE_FEATURES = ("same_bank", "cross_currency", "self_transfer", "unpriced")
 #: Codes into the vocabularies: one-hot or embed them, never scale them.
 CATEGORICAL_EDGE_FEATURES = ("payment_currency", "payment_format", "from_bank_code",
                              "receiving_currency")
@@ -32,7 +34,8 @@ EDGE_FEATURES = SEED_EDGE_FEATURES + MULTI_GNN_EDGE_FEATURES + FLAG_EDGE_FEATURE
 _TWO_PI = 2.0 * np.pi
 
 
-def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
+def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict, usd_per_unit: dict | None = None,
+                  priced_from: dict | None = None) -> pl.DataFrame:
     """Compute the edge features of a chunk of coded transactions.
 
     Args:
@@ -40,6 +43,10 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
         t0: the reference time in epoch seconds (e.g. the first transaction's day at 00:00);
             ``timestamp_rel = timestamp - t0``.
         vocab: the vocabularies; ``vocab["banks"]`` numbers the sending banks.
+        usd_per_unit: USD per unit of each currency code (None: no rate), from ``split_rates``;
+            None for raw amounts (currency="raw": ``paid_received_ratio = paid / max(received, 1)``).
+        priced_from: first split that may use each rate (``split_rates``); a row uses a rate only
+            from that split on, so a training row's features use training rows' rates only.
 
     Returns:
         Frame of shape (n_rows, 3 + len(EDGE_FEATURES)), rows in input order: ``row``, the
@@ -61,6 +68,23 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
     weekday = ((ts // 86_400 + 3) % 7).cast(pl.Float64)  # 1970-01-01 was a Thursday; Monday = 0
     month = pl.from_epoch(ts, time_unit="s").dt.month().cast(pl.Float64)  # 1..12
     paid, received = pl.col("amount_paid"), pl.col("amount_received")
+    if usd_per_unit is None:
+        ratio, unpriced = paid / pl.max_horizontal(received, pl.lit(1.0)), pl.lit(0, pl.Int8)
+    else:
+        n_cur = len(vocab["currencies"])
+        rates = rate_array(usd_per_unit, n_cur)
+        since = priced_from_array(priced_from, n_cur)
+        since[~np.isfinite(rates)] = NEVER
+        pay_cur = tx["payment_currency"].to_numpy().astype(np.int64)
+        rec_cur = tx["receiving_currency"].to_numpy().astype(np.int64)
+        split = tx["split"].to_numpy()
+        usable = (since[pay_cur] <= split) & (since[rec_cur] <= split)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            paid_usd = tx["amount_paid"].to_numpy() * rates[pay_cur]
+            recv_usd = tx["amount_received"].to_numpy() * rates[rec_cur]
+            value = np.where(usable & (recv_usd > 0), paid_usd / np.where(recv_usd > 0, recv_usd, 1.0), 1.0)
+        ratio = pl.lit(pl.Series(value, dtype=pl.Float64))
+        unpriced = pl.lit(pl.Series((~usable).astype(np.int8)))
     return tx.select(
         pl.col("row").cast(pl.Int64),
         (hour * (_TWO_PI / 24)).sin().alias("hour_sin"),
@@ -71,7 +95,7 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
         (month * (_TWO_PI / 12)).cos().alias("month_cos"),
         paid.log1p().alias("log_amount_paid"),
         received.log1p().alias("log_amount_received"),
-        (paid / pl.max_horizontal(received, pl.lit(1.0))).alias("paid_received_ratio"),
+        ratio.alias("paid_received_ratio"),
         pl.col("payment_currency").cast(pl.Int16),
         pl.col("payment_format").cast(pl.Int16),
         pl.Series("from_bank_code", code, dtype=pl.Int32),
@@ -81,16 +105,20 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict) -> pl.DataFrame:
         (pl.col("from_bank") == pl.col("to_bank")).cast(pl.Int8).alias("same_bank"),
         (pl.col("payment_currency") != pl.col("receiving_currency")).cast(pl.Int8).alias("cross_currency"),
         (pl.col("src") == pl.col("dst")).cast(pl.Int8).alias("self_transfer"),
+        unpriced.alias("unpriced"),
         pl.col("is_laundering").cast(pl.Int8).alias("label"),
         pl.col("split").cast(pl.Int8),
     )
 
 
 # --- the step -----------------------------------------------------------------------------------
-def edge_chunk(inputs: Inputs, *, data_chunk: str, t0: int, vocab: dict) -> Output:
+def edge_chunk(inputs: Inputs, *, data_chunk: str, t0: int, vocab: dict, usd_per_unit: dict | None = None,
+               priced_from: dict | None = None) -> Output:
     """Per-transaction features and labels of one coded chunk."""
     tx = inputs.load(data_chunk).table("transactions")
-    feats = edge_features(tx, t0=t0, vocab=vocab)
+    rates = None if usd_per_unit is None else {int(k): v for k, v in usd_per_unit.items()}
+    since = None if priced_from is None else {int(k): v for k, v in priced_from.items()}
+    feats = edge_features(tx, t0=t0, vocab=vocab, usd_per_unit=rates, priced_from=since)
     return Output(tables={"features": feats}, metadata={"rows": feats.height, "num_features": feats.width})
 
 
@@ -98,8 +126,11 @@ def compute(ctx: StepContext) -> Output:
     """One chunk per coded data chunk; the step checkpoint lists them and the feature columns."""
     data = ctx.step("data_loaded")
     vocab, t0 = data.value("vocab"), data.value("t0")
+    usd = ctx.params["currency"] != "raw"
+    pricing = {"usd_per_unit": data.value("usd_per_unit") if usd else None,
+               "priced_from": data.value("priced_from") if usd else None}
     chunks = [Chunk(chunk_name("edge_features", i), i, {"data": name},
-                    {"data_chunk": name, "t0": t0, "vocab": vocab})
+                    {"data_chunk": name, "t0": t0, "vocab": vocab, **pricing})
               for i, name in enumerate(coded_chunks(data))]
     parts = ctx.run_chunks("edge_features", f"{__name__}:edge_chunk", chunks)
     first = ctx.inputs.scan([parts[0].name], "features").collect_schema().names()
@@ -108,5 +139,5 @@ def compute(ctx: StepContext) -> Output:
                   metadata={"num_chunks": len(parts)})
 
 
-STEP = Step("edge_features", "Creating Edge Features", reads=("data_loaded",), params=(),
-            code=("amlgraph.steps.lookup",), compute=compute)
+STEP = Step("edge_features", "Creating Edge Features", reads=("data_loaded",), params=("currency",),
+            code=("amlgraph.steps.lookup", "amlgraph.steps.currency"), compute=compute)

@@ -69,7 +69,9 @@ def compute(ctx: StepContext) -> Output:
         synthetic=(np.asarray(imb.array("X_synthetic")), np.asarray(imb.array("y_synthetic"))),
         node_feature_names=norm.value("node_columns"), edge_feature_names=edge_cols,
         class_weights=weights, vocab=data.value("vocab"),
-        raw_dtypes={c: schema[c] for c in RAW_COLUMNS})
+        raw_dtypes={c: schema[c] for c in RAW_COLUMNS},
+        x_views={name: np.asarray(norm.array(name)) for name in ("x_train", "x_val") if name in norm.arrays}
+        or None)
     return Output(tables=tables, arrays=arrays, values=values,
                   metadata={"num_accounts": int(x.shape[0]), "num_edges": n_edges,
                             "num_features": int(x.shape[1])})

@@ -209,12 +209,14 @@ def _float64_block(frame: pl.DataFrame) -> np.ndarray:
     return block
 
 
-def _node_scaling(inputs: Inputs, node_chunks: list[str], data_chunks: list[str]) -> tuple[np.ndarray, dict]:
-    """The normalised node matrix and what ``normalized`` records of it.
+def _node_scaling(inputs: Inputs, node_chunks: list[str], node_views: list[str],
+                  data_chunks: list[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """The normalised node matrix of every view and what ``normalized`` records of them.
 
-    The scaler is fitted on the accounts that take part in training transactions.
+    The scaler is fitted on the first view (training rows, or all rows in the transductive
+    mode), on the accounts that take part in training transactions, and applied to every view.
     """
-    feats = inputs.scan(node_chunks, "features").collect()
+    feats = inputs.scan(node_chunks, f"features_{node_views[0]}").collect()
     node_cols = [c for c in feats.columns if c != "node_id"]
     node_flags = [c for c in node_cols if feats.schema[c] == pl.Int8]
     node_scaled = columns_to_scale(node_cols, [], node_flags)
@@ -232,9 +234,20 @@ def _node_scaling(inputs: Inputs, node_chunks: list[str], data_chunks: list[str]
     block = log_transform(_float64_block(train.select(node_scaled)), node_scaled, node_log)
     node_scaler = StandardScaler().fit(block)
     del block, train
-    x = edge_matrix(feats, node_cols, node_scaled, node_scaler, node_log)
-    return x, {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
-               "node_scaler": node_scaler.to_dict()}
+    matrices = {node_views[0]: edge_matrix(feats, node_cols, node_scaled, node_scaler, node_log)}
+    del feats
+    for view in node_views[1:]:
+        later = inputs.scan(node_chunks, f"features_{view}").collect()
+        matrices[view] = edge_matrix(later, node_cols, node_scaled, node_scaler, node_log)
+    return matrices, {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
+                      "node_scaler": node_scaler.to_dict(), "node_views": list(node_views)}
+
+
+#: The array of each node view in the ``normalized`` checkpoint and the graph: the last view
+#: (all rows) is ``x``; the earlier ones ``x_<view>``.
+def node_array_names(node_views: list[str]) -> dict[str, str]:
+    """``{view: array name}``: the last view is ``x``, the others ``x_<view>``."""
+    return {v: ("x" if i == len(node_views) - 1 else f"x_{v}") for i, v in enumerate(node_views)}
 
 
 def compute(ctx: StepContext) -> Output:
@@ -244,11 +257,13 @@ def compute(ctx: StepContext) -> Output:
 
     inputs = ctx.inputs
     edges = ctx.step("edge_features")
+    nodes_ckpt = ctx.step("node_features")
+    node_views = list(nodes_ckpt.value("views")) if "views" in nodes_ckpt.values else ["all"]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-nodes") as pool:
         # The node scaler is fitted and applied in a second thread while this one passes over
         # the edge chunks: the two are independent, and each alone leaves a core mostly idle
         # (NumPy passes on one core, Parquet reads in between). Its errors surface in result().
-        nodes = pool.submit(_node_scaling, inputs, chunk_names(ctx.step("node_features")),
+        nodes = pool.submit(_node_scaling, inputs, chunk_names(nodes_ckpt), node_views,
                             coded_chunks(ctx.step("data_loaded")))
         # Edges: one sequential pass over the training rows of every chunk, in row order.
         edge_cols = edges.value("columns")
@@ -263,14 +278,16 @@ def compute(ctx: StepContext) -> Output:
             if f.height:
                 edge_scaler.partial_fit(log_transform(_float64_block(f), edge_scaled, edge_log))
                 fitted = True
-        x, node_values = nodes.result()
+        matrices, node_values = nodes.result()
     if not fitted:
         raise StepError("the training split has no transactions; use more data or other "
                         "split_fractions", step="normalized")
     # The scaled edge matrix is not stored here: it is one affine map of the edge_features
     # chunks, applied where the rows are consumed (imbalanced, graph_created), so hi-large's
     # ~13 GB of float32 is written once, in the graph, and not twice.
-    return Output(arrays={"x": x},
+    names = node_array_names(node_views)
+    x = matrices[node_views[-1]]
+    return Output(arrays={names[v]: m for v, m in matrices.items()},
                   values={**node_values, "edge_columns": edge_cols, "edge_scaled": edge_scaled,
                           "edge_log": edge_log, "edge_scaler": edge_scaler.to_dict()},
                   metadata={"num_accounts": int(x.shape[0]), "num_features": int(x.shape[1])})

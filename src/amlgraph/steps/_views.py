@@ -1,0 +1,109 @@
+"""Per-node statistics over prefix views of the rows: train, train + val, all (one pass).
+
+Each incidence (a row seen from one of its nodes) carries the first view it belongs to
+(``view``: 0 for a training row, 1 for a validation row, 2 for a test row; for an amount also
+the first view that may price it). A statistic is computed once per (node, first view) cell and
+then accumulated along the views: the validation view *extends* the training sums, counts,
+extremes and distinct sets, it does not recompute them. A cell's floating-point sum runs over
+its incidences in their order (``np.bincount``), so results do not depend on chunking.
+
+Every function returns an array of shape (n, V): column v is the statistic over the incidences
+whose first view is <= v. An incidence whose view is >= V belongs to no view (an amount that
+cannot be priced).
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def _cells(pos: np.ndarray, view: np.ndarray, n_views: int) -> tuple[np.ndarray, np.ndarray]:
+    keep = view < n_views
+    if keep.all():
+        return pos * n_views + view, keep
+    return pos[keep] * n_views + view[keep], keep
+
+
+def counts(pos: np.ndarray, view: np.ndarray, n: int, n_views: int) -> np.ndarray:
+    """Incidences per node and view, Int64 of shape (n, V)."""
+    cell, _ = _cells(pos, view, n_views)
+    return np.bincount(cell, minlength=n * n_views).reshape(n, n_views).cumsum(axis=1)
+
+
+def sums(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, n_views: int) -> np.ndarray:
+    """Sum of ``values`` per node and view, Float64 of shape (n, V)."""
+    cell, keep = _cells(pos, view, n_views)
+    w = values if keep.all() else values[keep]
+    return np.bincount(cell, weights=w, minlength=n * n_views).reshape(n, n_views).cumsum(axis=1)
+
+
+def extremes(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, n_views: int,
+             ufunc: np.ufunc, *, empty: float = 0.0) -> np.ndarray:
+    """Max (``np.maximum``) or min of ``values`` per node and view; ``empty`` where none."""
+    init = -np.inf if ufunc is np.maximum else np.inf
+    out = np.full(n * n_views, init, dtype=np.float64)
+    cell, keep = _cells(pos, view, n_views)
+    ufunc.at(out, cell, (values if keep.all() else values[keep]).astype(np.float64))
+    out = ufunc.accumulate(out.reshape(n, n_views), axis=1)
+    out[out == init] = empty
+    return out
+
+
+def int_extremes(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, n_views: int,
+                 ufunc: np.ufunc) -> np.ndarray:
+    """As :func:`extremes` for Int64 values (timestamps), exact; the ufunc's identity where none."""
+    info = np.iinfo(np.int64)
+    init = info.min if ufunc is np.maximum else info.max
+    out = np.full(n * n_views, init, dtype=np.int64)
+    cell, keep = _cells(pos, view, n_views)
+    ufunc.at(out, cell, values if keep.all() else values[keep])
+    return ufunc.accumulate(out.reshape(n, n_views), axis=1)
+
+
+def distinct(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, n_views: int) -> np.ndarray:
+    """Distinct values per node and view (a value counts from the first view it appears in).
+
+    The (node, value) pairs are grouped by hashing (Polars), so any integer values work: no key
+    arithmetic that could overflow (bank ids up to 2**63 - 1).
+    """
+    if len(pos) == 0:
+        return np.zeros((n, n_views), dtype=np.int64)
+    first = (pl.DataFrame({"p": pos, "v": values, "s": view})
+             .group_by("p", "v").agg(pl.col("s").min()))
+    return counts(first["p"].to_numpy(), first["s"].to_numpy(), n, n_views)
+
+
+def mean_std(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int,
+             n_views: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std per node and view (two passes, each in the order of ``pos``).
+
+    A std that overflows (amounts near the largest float) is computed again for those nodes
+    from deviations scaled by their largest absolute deviation, so every finite amount gives a
+    finite std; elsewhere the plain two-pass formula stands, bit for bit.
+    """
+    count = counts(pos, view, n, n_views)
+    mean = ratio(sums(pos, view, values, n, n_views), count)
+    std = np.zeros((n, n_views), dtype=np.float64)
+    for v in range(n_views):
+        keep = view <= v
+        p, x = pos[keep], values[keep]
+        dev = x - mean[p, v]
+        with np.errstate(over="ignore", invalid="ignore"):
+            var = ratio(np.bincount(p, weights=dev * dev, minlength=n), count[:, v])
+            col = np.sqrt(var)
+        bad = ~np.isfinite(col)
+        if bad.any():
+            scale = np.zeros(n)
+            np.maximum.at(scale, p, np.abs(dev))
+            safe = np.where(scale > 0, scale, 1.0)
+            unit = dev / safe[p]
+            col = np.where(bad, safe * np.sqrt(ratio(np.bincount(p, weights=unit * unit, minlength=n),
+                                                      count[:, v])), col)
+        col[count[:, v] < 2] = 0.0
+        std[:, v] = col
+    return mean, std
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` elementwise, 0 where ``den`` is 0; any shape."""
+    return np.divide(num, den, out=np.zeros(np.shape(num), dtype=np.float64), where=den > 0)
