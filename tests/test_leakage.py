@@ -60,3 +60,52 @@ def test_validation_and_test_rows_change_no_scaler_smote_or_weight(tiny_data, tm
     assert smote_a.shape[0] > 0 and np.array_equal(smote_a, smote_b)
     train = base.graph.train_mask
     assert np.array_equal(base.graph.edge_attr[train], other.graph.edge_attr[train])
+
+
+def _scale_test_period(src_dir, dst_dir, boundary_s: int) -> int:
+    """Copy the data set, multiplying the amounts of every row at or after ``boundary_s`` by 1.5:
+    both amounts of a same-currency row, only the received amount of a cross-currency row (so
+    that the exchange-rate observations of the test period move)."""
+    dst_dir.mkdir()
+    for f in src_dir.iterdir():
+        if f.is_file():
+            (dst_dir / f.name).write_bytes(f.read_bytes())
+    trans = next(dst_dir.glob("*_Trans.csv"))
+    header, *lines = trans.read_text().splitlines()
+    df = pl.DataFrame({"line": lines}).with_columns(pl.col("line").str.split(",").alias("f"))
+    ts = df["f"].list.get(0).str.strptime(pl.Datetime, TIMESTAMP_FORMAT).dt.epoch("s")
+    late = (ts >= boundary_s).to_numpy()
+    rows = df["f"].to_list()
+    for i in np.flatnonzero(late):  # a test's reference edit, not library code
+        r = rows[i]
+        r[5] = f"{float(r[5]) * 1.5:.2f}"
+        if r[6] == r[8]:
+            r[7] = r[5]
+    trans.write_text("\n".join([header] + [",".join(r) for r in rows]) + "\n")
+    return int(late.sum())
+
+
+def test_training_outputs_never_read_the_test_period(tiny_data, tmp_path):
+    """The default run: x_train, x_val, both scalers, SMOTE's rows, the class weights and every
+    training edge's features are bit-identical when the test period's amounts change; x_test
+    (and the exchange rates only the test rows give) may move."""
+    base = run_preprocessing(data_path=tiny_data, checkpoint_dir=tmp_path / "a", quiet=True)
+    assert base.graph.has_split_views
+    boundary = int(base.graph.timestamp[base.graph.test_mask].min())
+    assert _scale_test_period(tiny_data, tmp_path / "perturbed", boundary) > 1_000
+    other = run_preprocessing(data_path=tmp_path / "perturbed", checkpoint_dir=tmp_path / "b", quiet=True)
+    a, b = base.graph, other.graph
+    assert np.array_equal(a.split, b.split) and np.array_equal(a.edge_row, b.edge_row)
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.x_val, b.x_val)
+    assert not np.array_equal(a.x_test, b.x_test)
+    train = a.split == 0
+    assert np.array_equal(np.asarray(a.edge_attr)[train], np.asarray(b.edge_attr)[train])
+    assert not np.array_equal(np.asarray(a.edge_attr)[a.split == 2], np.asarray(b.edge_attr)[b.split == 2])
+    assert _fitted(tmp_path / "a")[:2] == _fitted(tmp_path / "b")[:2]
+    assert np.array_equal(_fitted(tmp_path / "a")[2], _fitted(tmp_path / "b")[2])
+    assert _fitted(tmp_path / "a")[3] == _fitted(tmp_path / "b")[3]
+    rates = [CheckpointStore(tmp_path / d, create=False).load("data_loaded") for d in ("a", "b")]
+    since = rates[0].value("priced_from")
+    early = {c for c, s in since.items() if s in (0, 1)}
+    assert {c: rates[0].value("usd_per_unit")[c] for c in early} == \
+        {c: rates[1].value("usd_per_unit")[c] for c in early}

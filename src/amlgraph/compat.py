@@ -24,7 +24,8 @@ _LAYOUT = "compat_layout"
 def create_checkpoint_dir(data_path: str | os.PathLike, sample_size: int | None) -> Path:
     """Create (if needed) and return ``<data_path>/checkpoints_<sample_size>`` (``checkpoints_all``
     when ``sample_size`` is None)."""
-    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size <= 0):
+    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or isinstance(sample_size, bool)
+                                    or sample_size <= 0):
         raise ConfigError(f"sample_size must be a positive int or None (got {sample_size!r})")
     path = Path(data_path) / (f"checkpoints_{int(sample_size)}" if sample_size is not None else "checkpoints_all")
     CheckpointStore(path, create=True)
@@ -74,7 +75,9 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str, data: Any
         The checkpoint's directory.
 
     Raises:
-        CheckpointError: bad name, data that is neither tabular, numeric nor JSON, or a failed write.
+        CheckpointError: bad name, data that is neither tabular, numeric nor JSON, a NaN or an
+            infinity in the JSON part (values.json is strict JSON; numpy arrays may hold them),
+            or a failed write.
     """
     check_name(step_name, "step name")
     tables: dict[str, pl.DataFrame] = {}
@@ -98,6 +101,14 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str, data: Any
     else:
         layout = {"kind": put(data, "data")}
     values[_LAYOUT] = layout
+    names = {slot: f"data[{k!r}]" for k, _, slot in layout.get("items", [])} | {"data": "data"}
+    for slot, value in values.items():
+        bad = _non_finite(value, names.get(slot, slot))
+        if bad is not None:
+            raise CheckpointError(
+                f"checkpoint {step_name}: {bad[0]} is not finite ({bad[1]!r}); JSON has no NaN or "
+                "Infinity, so it cannot go into values.json: put such numbers in a numpy array "
+                "(arrays keep NaN) or replace them, e.g. by None")
     m = dict(metadata or {})
     m.setdefault("step", step_name)
     store = CheckpointStore(checkpoint_dir, create=True)
@@ -107,6 +118,31 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike, step_name: str, data: Any
                key=_content_key(step_name, tables, arrays, values),
                tables=tables, arrays=arrays, values=values, metadata=m)
     return store.root / step_name
+
+
+def _non_finite(value: Any, where: str) -> tuple[str, float] | None:
+    """Where a JSON-bound value holds a NaN or an infinity, and that number; None if nowhere.
+
+    Python's ``json`` writes them as ``NaN`` / ``Infinity``, which no strict JSON parser reads.
+    """
+    if isinstance(value, (float, np.floating)):
+        return None if np.isfinite(value) else (where, float(value))
+    if isinstance(value, np.ndarray):  # nested in a list or dict: written as a JSON list
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            return f"{where}{list(at)}", float(value[at])
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, f"{where}[{k!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 def _step_of(name: str) -> str:

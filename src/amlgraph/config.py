@@ -77,11 +77,13 @@ class PipelineConfig:
             _one_of("resume_from", self.resume_from, STEPS)
         for name in ("sample_size", "chunk_size", "chunk_rows"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            # bool is a subclass of int: True must not pass as 1
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer (got {value!r})")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1 (got {self.workers})")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                         or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer or None (got {self.threads!r})")
         if self.backend == "dask" and not self.scheduler:
             raise ConfigError("backend 'dask' needs a scheduler address such as tcp://127.0.0.1:8786")

@@ -321,7 +321,8 @@ _ACCOUNT_LABELS = ACCOUNTS_HEADER
 
 def _account_checks() -> list[tuple[int, Check]]:
     bank = pl.col("_bank")
-    return [(1, Check("bank", "bank id is not a non-negative integer", bank.is_not_null() & (bank >= 0))),
+    return [(1, Check("bank", "bank id is not an integer from 0 to 9223372036854775807",
+                      bank.is_not_null() & (bank >= 0))),
             (2, Check("account", "account is empty", pl.col("account").str.strip_chars().str.len_bytes() > 0))]
 
 

@@ -25,6 +25,10 @@ TS_MIN, TS_MAX = dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1)
 _TS_PATTERN = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}$"
 BAD_ROW_HINT = "fix or remove the row, or rerun with --on-bad-rows quarantine to skip and record bad rows"
 _NUMBER_HINT = "a plain decimal number such as 1234.56 (no thousands separators)"
+#: The largest amount accepted. Features square amounts (std, scaling) and add them over rows:
+#: from ~1.3e154 on a square overflows float64 (NaN features). At 1e100 a square is 1e200, which
+#: leaves room for sums over any number of rows and for exchange-rate conversion.
+AMOUNT_MAX = 1e100
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def trans_checks() -> list[tuple[int, Check]]:
                      (8, "payment_currency")):
         if col.endswith("bank"):
             value = pl.col(f"_{col}")
-            checks.append((pos, Check(col, "bank id is not a non-negative integer",
+            checks.append((pos, Check(col, "bank id is not an integer from 0 to 9223372036854775807",
                                       value.is_not_null() & (value >= 0))))
         elif col.endswith("account"):
             checks.append((pos, Check(col, "account is empty", _nonempty(col))))
@@ -121,7 +125,9 @@ def trans_checks() -> list[tuple[int, Check]]:
             value = pl.col(f"_{col}")
             checks += [(pos, Check(col, f"amount is not a number, expected {_NUMBER_HINT}", value.is_not_null())),
                        (pos, Check(col, "amount is not finite (NaN or infinite)", value.is_finite())),
-                       (pos, Check(col, "amount is negative", value >= 0))]
+                       (pos, Check(col, "amount is negative", value >= 0)),
+                       (pos, Check(col, f"amount is above the limit of {AMOUNT_MAX:g} (larger amounts overflow "
+                                   "the float64 arithmetic of the features)", value <= AMOUNT_MAX))]
         else:
             checks.append((pos, Check(col, "currency is empty", _nonempty(col))))
     checks += [

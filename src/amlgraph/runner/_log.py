@@ -4,7 +4,7 @@ Every line goes to the logger ``amlgraph`` (INFO; warnings at WARNING), so a not
 application decides where it goes (``logging.getLogger("amlgraph").setLevel(logging.WARNING)``
 silences a run). When logging is not configured at all, the first run adds one plain handler
 that prints the lines to standard output, as the seed printed them. Progress bars (tqdm) are
-drawn only on a terminal and never logged. Quiet runs log nothing below WARNING.
+drawn only on a terminal and never logged. Quiet runs log nothing (errors are raised).
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class RunLog:
     """The lines of one run.
 
     Args:
-        quiet: log nothing below WARNING.
+        quiet: log nothing.
         stream: write the lines to this stream instead of the ``amlgraph`` logger (tests).
     """
 
@@ -70,7 +70,7 @@ class RunLog:
             _default_handler()
 
     def _emit(self, level: int, text: str) -> None:
-        if self.quiet and level < logging.WARNING:
+        if self.quiet:  # quiet: nothing but the errors the caller reports
             return
         if self.stream is not None:
             print(text, file=self.stream, flush=True)

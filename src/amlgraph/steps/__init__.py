@@ -7,7 +7,16 @@ their inputs, parameters and code from it alone. Adding a step is a module here 
 from __future__ import annotations
 
 from amlgraph.steps._contract import (
-    Chunk, Inputs, Output, Part, Pieces, Step, StepContext, chunk_name, is_chunk_name, parts_value,
+    Chunk,
+    Inputs,
+    Output,
+    Part,
+    Pieces,
+    Step,
+    StepContext,
+    chunk_name,
+    is_chunk_name,
+    parts_value,
 )
 
 __all__ = ["Chunk", "Inputs", "Output", "Part", "Pieces", "Step", "StepContext", "chunk_name",

@@ -49,9 +49,13 @@ def _integer_keys_are_exact(index: pl.DataFrame) -> bool:
 
 def _int_key(bank: str, account: str) -> pl.Expr:
     # strict=False: a non-canonical account in raw gets null, i.e. "missing from the index".
-    hexval = pl.when(pl.col(account).str.contains(_HEX9) & pl.col(bank).is_between(0, _MAX_BANK - 1)).then(
+    in_range = pl.col(bank).is_between(0, _MAX_BANK - 1)
+    hexval = pl.when(pl.col(account).str.contains(_HEX9) & in_range).then(
         pl.col(account).str.to_integer(base=16, strict=False))
-    return (pl.col(bank).cast(pl.Int64) * (1 << 36) + hexval).alias("key")
+    # The bank is clipped before the multiplication so that a bank id beyond _MAX_BANK (up to
+    # 2**63 - 1) cannot wrap around int64; its key is null either way (hexval is null).
+    bank_part = pl.when(in_range).then(pl.col(bank).cast(pl.Int64)).otherwise(0) * (1 << 36)
+    return (bank_part + hexval).alias("key")
 
 
 #: Integer account keys the reader's batches carry (see :func:`with_account_keys`).

@@ -13,7 +13,14 @@ import polars as pl
 
 from amlgraph.errors import InputError
 from amlgraph.steps._accounts import KEY_COLUMNS, drop_keyed_accounts, with_account_keys
-from amlgraph.steps._contract import Chunk, Output, Part, StepContext, chunk_name, parts_value
+from amlgraph.steps._contract import (
+    Chunk,
+    Output,
+    Part,
+    StepContext,
+    chunk_name,
+    parts_value,
+)
 from amlgraph.steps._layout import READ
 
 SECONDS_PER_DAY = 86_400

@@ -63,14 +63,23 @@ def int_extremes(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, 
 def distinct(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, n_views: int) -> np.ndarray:
     """Distinct values per node and view (a value counts from the first view it appears in).
 
-    The (node, value) pairs are grouped by hashing (Polars), so any integer values work: no key
-    arithmetic that could overflow (bank ids up to 2**63 - 1).
+    Few distinct values (currencies, a chunk's banks): a (node, value) table of first views, no
+    hashing. Otherwise the (node, value) pairs are grouped by hashing (Polars, all cores). The
+    table's width is computed with Python integers and used only when small, so values spread
+    over all of int64 (bank ids up to 2**63 - 1) never overflow a key.
     """
     if len(pos) == 0:
         return np.zeros((n, n_views), dtype=np.int64)
-    first = (pl.DataFrame({"p": pos, "v": values, "s": view})
+    vmin = int(values.min())
+    width = int(values.max()) - vmin + 1
+    if n * width <= 4 * len(pos) + 1_000_000:
+        first = np.full(n * width, n_views, dtype=np.int64)
+        np.minimum.at(first, pos * width + (values - vmin), view)
+        cell = np.flatnonzero(first < n_views)
+        return counts(cell // width, first[cell], n, n_views)
+    pairs = (pl.DataFrame({"p": pos, "v": values, "s": view})
              .group_by("p", "v").agg(pl.col("s").min()))
-    return counts(first["p"].to_numpy(), first["s"].to_numpy(), n, n_views)
+    return counts(pairs["p"].to_numpy(), pairs["s"].to_numpy(), n, n_views)
 
 
 def mean_std(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int,
@@ -82,26 +91,33 @@ def mean_std(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int,
     finite std; elsewhere the plain two-pass formula stands, bit for bit.
     """
     count = counts(pos, view, n, n_views)
-    mean = ratio(sums(pos, view, values, n, n_views), count)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = ratio(sums(pos, view, values, n, n_views), count)
     std = np.zeros((n, n_views), dtype=np.float64)
     for v in range(n_views):
         keep = view <= v
         p, x = pos[keep], values[keep]
-        dev = x - mean[p, v]
         with np.errstate(over="ignore", invalid="ignore"):
+            dev = x - mean[p, v]
             var = ratio(np.bincount(p, weights=dev * dev, minlength=n), count[:, v])
             col = np.sqrt(var)
         bad = ~np.isfinite(col)
         if bad.any():
-            scale = np.zeros(n)
-            np.maximum.at(scale, p, np.abs(dev))
-            safe = np.where(scale > 0, scale, 1.0)
-            unit = dev / safe[p]
-            col = np.where(bad, safe * np.sqrt(ratio(np.bincount(p, weights=unit * unit, minlength=n),
-                                                      count[:, v])), col)
+            with np.errstate(all="ignore"):  # a NaN mean (an overflowed sum) stays NaN, reported later
+                col = _scaled_std(p, dev, n, count[:, v], bad, col)
         col[count[:, v] < 2] = 0.0
         std[:, v] = col
     return mean, std
+
+
+def _scaled_std(p: np.ndarray, dev: np.ndarray, n: int, count: np.ndarray, bad: np.ndarray,
+                col: np.ndarray) -> np.ndarray:
+    """The std of the ``bad`` nodes from deviations scaled by their largest absolute deviation."""
+    scale = np.zeros(n)
+    np.maximum.at(scale, p, np.abs(dev))
+    safe = np.where(scale > 0, scale, 1.0)
+    unit = dev / safe[p]
+    return np.where(bad, safe * np.sqrt(ratio(np.bincount(p, weights=unit * unit, minlength=n), count)), col)
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -9,7 +9,15 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import InputError
-from amlgraph.steps._contract import Chunk, Inputs, Output, Step, StepContext, chunk_name, parts_value
+from amlgraph.steps._contract import (
+    Chunk,
+    Inputs,
+    Output,
+    Step,
+    StepContext,
+    chunk_name,
+    parts_value,
+)
 from amlgraph.steps._layout import coded_chunks
 from amlgraph.steps.currency import NEVER, priced_from_array, rate_array
 from amlgraph.steps.lookup import positions
@@ -79,7 +87,7 @@ def edge_features(tx: pl.DataFrame, *, t0: int, vocab: dict, usd_per_unit: dict 
         rec_cur = tx["receiving_currency"].to_numpy().astype(np.int64)
         split = tx["split"].to_numpy()
         usable = (since[pay_cur] <= split) & (since[rec_cur] <= split)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             paid_usd = tx["amount_paid"].to_numpy() * rates[pay_cur]
             recv_usd = tx["amount_received"].to_numpy() * rates[rec_cur]
             value = np.where(usable & (recv_usd > 0), paid_usd / np.where(recv_usd > 0, recv_usd, 1.0), 1.0)

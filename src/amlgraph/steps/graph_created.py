@@ -14,6 +14,7 @@ import polars as pl
 
 from amlgraph.graph import RAW_COLUMNS, graph_payload
 from amlgraph.steps._contract import Inputs, Output, Pieces, Step, StepContext
+from amlgraph.steps._finite import require_finite
 from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks
 from amlgraph.steps.normalized import scaled_edge_matrix
 
@@ -43,8 +44,26 @@ def compute(ctx: StepContext) -> Output:
     schema = inputs.scan(coded[:1], "transactions").collect_schema()
     edge_cols = list(norm.value("edge_columns"))
 
+    nodes = inputs.load(INDEX).table("nodes")
+    node_cols = list(norm.value("node_columns"))
+    # Nothing that is not a number reaches the graph: each array is checked as it is written
+    # (an exception in a piece aborts the save; the graph checkpoint is then not committed).
+    views = {name: np.asarray(norm.array(name)) for name in ("x_train", "x_val") if name in norm.arrays}
+    for matrix in (x, *views.values()):
+        require_finite(matrix, node_cols, step="graph_created", what="normalised node feature(s)",
+                       where=lambda k: f"account {nodes.row(k, named=True)['account']!r} (node {k})",
+                       hint="rerun with --resume-from edge_features to recompute the normalized step; if it "
+                            "recurs, check the amounts of that account's transactions (amlgraph check)")
+
     def edge_attr(name: str):
-        return lambda: scaled_edge_matrix(inputs, norm, name)
+        def read() -> np.ndarray:
+            block = scaled_edge_matrix(inputs, norm, name)
+            require_finite(block, edge_cols, step="graph_created", what="normalised edge feature(s)",
+                           where=lambda k: f"row {inputs.scan([name], 'features').select('row').collect()['row'][k]}",
+                           hint="check the amounts of that row (amlgraph check); if they are sane, rerun "
+                                "with --resume-from edge_features to recompute the normalized step")
+            return block
+        return read
 
     def parts(col: str) -> list:
         return [_column(inputs, n, col) for n in coded]
@@ -63,15 +82,18 @@ def compute(ctx: StepContext) -> Output:
     for col in RAW_COLUMNS:
         pieces[f"raw_{col}"] = Pieces((n_edges,), _numpy_dtype(schema[col]), parts(col))
     imb = ctx.step("imbalanced")
+    synthetic = np.asarray(imb.array("X_synthetic"))
+    require_finite(synthetic, edge_cols, step="graph_created", what="synthetic edge feature(s)",
+                   where=lambda k: f"synthetic row {k}",
+                   hint="rerun with --resume-from normalized to recompute the imbalanced step")
     weights = {int(k): float(v) for k, v in ctx.step("weights").value("class_weights").items()}
     tables, arrays, values = graph_payload(
-        nodes=inputs.load(INDEX).table("nodes"), x=x, node_y=node_y, pieces=pieces,
-        synthetic=(np.asarray(imb.array("X_synthetic")), np.asarray(imb.array("y_synthetic"))),
+        nodes=nodes, x=x, node_y=node_y, pieces=pieces,
+        synthetic=(synthetic, np.asarray(imb.array("y_synthetic"))),
         node_feature_names=norm.value("node_columns"), edge_feature_names=edge_cols,
         class_weights=weights, vocab=data.value("vocab"),
         raw_dtypes={c: schema[c] for c in RAW_COLUMNS},
-        x_views={name: np.asarray(norm.array(name)) for name in ("x_train", "x_val") if name in norm.arrays}
-        or None)
+        x_views=views or None)
     return Output(tables=tables, arrays=arrays, values=values,
                   metadata={"num_accounts": int(x.shape[0]), "num_edges": n_edges,
                             "num_features": int(x.shape[1])})

@@ -18,7 +18,7 @@ def positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     if len(ids) == 0 or values.size == 0:
         return np.full(values.shape, -1, dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
-    if ids[-1] - ids[0] == len(ids) - 1:
+    if int(ids[-1]) - int(ids[0]) == len(ids) - 1:  # Python ints: no int64 overflow for any span
         # A range of ids (a node chunk): the position is the offset into it.
         pos = values - ids[0]
         pos[(pos < 0) | (pos >= len(ids))] = -1

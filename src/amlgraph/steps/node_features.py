@@ -17,9 +17,18 @@ import numpy as np
 import polars as pl
 
 from amlgraph.schema import CRYPTO
-from amlgraph.steps._contract import Chunk, Inputs, Output, Part, Step, StepContext, chunk_name, parts_value
-from amlgraph.steps._layout import coded_chunks
 from amlgraph.steps import _views as views
+from amlgraph.steps._contract import (
+    Chunk,
+    Inputs,
+    Output,
+    Part,
+    Step,
+    StepContext,
+    chunk_name,
+    parts_value,
+)
+from amlgraph.steps._layout import coded_chunks
 from amlgraph.steps.currency import NEVER, priced_from_array, rate_array
 from amlgraph.steps.lookup import positions
 
@@ -133,7 +142,9 @@ def node_features(tx: pl.DataFrame, node_ids: np.ndarray, *, usd_per_unit: dict 
     pay_cur = t["payment_currency"].to_numpy().astype(np.int64)
     rec_cur = t["receiving_currency"].to_numpy().astype(np.int64)
     fmt = t["payment_format"].to_numpy().astype(np.int64)
-    with np.errstate(invalid="ignore"):
+    # An amount times an absurd exchange rate can overflow: the result is inf/NaN, which the
+    # normalized step reports (naming the account) instead of a RuntimeWarning on stderr here.
+    with np.errstate(invalid="ignore", over="ignore"):
         paid = t["amount_paid"].to_numpy() * rates[pay_cur]
         received = t["amount_received"].to_numpy() * rates[rec_cur]
     # The first view in which each side's amount counts: its row's, or later when its currency

@@ -19,7 +19,8 @@ import polars as pl
 from amlgraph._prefetch import ahead
 from amlgraph.errors import ConfigError
 from amlgraph.steps._contract import Inputs, Output, Step, StepContext
-from amlgraph.steps._layout import chunk_names, coded_chunks
+from amlgraph.steps._finite import check_node_features
+from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks
 from amlgraph.steps.heavy_tails import heavy_tailed, log_transform
 
 _EPS = np.finfo(np.float64).eps
@@ -218,6 +219,11 @@ def _node_scaling(inputs: Inputs, node_chunks: list[str], node_views: list[str],
     """
     feats = inputs.scan(node_chunks, f"features_{node_views[0]}").collect()
     node_cols = [c for c in feats.columns if c != "node_id"]
+
+    def nodes() -> pl.DataFrame:
+        return inputs.load(INDEX).table("nodes")
+
+    check_node_features(feats, node_cols, nodes, node_views[0])
     node_flags = [c for c in node_cols if feats.schema[c] == pl.Int8]
     node_scaled = columns_to_scale(node_cols, [], node_flags)
     node_log = heavy_tailed(node_scaled)
@@ -238,6 +244,7 @@ def _node_scaling(inputs: Inputs, node_chunks: list[str], node_views: list[str],
     del feats
     for view in node_views[1:]:
         later = inputs.scan(node_chunks, f"features_{view}").collect()
+        check_node_features(later, node_cols, nodes, view)
         matrices[view] = edge_matrix(later, node_cols, node_scaled, node_scaler, node_log)
     return matrices, {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
                       "node_scaler": node_scaler.to_dict(), "node_views": list(node_views)}
@@ -253,7 +260,10 @@ def node_array_names(node_views: list[str]) -> dict[str, str]:
 def compute(ctx: StepContext) -> Output:
     """Fit both scalers on the training rows; store the node matrix and the edge map."""
     from amlgraph.errors import StepError
-    from amlgraph.steps.edge_features import CATEGORICAL_EDGE_FEATURES, FLAG_EDGE_FEATURES
+    from amlgraph.steps.edge_features import (
+        CATEGORICAL_EDGE_FEATURES,
+        FLAG_EDGE_FEATURES,
+    )
 
     inputs = ctx.inputs
     edges = ctx.step("edge_features")
@@ -282,6 +292,12 @@ def compute(ctx: StepContext) -> Output:
     if not fitted:
         raise StepError("the training split has no transactions; use more data or other "
                         "split_fractions", step="normalized")
+    overflow = [c for c, m, s in zip(edge_scaled, edge_scaler.mean_, edge_scaler.scale_)
+                if not (np.isfinite(m) and np.isfinite(s))]
+    if overflow:  # every value of such a column would be NaN
+        raise StepError(f"edge feature(s) {', '.join(map(repr, overflow))}: the mean or standard deviation "
+                        "of the training rows overflows float64; check the amounts of the transactions "
+                        "(amlgraph check) for absurd values", step="normalized")
     # The scaled edge matrix is not stored here: it is one affine map of the edge_features
     # chunks, applied where the rows are consumed (imbalanced, graph_created), so hi-large's
     # ~13 GB of float32 is written once, in the graph, and not twice.
