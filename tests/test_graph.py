@@ -166,3 +166,19 @@ def test_load_graph_names_what_exists(tmp_path):
                                    arrays={"a": np.zeros(2)})
     with pytest.raises(CheckpointError, match=r"no valid 'graph_created' checkpoint \(found: data_loaded\)"):
         load_graph(tmp_path)
+
+
+def test_for_split_builds_multignn_graphs():
+    g = random_graph(num_nodes=30, num_edges=300, seed=5)
+    x_train, x_val = np.asarray(g.x) + 1.0, np.asarray(g.x) + 2.0
+    g = TransactionGraph(**{**{f: getattr(g, f) for f in g.__dataclass_fields__}, "x_train": x_train, "x_val": x_val})
+    assert g.has_split_views
+    for name, code in (("train", 0), ("val", 1), ("test", 2)):
+        h = g.for_split(name)
+        assert h.num_edges == int((g.split <= code).sum())
+        assert np.array_equal(h.edge_row, g.edge_row[g.split <= code])
+        assert np.array_equal(h.x, g.node_features_of(name))
+        assert int((h.split == code).sum()) == int((g.split == code).sum())  # the edges to score
+        assert h.raw.height == h.num_edges and not h.has_split_views
+    with pytest.raises(ConfigError, match="split must be one of"):
+        g.for_split("future")

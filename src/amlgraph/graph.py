@@ -101,6 +101,36 @@ class TransactionGraph:
             raise ConfigError(f"split must be one of {{train, val, test}} (got {split!r})")
         return views[split]
 
+    def for_split(self, split: str) -> "TransactionGraph":
+        """The graph a model of ``split`` may see, as IBM Multi-GNN builds it.
+
+        ``train``: the training edges only; ``val``: training and validation edges; ``test``:
+        every edge. Node features are that split's view (``x_train``, ``x_val``, ``x``); the
+        edges to score are the new ones, ``split == <split>`` (``train_mask``, ``val_mask`` or
+        ``test_mask`` of the result). Synthetic (SMOTE) rows stay with every view: they are
+        training rows. Arrays are copies when edges are dropped.
+
+        Raises:
+            ConfigError: ``split`` is not one of train, val, test.
+        """
+        code = {"train": TRAIN, "val": VAL, "test": TEST}
+        if split not in code:
+            raise ConfigError(f"split must be one of {{train, val, test}} (got {split!r})")
+        keep = None if split == "test" else np.flatnonzero(self.split <= code[split])
+        x = self.node_features_of(split)
+
+        def edges(a):
+            return a if keep is None else np.asarray(a)[..., keep]
+
+        return TransactionGraph(
+            nodes=self.nodes, edge_index=edges(self.edge_index), edge_row=edges(self.edge_row),
+            timestamp=edges(self.timestamp), x=x, node_feature_names=list(self.node_feature_names),
+            edge_attr=self.edge_attr if keep is None else np.asarray(self.edge_attr)[keep],
+            edge_feature_names=list(self.edge_feature_names), y=edges(self.y), node_y=self.node_y,
+            split=edges(self.split), class_weights=dict(self.class_weights),
+            raw=self.raw if keep is None else self.raw[keep], vocab=self.vocab,
+            synthetic_edge_attr=self.synthetic_edge_attr, synthetic_y=self.synthetic_y)
+
     # --- sizes and masks ---------------------------------------------------------------------
     @property
     def num_nodes(self) -> int:
