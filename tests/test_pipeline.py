@@ -298,3 +298,30 @@ def test_a_bad_patterns_file_fails_the_run_with_its_name(tiny_data, tmp_path):
     with pytest.raises(InputError) as err:
         run_preprocessing(data_path=data, checkpoint_dir=tmp_path / "ckpt", quiet=True, chunk_rows=2_500)
     assert patterns.name in str(err.value)
+
+
+def test_two_data_sets_in_one_folder_get_their_own_checkpoints_and_never_mix(tmp_path):
+    """HI-Small and LI-Small in one Kaggle folder: the default checkpoint directory is named after
+    each data set; pointing both at one directory stops the second run before it writes."""
+    from amlgraph.errors import CheckpointError
+    from amlgraph.synth import generate
+
+    folder = tmp_path / "kaggle"
+    generate("tiny", tmp_path / "a", seed=1, rows=400)
+    generate("tiny", tmp_path / "b", seed=2, rows=400)
+    folder.mkdir()
+    for src, name in ((tmp_path / "a", "HI-Tiny"), (tmp_path / "b", "LI-Tiny")):
+        for f in src.iterdir():
+            (folder / f.name.replace("Tiny", name)).write_bytes(f.read_bytes())
+    hi = run_preprocessing(data_path=folder / "HI-Tiny_Trans.csv", quiet=True)
+    li = run_preprocessing(data_path=folder / "LI-Tiny_Trans.csv", quiet=True)
+    assert hi.checkpoint_dir.name == "checkpoints_HI-Tiny_all" and li.checkpoint_dir.name == "checkpoints_LI-Tiny_all"
+    assert run_preprocessing(data_path=folder / "HI-Tiny_Trans.csv", quiet=True).computed == []
+    shared = tmp_path / "shared"
+    run_preprocessing(data_path=folder / "HI-Tiny_Trans.csv", checkpoint_dir=shared, quiet=True)
+    before = sorted(p.name for p in shared.iterdir())
+    with pytest.raises(CheckpointError, match="holds the checkpoints of data set 'HI-Tiny', not of 'LI-Tiny'"):
+        run_preprocessing(data_path=folder / "LI-Tiny_Trans.csv", checkpoint_dir=shared, quiet=True)
+    assert sorted(p.name for p in shared.iterdir()) == before
+    fresh = run_preprocessing(data_path=folder / "LI-Tiny_Trans.csv", checkpoint_dir=shared, quiet=True, fresh=True)
+    assert fresh.graph.num_edges == li.graph.num_edges

@@ -100,11 +100,18 @@ class PipelineConfig:
     # --- derived ----------------------------------------------------------------------------
     @property
     def resolved_checkpoint_dir(self) -> Path:
-        """``<data dir>/checkpoints_<sample_size or all>`` unless set, as the seed did."""
+        """``<data dir>/checkpoints_<data set>_<sample_size or all>`` unless set.
+
+        Named after the data set (``HI-Small``, ``LI-Small``, ...), so that two data sets in one
+        folder (as Kaggle ships them) never share a checkpoint directory.
+        """
         if self.checkpoint_dir is not None:
             return self.checkpoint_dir
+        from amlgraph.ingest import find_inputs
+
         base = self.data_path if self.data_path.is_dir() else self.data_path.parent
-        return base / f"checkpoints_{self.sample_size if self.sample_size else 'all'}"
+        name = find_inputs(self.data_path).name
+        return base / f"checkpoints_{name}_{self.sample_size if self.sample_size else 'all'}"
 
     def step_params(self, step: str) -> dict[str, Any]:
         """The parameters that change the result of ``step`` (and so are part of its key), as

@@ -105,7 +105,7 @@ class StepContextImpl:
 
     def config_record(self) -> dict:
         cfg = self._run.cfg
-        return {"data_path": str(cfg.data_path.resolve()),
+        return {"data_path": str(cfg.data_path.resolve()), "dataset": self._run.inputs.name,
                 "params": {s: c["params"] for s, c in self._run.components.items()}}
 
     # --- chunks ---------------------------------------------------------------------------------

@@ -76,8 +76,24 @@ class Run:
         self.components: dict[str, dict] = {}
         self.loaded: dict[str, Any] = {}
         self.result = PipelineResult(graph=None, checkpoint_dir=getattr(store, "root", None))
+        self._refuse_another_dataset()
         self._compute_keys()
         self.forced = self._forced_steps()
+
+    def _refuse_another_dataset(self) -> None:
+        """A checkpoint directory holds one data set: a run of another stops before it writes."""
+        if self.cfg.fresh:
+            return  # an explicit fresh start may reuse the directory for another data set
+        done = self.store.load("data_loaded", verify="none")
+        if done is None or "config" not in done.values:
+            return
+        theirs = done.value("config").get("dataset")
+        if theirs is not None and theirs != self.inputs.name:
+            root = getattr(self.store, "root", "(in memory)")
+            raise CheckpointError(
+                f"{root} holds the checkpoints of data set {theirs!r}, not of {self.inputs.name!r}; "
+                f"use another --checkpoint-dir (the default is named after the data set), or --fresh "
+                f"to replace them")
 
     # --- keys -------------------------------------------------------------------------------
     def _compute_keys(self) -> None:
