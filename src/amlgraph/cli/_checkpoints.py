@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import re
+import shlex
 
 from amlgraph.errors import CheckpointError, ConfigError
 from amlgraph.store import CheckpointStore, Problem
+from amlgraph.store._base import order_key
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -37,41 +39,67 @@ def _created(manifest: dict) -> _dt.datetime:
     return _dt.datetime.fromisoformat(manifest["created"].replace("Z", "+00:00"))
 
 
+def clean_damaged_command(root) -> str:
+    """The command that removes exactly the checkpoints ``verify`` reports damaged."""
+    return f"amlgraph checkpoints clean {shlex.quote(str(root))} --damaged"
+
+
+def damaged_checkpoints(store: CheckpointStore) -> list[Problem]:
+    """Every damaged checkpoint, by full verification (content hashes and the checks of loading),
+    plus each step checkpoint whose recorded parts (the chunks it relies on) are damaged or gone.
+    ``verify`` reports exactly these, ``clean --damaged`` removes exactly these, ``list`` marks them."""
+    problems = store.verify(full=True)
+    damaged = {p.name for p in problems}
+    good = [n for n in store.names() if n not in damaged]  # the store verifies at "full" here
+    return problems + _broken_parts(store, good, damaged)
+
+
 def _list(store: CheckpointStore) -> int:
-    manifests = store.manifests()
+    problems = {p.name: p for p in damaged_checkpoints(store)}
+    names = sorted(set(store.names()) | set(problems),
+                   key=lambda n: order_key(n, store.manifest(n, verify="none")))
     rows = [("NAME", "STEP", "CHUNK", "SIZE", "CREATED", "KEY")]
     total = 0
-    for name, m in manifests.items():
+    for name in names:
+        m = store.manifest(name, verify="none")
         size = store.size_bytes(name)
         total += size
-        rows.append((name, m["step"], "" if m.get("chunk") is None else str(m["chunk"]), human_bytes(size),
-                     m["created"][:19].replace("T", " "), m["key"][:12]))
+        if m is None:
+            row = (name, "?", "", human_bytes(size), "", "")
+        else:
+            row = (name, m["step"], "" if m.get("chunk") is None else str(m["chunk"]), human_bytes(size),
+                   m["created"][:19].replace("T", " "), m["key"][:12])
+        if name in problems:
+            row += (f"DAMAGED: {problem_text(problems[name])}",)
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    damaged = len(store.verify(full=False))
-    line = f"{len(manifests)} checkpoints, {human_bytes(total)} in {store.root}"
-    if damaged:
-        line += f"; {damaged} damaged (run: amlgraph checkpoints verify {store.root})"
+        cells = [c.ljust(w) for c, w in zip(r, widths)] + list(r[len(widths):])
+        print("  ".join(cells).rstrip())
+    line = f"{len(names) - len(problems)} checkpoints, {human_bytes(total)} in {store.root}"
+    if problems:
+        line += (f"; {len(problems)} damaged (content hashes checked; the next run recomputes those it needs; "
+                 f"remove them: {clean_damaged_command(store.root)})")
     print(line)
     return 0
 
 
+def problem_text(p: Problem) -> str:
+    """``"<file> <what is wrong>"`` (or what is wrong, when no one file is)."""
+    return f"{p.file} {p.reason}" if p.file else p.reason
+
+
 def _verify(store: CheckpointStore) -> int:
-    problems = store.verify(full=True)
+    problems = damaged_checkpoints(store)
     damaged = {p.name for p in problems}
-    # names() checks sizes only: a checkpoint whose content hash failed above is not "ok"
     good = [n for n in store.names() if n not in damaged]
-    problems += _broken_parts(store, good, damaged)
-    good = [n for n in good if n not in {p.name for p in problems}]
     for name in good:
         print(f"ok       {name}")
     for p in problems:
-        where = f" {p.file}" if p.file else ""
-        print(f"DAMAGED  {p.name}:{where} {p.reason}")
+        print(f"DAMAGED  {p.name}: {problem_text(p)}")
     if problems:
-        print(f"{len(problems)} damaged checkpoint(s) in {store.root}; they will be recomputed on the next run "
-              f"(or remove them: amlgraph checkpoints clean {store.root} --keep-last {len(good)})")
+        print(f"{len(problems)} damaged checkpoint(s) in {store.root}; the next run recomputes those it needs; "
+              f"remove exactly these with: {clean_damaged_command(store.root)}")
         return 1
     print(f"{len(good)} checkpoints verified (content hashes), no problem")
     return 0
@@ -88,8 +116,18 @@ def _broken_parts(store: CheckpointStore, names: list[str], damaged: set[str]) -
             parts = ckpt.value("parts")
         except CheckpointError:
             continue  # values.json itself is damaged: already reported by the full verification
+        if not isinstance(parts, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                  and isinstance(p.get("key"), str) for p in parts):
+            out.append(Problem(name, "values.json", "has a malformed parts record"))
+            continue
         for part in parts:
-            ok, reason = (False, "damaged") if part["name"] in damaged else store.check(part["name"], part["key"])
+            if part["name"] in damaged:
+                ok, reason = False, "damaged"
+            else:
+                try:
+                    ok, reason = store.check(part["name"], part["key"])
+                except CheckpointError as exc:  # a name that is not a checkpoint name
+                    ok, reason = False, f"invalid ({exc})"
             if not ok:
                 out.append(Problem(name, None, f"relies on {part['name']}, which is {reason}"))
                 break
@@ -98,31 +136,37 @@ def _broken_parts(store: CheckpointStore, names: list[str], damaged: set[str]) -
 
 def _clean(store: CheckpointStore, args: argparse.Namespace) -> int:
     keep_last, older_than = getattr(args, "keep_last", None), getattr(args, "older_than", None)
-    if keep_last is None and older_than is None:
-        raise ConfigError("clean needs --keep-last N and/or --older-than AGE (e.g. 7d); add --dry-run to preview")
+    only_damaged = bool(getattr(args, "damaged", False))
+    if keep_last is None and older_than is None and not only_damaged:
+        raise ConfigError("clean needs --damaged, --keep-last N and/or --older-than AGE (e.g. 7d); "
+                          "add --dry-run to preview")
     if keep_last is not None and keep_last < 0:
         raise ConfigError(f"--keep-last must be >= 0 (got {keep_last})")
     cutoff = _dt.datetime.now(_dt.timezone.utc) - parse_age(older_than) if older_than is not None else None
     dry = bool(getattr(args, "dry_run", False))
+    by_age = keep_last is not None or older_than is not None
     with store.lock():  # LockedError when a run holds the directory
-        manifests = store.manifests()
+        manifests = store.manifests() if by_age else {}
         newest = sorted(manifests, key=lambda n: _created(manifests[n]), reverse=True)
         protected = set(newest[:keep_last]) if keep_last is not None else set()
         doomed = [n for n in manifests if n not in protected
                   and (cutoff is None or _created(manifests[n]) < cutoff)]
-        damaged = [p.name for p in store.verify(full=False) if p.name not in manifests]
-        freed = sum(store.size_bytes(n) for n in doomed)
+        if only_damaged:  # exactly what verify reports (full verification)
+            damaged = [p for p in damaged_checkpoints(store) if p.name not in doomed]
+        else:  # what fails the store's fast check
+            damaged = [p for p in store.verify(full=False) if p.name not in manifests]
+        freed = sum(store.size_bytes(n) for n in doomed) + sum(store.size_bytes(p.name) for p in damaged)
         verb = "would remove" if dry else "removed"
         for n in doomed:
             print(f"{verb} {n} ({manifests[n]['created'][:19].replace('T', ' ')})")
             if not dry:
                 store.delete(n)
-        for n in damaged:
-            print(f"{verb} {n} (damaged)")
+        for p in damaged:
+            print(f"{verb} {p.name} (damaged: {problem_text(p)})")
             if not dry:
-                store.delete(n)
-    print(f"{verb} {len(doomed) + len(damaged)} checkpoint(s), {human_bytes(freed)}; "
-          f"kept {len(manifests) - len(doomed)}")
+                store.delete(p.name)
+    kept = len(store.names()) if not dry else len(set(store.names()) - set(doomed) - {p.name for p in damaged})
+    print(f"{verb} {len(doomed) + len(damaged)} checkpoint(s), {human_bytes(freed)}; kept {kept}")
     return 0
 
 
@@ -133,7 +177,10 @@ def checkpoints_command(args: argparse.Namespace) -> int:
         CheckpointError: DIR is not a checkpoint store. LockedError: clean on a locked directory.
         ConfigError: bad ``--keep-last``/``--older-than``.
     """
-    store = CheckpointStore(args.dir, create=False, verify="quick")
+    # list, verify and clean --damaged verify content hashes (each file is read once); a clean by
+    # age alone uses the fast check
+    fast = args.action == "clean" and not getattr(args, "damaged", False)
+    store = CheckpointStore(args.dir, create=False, verify="quick" if fast else "full")
     if args.action == "list":
         return _list(store)
     if args.action == "verify":

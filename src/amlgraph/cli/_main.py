@@ -113,6 +113,8 @@ def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("dir", type=Path)
     pc.add_argument("--keep-last", type=int, default=None, help="keep the N newest checkpoints")
     pc.add_argument("--older-than", default=None, help="age such as 7d, 12h, 30m")
+    pc.add_argument("--damaged", action="store_true",
+                    help="remove exactly the checkpoints that `checkpoints verify` reports damaged")
     pc.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_cmd_checkpoints)
 

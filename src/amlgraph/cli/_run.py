@@ -71,10 +71,14 @@ def run_demo(directory: Path, *, preset: str = "small", quiet: bool = False) -> 
 
 
 def print_status(directory: Path) -> int:
-    """Steps and chunks done, their keys, sizes and times, and why a step is stale."""
+    """Steps and chunks done, their keys, sizes and times; which checkpoints are damaged; why a
+    step is stale; what the next run will compute, load and skip.
+
+    Checkpoints are verified as a run verifies them (content hashes and the checks of loading), so
+    status, ``checkpoints verify`` and the next run agree on what is damaged.
+    """
+    from amlgraph.cli import _checkpoints as ck
     from amlgraph.errors import CheckpointError
-    from amlgraph.runner import Run
-    from amlgraph.runner._log import RunLog
     from amlgraph.store import CheckpointStore
 
     directory = Path(directory)
@@ -84,33 +88,60 @@ def print_status(directory: Path) -> int:
         raise CheckpointError(f"no checkpoint directory at {directory}; pass the directory a run "
                               "wrote (default <data>/checkpoints_<sample_size>)")
     for root in candidates:
-        store = CheckpointStore(root, create=False)
-        print(f"Checkpoint directory: {root}")
+        store = CheckpointStore(root, create=False, verify="full")
+        print(f"Checkpoint directory: {root} (content hashes verified)")
+        problems = {p.name: p for p in ck.damaged_checkpoints(store)}
         names = store.names()
         for step in STEPS:
             manifest = store.manifest(step)
             chunks = [n for n in names if n.startswith(f"{step}_chunk_")]
             size = sum(store.size_bytes(n) for n in names if n == step or n.startswith(step + "_"))
-            if manifest is None:
+            if step in problems:
+                print(f"  {step:<14} DAMAGED ({ck.problem_text(problems[step])})  chunks done: {len(chunks)}")
+            elif manifest is None:
                 print(f"  {step:<14} missing      chunks done: {len(chunks)}")
-                continue
-            print(f"  {step:<14} done {manifest.get('created', '?')}  key {manifest['key'][:12]}  "
-                  f"{size / 1e6:,.1f} MB  chunks: {len(chunks)}")
-        dl = store.load("data_loaded", verify="none")
-        if dl is None:
-            continue
-        record = dl.value("config")
-        try:
-            cfg = PipelineConfig(data_path=Path(record["data_path"]), checkpoint_dir=root,
-                                 **_flat_params(record["params"]))
-            run = Run(cfg, store, RunLog(quiet=True))
-        except AmlGraphError as exc:
-            print(f"  cannot check staleness: {exc}")
-            continue
-        for step in STEPS:
-            ok, reason = run.check(step)
-            print(f"  {step:<14} {'valid' if ok else 'stale: ' + str(reason)}")
+            else:
+                print(f"  {step:<14} done {manifest.get('created', '?')}  key {manifest['key'][:12]}  "
+                      f"{size / 1e6:,.1f} MB  chunks: {len(chunks)}")
+        run = _status_run(store, root)
+        if isinstance(run, str):
+            print(f"  cannot check staleness: {run}")
+        else:
+            for step in STEPS:
+                ok, reason = run.check(step)
+                if ok:
+                    print(f"  {step:<14} valid")
+                elif step in problems:
+                    print(f"  {step:<14} damaged: {ck.problem_text(problems[step])}")
+                else:
+                    print(f"  {step:<14} stale: {reason}")
+            plan = run.plan()
+            todo = {a: [s for s in STEPS if plan[s] == a] for a in ("compute", "load", "skip")}
+            print(f"  next run: compute {', '.join(todo['compute']) or 'nothing'}; "
+                  f"load {', '.join(todo['load']) or 'nothing'}; skip {', '.join(todo['skip']) or 'nothing'}")
+        if problems:
+            print(f"  damaged: {', '.join(problems)} (a run recomputes those it needs; remove them: "
+                  f"{ck.clean_damaged_command(root)})")
     return 0
+
+
+def _status_run(store, root: Path):
+    """A Run as the recorded configuration would make it, or why there is none."""
+    from amlgraph.runner import Run
+    from amlgraph.runner._log import RunLog
+
+    dl = store.load("data_loaded", verify="none")
+    if dl is None:
+        return "the data_loaded checkpoint, which records the run's configuration, is missing or damaged"
+    try:
+        record = dl.value("config")
+        cfg = PipelineConfig(data_path=Path(record["data_path"]), checkpoint_dir=root,
+                             **_flat_params(record["params"]))
+        return Run(cfg, store, RunLog(quiet=True))
+    except AmlGraphError as exc:
+        return str(exc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"the configuration recorded in data_loaded is malformed ({type(exc).__name__}: {exc})"
 
 
 def _is_store(path: Path) -> bool:

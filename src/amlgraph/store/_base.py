@@ -18,12 +18,15 @@ import polars as pl
 from amlgraph.errors import CheckpointError
 from amlgraph.store._keys import explain_mismatch
 from amlgraph.schema import STEPS, parse_chunk_name
-from amlgraph.store._files import HASH_ALGORITHM, check_item, check_name, hash_bytes, json_default
+from amlgraph.store._files import (HASH_ALGORITHM, ITEM_RE, NAME_RE, VALUES_MAX_BYTES, check_item, check_json,
+                                   check_name, hash_bytes, json_default)
+from amlgraph.store._npy import unsafe_dtype
 
 FORMAT_VERSION = 1
 VERIFY_LEVELS = ("none", "quick", "full")
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 GEN_RE = re.compile(r"^gen-[0-9a-f]+-\d+-[0-9a-f]{8}-[0-9a-f]+$")
+_HEX_RE = re.compile(r"^[0-9a-f]{1,128}$")
 
 
 class Problem(NamedTuple):
@@ -112,7 +115,9 @@ def manifest_checksum(manifest: dict) -> str:
 
 def seal(manifest: dict) -> dict:
     """Normalise ``manifest`` through JSON and add its checksum."""
-    manifest = json.loads(json.dumps(manifest, default=json_default))
+    text = json.dumps(manifest, default=json_default)
+    check_json(text.encode(), f"the manifest of checkpoint {manifest.get('name')} (its metadata or key components)")
+    manifest = json.loads(text)
     manifest["manifest_checksum"] = manifest_checksum(manifest)
     return manifest
 
@@ -195,16 +200,13 @@ def prepare_save(name: str, step: str, chunk: int | None, tables: dict | None, a
     out_a: dict[str, np.ndarray] = {}
     for a, arr in (arrays or {}).items():
         check_item(a, "array")
-        if isinstance(arr, ArrayParts):
-            if arr.dtype.hasobject:
-                raise CheckpointError(f"array {a!r} of checkpoint {name} has dtype object")
-            out_a[a] = arr
-            continue
-        arr = np.asarray(arr)
-        if arr.dtype.hasobject:
-            raise CheckpointError(f"array {a!r} of checkpoint {name} has dtype {arr.dtype} (Python objects); "
-                                  "store numeric or fixed-width arrays (object arrays would need pickle)")
-        out_a[a] = np.ascontiguousarray(arr)
+        if not isinstance(arr, ArrayParts):
+            arr = np.asarray(arr)
+        bad = unsafe_dtype(arr.dtype)
+        if bad:
+            raise CheckpointError(f"array {a!r} of checkpoint {name} {bad}; store numeric or fixed-width "
+                                  "arrays (one array per field of a structured one)")
+        out_a[a] = arr if isinstance(arr, ArrayParts) else np.ascontiguousarray(arr)
     for v in values or {}:
         check_item(v, "value")
     try:
@@ -212,7 +214,7 @@ def prepare_save(name: str, step: str, chunk: int | None, tables: dict | None, a
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"a value of checkpoint {name} is not JSON-serialisable: {exc}; "
                               "store DataFrames as tables and numpy data as arrays") from exc
-    return out_t, out_a, vbytes
+    return out_t, out_a, check_json(vbytes, f"the values of checkpoint {name}", max_bytes=VALUES_MAX_BYTES)
 
 
 def build_manifest(*, name: str, step: str, chunk: int | None, key: str, key_components: dict | None,
@@ -241,34 +243,80 @@ def build_manifest(*, name: str, step: str, chunk: int | None, key: str, key_com
     })
 
 
+def _short(v: Any, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_int(v: Any, minimum: int = 0) -> bool:
+    return type(v) is int and v >= minimum
+
+
+def _is_iso(v: Any) -> bool:
+    try:
+        _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        return True
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def validate_manifest(name: str, m: Any, *, checksum: bool) -> str | None:
-    """Structural check of a parsed manifest; returns what is wrong, or None."""
+    """Schema check of a parsed manifest: the type of every field the store, the runner and the
+    CLI use (see docs/CHECKPOINTS.md); returns what is wrong, or None."""
     if not isinstance(m, dict):
         return "not a JSON object"
-    if not isinstance(m.get("format"), int) or m["format"] > FORMAT_VERSION:
-        return f"unknown manifest format {m.get('format')!r}"
+    if not _is_int(m.get("format"), 1) or m["format"] > FORMAT_VERSION:
+        return f"unknown manifest format {_short(m.get('format'))}"
     if m.get("name") != name:
-        return f"names {m.get('name')!r}, expected {name!r}"
-    for field, typ in (("step", str), ("key", str), ("generation", str), ("files", dict),
+        return f"names {_short(m.get('name'))}, expected {name!r}"
+    for field, typ in (("step", str), ("key", str), ("generation", str), ("created", str), ("files", dict),
                        ("tables", dict), ("arrays", dict), ("values", list)):
         if not isinstance(m.get(field), typ):
             return f"field {field!r} missing or not a {typ.__name__}"
-    if m["generation"] and not GEN_RE.match(m["generation"]):
-        return f"bad generation {m['generation']!r}"
+    for field in ("key_components", "metadata", "libraries"):
+        if not isinstance(m.get(field, {}), dict):
+            return f"field {field!r} is not an object"
+    if not NAME_RE.match(m["step"]):
+        return f"bad step name {_short(m['step'])}"
+    if m.get("chunk") is not None and not _is_int(m["chunk"]):
+        return f"bad chunk {_short(m['chunk'])} (expected an int >= 0 or null)"
+    if not m["key"]:
+        return "empty key"
+    if not _is_iso(m["created"]):
+        return f"bad creation time {_short(m['created'])}"
+    if not GEN_RE.match(m["generation"]):
+        return f"bad generation {_short(m['generation'])}"
     for f, info in m["files"].items():
-        if not FILE_RE.match(f) or not isinstance(info, dict) or not isinstance(info.get("size"), int) \
-                or not isinstance(info.get("hash"), str):
-            return f"bad file entry {f!r}"
+        if not FILE_RE.match(f) or not isinstance(info, dict) or not _is_int(info.get("size")) \
+                or not isinstance(info.get("hash"), str) or not _HEX_RE.match(info["hash"]):
+            return f"bad file entry {_short(f)}"
     for kind in ("tables", "arrays"):
         for item, info in m[kind].items():
-            if not isinstance(info, dict) or (info.get("file") is not None and info["file"] not in m["files"]):
+            if not ITEM_RE.match(item) or not isinstance(info, dict):
+                return f"bad {kind[:-1]} entry {_short(item)}"
+            if not isinstance(info.get("file"), str) or info["file"] not in m["files"]:
                 return f"{kind[:-1]} {item!r} refers to an unlisted file"
+    for item, info in m["tables"].items():
+        if not _is_int(info.get("rows")) or not isinstance(info.get("schema"), dict) \
+                or not all(isinstance(v, str) for v in info["schema"].values()):
+            return f"table {item!r} has a bad row count or schema"
     for item, info in m["arrays"].items():
+        shape = info.get("shape")
+        if not isinstance(shape, list) or not all(_is_int(n) for n in shape):
+            return f"array {item!r} has a bad shape"
         try:
-            if np.dtype(info.get("dtype")).hasobject:
-                return f"array {item!r} has an object dtype"
-        except TypeError:
+            dtype = np.dtype(info.get("dtype")) if isinstance(info.get("dtype"), str) else None
+        except (TypeError, ValueError, SyntaxError):
+            dtype = None
+        if dtype is None or dtype.str != info["dtype"]:
             return f"array {item!r} has a bad dtype"
+        bad = unsafe_dtype(dtype)
+        if bad:
+            return f"array {item!r} {bad}"
+    if not all(isinstance(v, str) and ITEM_RE.match(v) for v in m["values"]):
+        return "bad value names"
+    if m["values"] and "values.json" not in m["files"]:
+        return "lists values but no values.json"
     if checksum and m.get("manifest_checksum") != manifest_checksum(m):
         return "checksum mismatch (edited or damaged)"
     return None
@@ -335,10 +383,13 @@ class BaseStore:
         reasons = explain_mismatch(old, key_components) if old and key_components is not None else []
         return False, "; ".join(reasons) or f"key changed ({m['key'][:12]} -> {key[:12]})"
 
-    def manifest(self, name: str) -> dict | None:
-        """The valid manifest of ``name`` (at the store's verify level), else None."""
+    def manifest(self, name: str, *, verify: str | None = None) -> dict | None:
+        """The valid manifest of ``name`` at ``verify`` (default: the store's level), else None.
+
+        ``verify="none"`` returns a well-formed manifest whose files may be damaged, e.g. to
+        describe a damaged checkpoint."""
         check_name(name)
-        return self._manifest_or_reason(name, self._level(None))[0]
+        return self._manifest_or_reason(name, self._level(verify))[0]
 
     def exists(self, name: str) -> bool:
         """Whether a valid checkpoint ``name`` exists (a data file alone proves nothing)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import time
 from pathlib import Path
 from typing import Any, ContextManager
@@ -26,42 +27,21 @@ import polars as pl
 from amlgraph.errors import CheckpointError
 from amlgraph.store._base import (FORMAT_VERSION, ArrayParts, BaseStore, Checkpoint, Problem, build_manifest,
                                  now_iso, prepare_save, validate_manifest)
-from amlgraph.store._files import (HOST_TAG, NAME_RE, TMP_PREFIX, HashingWriter, check_name, fsync_dir,
-                                  hash_file, is_plain_dir, is_plain_file, json_bytes, no_space_error,
-                                  read_json_nofollow, remove_tree, write_atomic, writer_is_gone)
+from amlgraph.store._files import (HOST_TAG, NAME_RE, TMP_PREFIX, VALUES_MAX_BYTES, HashingWriter,
+                                   NotRegularFileError, check_name, fsync_dir, is_plain_dir, is_plain_file,
+                                   json_bytes, no_space_error, read_json_file, remove_tree, write_atomic,
+                                   writer_is_gone)
 from amlgraph.store._lock import FileLock
 from amlgraph.store._memory import MemoryStore
+from amlgraph.store._npy import load_npy
+from amlgraph.store._verify import check_contents, missing_values, verified_hash, written
 
 __all__ = ["Checkpoint", "CheckpointStore", "MemoryStore", "Problem"]
 
 MARKER = "amlgraph-store.json"
 MANIFEST = "manifest.json"
-
-
-# Full verification hashes a file once per process while it stays unchanged, and not at all when
-# this process wrote it (the writer hashed the bytes as they went out). Generation files are
-# never rewritten in place, and a run checks the same checkpoints several times (the plan, then
-# each chunk before use, then the next steps' inputs). The ctime is part of the key: any write to
-# the file changes it, and it cannot be set back from user space.
-_VERIFIED: dict[tuple, str] = {}
-
-
-def _stat_key(path: Path, st: os.stat_result) -> tuple:
-    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _verified_hash(path: Path, st: os.stat_result) -> str:
-    key = _stat_key(path, st)
-    digest = _VERIFIED.get(key)
-    if digest is None:
-        digest = _VERIFIED[key] = hash_file(path)
-    return digest
-
-
-def _written(path: Path, info: dict) -> dict:
-    """Remember the hash of a file just written (``info`` as the writer returns it)."""
-    _VERIFIED[_stat_key(path, path.lstat())] = info["hash"]
-    return info
+_MANIFEST_MAX_BYTES = 16 << 20
+_MARKER_MAX_BYTES = 1 << 20
 
 
 class FileCheckpoint(Checkpoint):
@@ -72,12 +52,17 @@ class FileCheckpoint(Checkpoint):
         self._dir = gen_dir
         self._values: dict | None = None
 
+    def _damaged(self, what: str, path: Path, exc: BaseException | str) -> CheckpointError:
+        why = exc if isinstance(exc, str) else (getattr(exc, "strerror", None) or exc)
+        root = shlex.quote(str(self._dir.parent.parent))
+        return CheckpointError(f"checkpoint {self.name} is damaged: {what} {path}: {why}; a rerun recomputes it "
+                               f"(or remove it: amlgraph checkpoints clean {root} --damaged)")
+
     def _file(self, kind: str, name: str) -> Path:
         self._need(kind, name)
         path = self._dir / self.manifest[kind][name]["file"]
         if not is_plain_file(path):
-            raise CheckpointError(f"checkpoint {self.name}: {path} is missing or a symlink; "
-                                  "delete the checkpoint (amlgraph checkpoints clean) or rerun with --fresh")
+            raise self._damaged(f"{kind[:-1]} {name}", path, "missing, a symlink or not a regular file")
         return path
 
     def table(self, name: str) -> pl.DataFrame:
@@ -85,37 +70,30 @@ class FileCheckpoint(Checkpoint):
         try:
             return pl.read_parquet(path)
         except Exception as exc:  # polars raises several types for bad Parquet
-            raise CheckpointError(f"checkpoint {self.name}: table {name} unreadable ({path}: {exc}); "
-                                  "rerun with --fresh to recompute it") from exc
+            raise self._damaged(f"table {name}", path, f"unreadable ({exc})") from exc
 
     def table_path(self, name: str) -> Path | None:
         return self._file("tables", name)
 
     def array(self, name: str, *, mmap: bool = True) -> np.ndarray:
         path = self._file("arrays", name)
-        info = self.manifest["arrays"][name]
         try:
-            use_mmap = mmap and int(np.prod(info["shape"])) > 0
-            arr = np.load(path, mmap_mode="r" if use_mmap else None, allow_pickle=False)
-            if mmap and not use_mmap:
-                arr.flags.writeable = False
+            return load_npy(path, self.manifest["arrays"][name], mmap=mmap)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {self.name}: array {name} unreadable ({path}: {exc}); "
-                                  "rerun with --fresh to recompute it") from exc
-        if list(arr.shape) != list(info["shape"]) or arr.dtype.str != info["dtype"]:
-            raise CheckpointError(f"checkpoint {self.name}: array {name} is {arr.dtype.str}{list(arr.shape)}, "
-                                  f"manifest says {info['dtype']}{info['shape']}; rerun with --fresh")
-        return arr
+            raise self._damaged(f"array {name}", path, exc) from exc
 
     def value(self, name: str) -> Any:
         self._need("values", name)
         if self._values is None:
             path = self._dir / "values.json"
             try:
-                self._values = read_json_nofollow(path)
+                values = read_json_file(path, max_bytes=VALUES_MAX_BYTES)
             except (OSError, ValueError) as exc:
-                raise CheckpointError(f"checkpoint {self.name}: values unreadable ({path}: {exc}); "
-                                      "rerun with --fresh") from exc
+                raise self._damaged("values", path, exc) from exc
+            missing = missing_values(values, self.manifest["values"])
+            if missing:
+                raise self._damaged("values", path, missing)
+            self._values = values
         import copy
 
         return copy.deepcopy(self._values[name])
@@ -162,12 +140,15 @@ class CheckpointStore(BaseStore):
                                       "choose a writable --checkpoint-dir") from exc
             return
         try:
-            info = read_json_nofollow(marker)
-            version = info["version"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{marker} is unreadable ({exc}); it is not an amlgraph checkpoint store, "
-                                  "or remove that file to reuse the directory") from exc
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+            info = read_json_file(marker, max_bytes=_MARKER_MAX_BYTES)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{marker} is unreadable ({getattr(exc, 'strerror', None) or exc}); it is not "
+                                  "an amlgraph checkpoint store, or remove that file to reuse the directory") from exc
+        version = info.get("version") if isinstance(info, dict) else None
+        if version is None:
+            raise CheckpointError(f"{marker} is not a store marker (no version); it is not an amlgraph checkpoint "
+                                  "store, or remove that file to reuse the directory")
+        if type(version) is not int or version > FORMAT_VERSION:
             from amlgraph import __version__
 
             raise CheckpointError(f"checkpoint store {self.root} has format {version}; amlgraph {__version__} "
@@ -200,10 +181,7 @@ class CheckpointStore(BaseStore):
                 self._clean_checkpoint_dir(path)
 
     def _clean_checkpoint_dir(self, cdir: Path) -> None:
-        try:
-            live = read_json_nofollow(cdir / MANIFEST).get("generation")
-        except (OSError, ValueError, AttributeError):
-            live = None
+        live = self._live_generation(cdir)
         for entry in os.scandir(cdir):
             path = Path(entry.path)
             if entry.name.startswith(TMP_PREFIX) or (entry.name.startswith("gen-") and entry.name != live):
@@ -237,11 +215,13 @@ class CheckpointStore(BaseStore):
             busy = any(e.name.startswith("gen-") for e in os.scandir(cdir))
             return None, f"corrupt: {MANIFEST} missing (incomplete save)" if busy else "missing"
         try:
-            m = read_json_nofollow(mpath)
+            m = read_json_file(mpath, max_bytes=_MANIFEST_MAX_BYTES)
+        except NotRegularFileError as exc:
+            return None, f"corrupt: {MANIFEST} is {exc.strerror} (refused, not read)"
         except OSError as exc:
             return None, f"corrupt: {MANIFEST} unreadable or a symlink ({exc.strerror or exc})"
-        except ValueError:
-            return None, f"corrupt: {MANIFEST} is not valid JSON"
+        except ValueError as exc:
+            return None, f"corrupt: {MANIFEST} is not valid JSON ({exc})"
         bad = validate_manifest(name, m, checksum=verify != "none")
         if bad:
             return None, f"corrupt: {MANIFEST} {bad}"
@@ -257,24 +237,28 @@ class CheckpointStore(BaseStore):
             except OSError:
                 return None, f"corrupt: {f} missing"
             if not is_plain_file(path):
-                return None, f"corrupt: {f} is a symlink or not a file (refused, not followed)"
+                return None, f"corrupt: {f} is a symlink or not a regular file (refused, not followed)"
             if st.st_size != info["size"]:
                 return None, f"corrupt: {f} has {st.st_size} bytes, expected {info['size']} (truncated or damaged)"
             if verify == "full":
                 try:
-                    digest = _verified_hash(path, st)
+                    digest = verified_hash(path, st)
                 except OSError as exc:
                     return None, f"corrupt: {f} unreadable ({exc.strerror or exc})"
                 if digest != info["hash"]:
                     return None, f"corrupt: {f} content hash mismatch (damaged)"
+                bad = check_contents(path, st, f, m)
+                if bad:
+                    return None, f"corrupt: {f} {bad}"
         return m, None
 
     def _checkpoint(self, name: str, manifest: dict) -> Checkpoint:
         return FileCheckpoint(name, manifest, self.root / name / manifest["generation"])
 
     def size_bytes(self, name: str) -> int:
-        """Bytes on disk of ``name``'s live generation plus its manifest (0 when missing)."""
-        m = self.manifest(name)
+        """Bytes of ``name``'s live generation (as its manifest records them) plus its manifest;
+        0 when its manifest is missing or unreadable."""
+        m = self.manifest(name, verify="none")
         if m is None:
             return 0
         try:
@@ -340,10 +324,11 @@ class CheckpointStore(BaseStore):
 
     def _live_generation(self, cdir: Path) -> str | None:
         try:
-            gen = read_json_nofollow(cdir / MANIFEST).get("generation")
-            return gen if isinstance(gen, str) and gen.startswith("gen-") and "/" not in gen else None
-        except (OSError, ValueError, AttributeError):
+            m = read_json_file(cdir / MANIFEST, max_bytes=_MANIFEST_MAX_BYTES)
+        except (OSError, ValueError):
             return None
+        gen = m.get("generation") if isinstance(m, dict) else None
+        return gen if isinstance(gen, str) and gen.startswith("gen-") and "/" not in gen else None
 
     def _write_table(self, gdir: Path, name: str, df: pl.DataFrame, files: dict,
                      row_group_rows: int | None = None, compress: bool = True) -> str:
@@ -353,7 +338,7 @@ class CheckpointStore(BaseStore):
             df.write_parquet(w, compression=self.parquet_compression if compress else "uncompressed",
                              statistics=True,
                              row_group_size=row_group_rows)
-            files[fname] = _written(w.final, w.commit())
+            files[fname] = written(w.final, w.commit())
         except BaseException as exc:
             w.abort()
             if w.error is not None and w.error is not exc:
@@ -397,7 +382,7 @@ class CheckpointStore(BaseStore):
                     w.write(block.view(np.uint8))
             else:
                 w.write(arr.reshape(-1).view(np.uint8))
-            files[fname] = _written(w.final, w.commit())
+            files[fname] = written(w.final, w.commit())
         except BaseException:
             w.abort()
             raise

@@ -46,10 +46,10 @@ def hash_bytes(data: bytes | memoryview) -> str:
 
 
 def hash_file(path: Path) -> str:
-    """Stream ``path`` once (without following a final symlink) and return its content hash."""
+    """Stream ``path`` once and return its content hash: a regular file only (see
+    :func:`open_regular`; a final symlink is refused), so that a FIFO or device cannot block it."""
     h = new_hasher()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
+    with open_regular(path) as f:
         buf = bytearray(_READ_BLOCK)
         view = memoryview(buf)
         while n := f.readinto(buf):
@@ -252,13 +252,6 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def read_json_nofollow(path: Path) -> Any:
-    """Read a JSON file, refusing a symlink. Raises OSError or ValueError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        return json.loads(f.read())
-
-
 def is_plain_file(path: Path) -> bool:
     """True for a regular file that is not a symlink."""
     try:
@@ -292,3 +285,131 @@ def _unlink_quiet(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# --- reading what the store did not just write ---------------------------------------------------
+#: Bounds of the JSON files the store reads. A manifest is a few KB, ``values.json`` holds small
+#: values (a step's parts list, its config); anything larger or deeper is damaged, refused before
+#: it is parsed. The depth bound keeps every recursive consumer (json, deepcopy) far from the
+#: interpreter's recursion limit; saving refuses what reading would refuse (see ``check_json``).
+JSON_MAX_BYTES = 64 << 20
+VALUES_MAX_BYTES = 256 << 20
+JSON_MAX_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+class NotRegularFileError(OSError):
+    """A path the store reads is a FIFO, device, socket or directory: refused before any read."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def open_regular(path: Path, *, follow_symlinks: bool = False) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file; return the binary file object.
+
+    The path is checked with ``stat`` (``lstat`` unless ``follow_symlinks``), then opened with
+    ``O_NONBLOCK`` (opening a FIFO returns at once instead of waiting for a writer) and
+    ``O_NOFOLLOW`` (a final symlink is refused unless ``follow_symlinks``), and the open descriptor
+    is checked again with ``fstat``: a file swapped for a FIFO or device between the two checks is
+    refused as well, so no read can block.
+
+    Raises:
+        NotRegularFileError: a FIFO, device, socket or directory. OSError: missing, a symlink
+            (ELOOP), unreadable.
+    """
+    mode = os.stat(path, follow_symlinks=follow_symlinks).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(errno.EINVAL, f"not a regular file ({_kind(mode)})", str(path))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, f"not a regular file ({_kind(mode)})", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: Path, max_bytes: int, *, follow_symlinks: bool = False) -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`open_regular`), at most ``max_bytes``.
+
+    Raises:
+        OSError: see :func:`open_regular`. ValueError: the file is larger than ``max_bytes``.
+    """
+    with open_regular(path, follow_symlinks=follow_symlinks) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes ({max(size, len(data))}), refused")
+    return data
+
+
+def json_depth(data: bytes) -> int:
+    """Nesting depth of the arrays and objects of JSON text ``data`` (brackets inside strings are
+    not counted), measured without parsing it, so that parsing can be refused in advance."""
+    import numpy as np
+
+    body = np.frombuffer(_JSON_STRING.sub(b'""', data), dtype=np.uint8)
+    opens = (body == 0x5B) | (body == 0x7B)
+    where = np.flatnonzero(opens | (body == 0x5D) | (body == 0x7D))
+    if where.size == 0:
+        return 0
+    return int(np.cumsum(np.where(opens[where], 1, -1), dtype=np.int64).max())
+
+
+def _too_deep(data: bytes, max_depth: int) -> int | None:
+    """The nesting depth of JSON text ``data`` when it exceeds ``max_depth``, else None. Text with
+    no more brackets than ``max_depth`` (most manifests) needs no scan."""
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return None
+    depth = json_depth(data)
+    return depth if depth > max_depth else None
+
+
+def parse_json(data: bytes, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """Parse JSON ``data`` nested at most ``max_depth`` deep. Raises ValueError for anything else."""
+    depth = _too_deep(data, max_depth)
+    if depth is not None:
+        raise ValueError(f"nested {depth} levels deep, more than {max_depth}")
+    try:
+        return json.loads(data)
+    except RecursionError as exc:  # not reached with the depth bound; kept as a guard
+        raise ValueError("nested too deeply") from exc
+
+
+def read_json_file(path: Path, *, max_bytes: int = JSON_MAX_BYTES, max_depth: int = JSON_MAX_DEPTH,
+                   follow_symlinks: bool = False) -> Any:
+    """The one reader of every JSON file of a store (manifests, values, the marker, the lock holder,
+    the hash cache): a regular file only (:func:`open_regular`: never a FIFO or device, never a
+    final symlink unless ``follow_symlinks``), at most ``max_bytes``, parsed at most ``max_depth``
+    deep. The caller then checks the types of every field it uses.
+
+    Raises:
+        OSError: missing, a symlink, not a regular file, unreadable. ValueError: too large, too
+            deeply nested, not UTF-8, not JSON.
+    """
+    return parse_json(read_bounded(path, max_bytes, follow_symlinks=follow_symlinks), max_depth=max_depth)
+
+
+def check_json(data: bytes, what: str, *, max_bytes: int = JSON_MAX_BYTES) -> bytes:
+    """Refuse to save JSON that :func:`read_json_file` would refuse to read back.
+
+    Raises:
+        CheckpointError: ``data`` is larger than ``max_bytes`` or nested deeper than the bound.
+    """
+    if len(data) > max_bytes:
+        raise CheckpointError(f"{what} is {len(data)} bytes of JSON, more than {max_bytes}; "
+                              "store large data as tables or arrays")
+    depth = _too_deep(data, JSON_MAX_DEPTH)
+    if depth is not None:
+        raise CheckpointError(f"{what} is nested {depth} levels deep, more than {JSON_MAX_DEPTH}")
+    return data

@@ -7,30 +7,38 @@ A key is the hash of the canonical JSON of its components::
      "version": amlgraph.__version__}
 
 A file's fingerprint enters the key by name, size and content hash only: touching a file
-(a new mtime, same bytes) does not invalidate anything. The mtime and inode only serve the
+(a new mtime, same bytes) does not invalidate anything. Inode, mtime and ctime only serve the
 :class:`HashCache`, which spares re-hashing unchanged multi-GB inputs.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from amlgraph.errors import CheckpointError
-from amlgraph.store._files import HASH_ALGORITHM, hash_file, json_bytes, write_atomic
+from amlgraph.store._files import HASH_ALGORITHM, hash_file, json_bytes, read_json_file, write_atomic
 
 _FILE_KEY_FIELDS = ("name", "size", "hash")
 
 
 class HashCache:
-    """Content hashes of input files, keyed by path and valid while (inode, size, mtime_ns) hold.
+    """Content hashes of input files, keyed by path.
 
-    Stored as a small JSON file (e.g. ``<checkpoint root>/.hashcache.json``), written atomically.
-    A missing or unreadable cache file is an empty cache.
+    A cached hash is trusted only while the file's inode, size, mtime and ctime (``st_ino``,
+    ``st_size``, ``st_mtime_ns``, ``st_ctime_ns``) all equal the recorded ones; otherwise the file
+    is hashed again. The ctime is what makes this safe: a file edited in place and given its old
+    mtime back (``touch -r``) keeps inode, size and mtime, but any write or ``utime`` sets its
+    ctime to the current time, and user space cannot set it back.
+
+    Stored as a small JSON file (e.g. ``<checkpoint root>/.hashcache.json``), written atomically,
+    read as every store file is (a regular file only, size- and depth-bounded; a symlink to one is
+    followed). A missing, unreadable or malformed cache file is an empty cache; a malformed entry
+    is ignored.
 
     Args:
         path: the JSON file.
@@ -39,30 +47,52 @@ class HashCache:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            data = json.loads(self.path.read_text())
-            ok = isinstance(data, dict) and data.get("algorithm") == HASH_ALGORITHM
-            self._entries: dict[str, dict] = dict(data.get("entries", {})) if ok else {}
-        except (OSError, ValueError):
-            self._entries = {}
+        self._entries: dict[str, dict] = _read_entries(self.path)
 
     def get(self, path: Path, st: os.stat_result) -> str | None:
-        """Cached hash of ``path`` when its inode, size and mtime are unchanged, else None."""
+        """Cached hash of ``path`` when its inode, size, mtime and ctime are unchanged, else None."""
         e = self._entries.get(str(path))
-        if e and (e.get("inode"), e.get("size"), e.get("mtime_ns")) == (st.st_ino, st.st_size, st.st_mtime_ns):
-            return e.get("hash")
+        if e is not None and tuple(e[f] for f in _STAT_FIELDS) == _stat_values(st):
+            return e["hash"]
         return None
 
     def put(self, path: Path, st: os.stat_result, digest: str) -> None:
         """Record ``digest`` for ``path`` and write the cache file atomically."""
         with self._lock:
-            self._entries[str(path)] = {"inode": st.st_ino, "size": st.st_size,
-                                        "mtime_ns": st.st_mtime_ns, "hash": digest}
+            self._entries[str(path)] = {**dict(zip(_STAT_FIELDS, _stat_values(st))), "hash": digest}
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(self.path, json_bytes({"algorithm": HASH_ALGORITHM, "entries": self._entries}))
             except OSError:
                 pass  # a cache that cannot be written only costs a re-hash next time
+
+
+_STAT_FIELDS = ("inode", "size", "mtime_ns", "ctime_ns")
+_HASH_RE = re.compile(r"^[0-9a-f]{32}$")
+_CACHE_MAX_BYTES = 16 << 20
+
+
+def _stat_values(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_entries(path: Path) -> dict[str, dict]:
+    """The well-formed entries of the cache file ``path``; {} for anything unusable."""
+    try:
+        data = read_json_file(path, max_bytes=_CACHE_MAX_BYTES, follow_symlinks=True)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("algorithm") != HASH_ALGORITHM:
+        return {}
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    return {p: e for p, e in entries.items() if _good_entry(e)}
+
+
+def _good_entry(e: Any) -> bool:
+    return (isinstance(e, dict) and isinstance(e.get("hash"), str) and bool(_HASH_RE.match(e["hash"]))
+            and all(type(e.get(f)) is int for f in _STAT_FIELDS))
 
 
 def file_fingerprint(path: str | os.PathLike, *, cache: HashCache | None = None) -> dict:
@@ -71,7 +101,7 @@ def file_fingerprint(path: str | os.PathLike, *, cache: HashCache | None = None)
     Args:
         path: the file.
         cache: optional :class:`HashCache`; the content hash is reused while the file's
-            (inode, size, mtime_ns) are unchanged.
+            inode, size, mtime and ctime are unchanged.
 
     Raises:
         CheckpointError: when the file cannot be read.
@@ -151,8 +181,13 @@ def explain_mismatch(old: dict, new: dict) -> list[str]:
         e.g. ``["input file changed: HI-Small_Trans.csv", "parameter chunk_size changed (1000 -> 500)"]``;
         empty when the key-relevant parts are equal.
     """
-    old, new = key_view(old or {}), key_view(new or {})
+    old = key_view(old) if isinstance(old, dict) else {}
+    new = key_view(new) if isinstance(new, dict) else {}
     reasons: list[str] = []
+    for section in ("files", "params", "inputs"):  # a malformed record (a damaged manifest) explains itself
+        if not all(isinstance(d.get(section) or {}, dict) for d in (old, new)):
+            reasons.append(f"{section} changed")
+            old, new = {k: v for k, v in old.items() if k != section}, {k: v for k, v in new.items() if k != section}
     of, nf = old.get("files") or {}, new.get("files") or {}
     for name in sorted(set(of) | set(nf)):
         if name not in of:
@@ -181,9 +216,9 @@ def explain_mismatch(old: dict, new: dict) -> list[str]:
         elif oi[name] != ni[name]:
             reasons.append(f"input {name} changed")
     if old.get("version") != new.get("version"):
-        reasons.append(f"amlgraph version changed ({old.get('version')} -> {new.get('version')})")
+        reasons.append(f"amlgraph version changed ({_clip(old.get('version'))} -> {_clip(new.get('version'))})")
     if old.get("step") != new.get("step"):
-        reasons.append(f"step changed ({old.get('step')} -> {new.get('step')})")
+        reasons.append(f"step changed ({_clip(old.get('step'))} -> {_clip(new.get('step'))})")
     known = {"files", "params", "code", "inputs", "version", "step"}
     for name in sorted((set(old) | set(new)) - known):
         if _canon(old.get(name)) != _canon(new.get(name)):
@@ -196,6 +231,11 @@ def _canon(value: Any) -> str:
         return json_bytes(value, canonical=True).decode()
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _clip(value: Any, limit: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -12,15 +12,17 @@ import datetime as _dt
 import fcntl
 import os
 import socket
+import stat
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 from amlgraph.errors import CheckpointError, LockedError
-from amlgraph.store._files import json_bytes, read_json_nofollow, write_atomic
+from amlgraph.store._files import json_bytes, read_json_file, write_atomic
 
 _POLL_S = 0.05
+_INFO_MAX_BYTES = 64 << 10
 
 
 def _now_iso() -> str:
@@ -30,8 +32,12 @@ def _now_iso() -> str:
 def _holder_text(info: dict | None) -> str:
     if not info:
         return "locked by another process"
-    return (f"locked by pid {info.get('pid', '?')} on host {info.get('host', '?')} "
-            f"since {info.get('since', '?')}")
+
+    def field(name: str) -> str:
+        value = info.get(name, "?")
+        return str(value)[:80] if isinstance(value, (str, int)) else "?"
+
+    return f"locked by pid {field('pid')} on host {field('host')} since {field('since')}"
 
 
 class _Reentrant:
@@ -73,11 +79,15 @@ class FileLock(_Reentrant):
 
     def try_acquire(self) -> bool:
         """Take the OS lock without waiting; True on success."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:  # O_NONBLOCK: a FIFO in place of the lock file cannot block the open
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             raise CheckpointError(f"cannot lock checkpoint directory {self.root}: {exc.strerror or exc}; "
                                   "a run needs a writable --checkpoint-dir") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CheckpointError(f"cannot lock checkpoint directory {self.root}: {self.path} is not a regular "
+                                  "file; remove it and rerun")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -132,8 +142,10 @@ class FileLock(_Reentrant):
 
     def message(self, *, waited: bool = False) -> str:
         try:
-            info = read_json_nofollow(self.info_path)
+            info = read_json_file(self.info_path, max_bytes=_INFO_MAX_BYTES)
         except (OSError, ValueError):
+            info = None
+        if not isinstance(info, dict):
             info = None
         tail = "timed out waiting; try again later" if waited else "wait for it or rerun with --wait"
         return f"checkpoint directory {self.root} is {_holder_text(info)}; {tail}"
