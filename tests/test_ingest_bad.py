@@ -1,4 +1,5 @@
-"""The bad-input corpus through the real command: one line on stderr, exit code 2, no traceback."""
+"""The bad-input corpus through the command (`cli.main`, in-process; a few real processes too):
+one line on stderr, exit code 2, no traceback."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,10 @@ from amlgraph.ingest import QUARANTINE_COLUMNS, read_transactions
 from tests.conftest import amlgraph_cmd
 
 from bad_corpus import BAD, CASES, GOOD, HEADER, assert_one_line_error  # noqa: E402,F401
+from cli_inprocess import run_main
+
+#: Corpus files also checked by the real installed command in its own process.
+REAL_PROCESS = ("binary_file.csv", "gzip_truncated.csv.gz", "amount_nan.csv")
 
 
 def _check(path: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -23,11 +28,17 @@ def _check(path: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def corpus_results() -> dict[str, subprocess.CompletedProcess]:
-    """`amlgraph check` on every corpus file, a few processes at a time (each case is its own process)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(lambda name: (name, _check(BAD / name)), [c[0] for c in CASES])
-        return dict(results)
+def corpus_results():
+    """`amlgraph check` on every corpus file, in this process."""
+    return {name: run_main("check", BAD / name) for name, *_ in CASES}
+
+
+@pytest.mark.parametrize("name", REAL_PROCESS)
+def test_bad_file_fails_with_one_line_in_a_real_process(name):
+    line, column, value = next((c[1], c[2], c[3]) for c in CASES if c[0] == name)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the same call as the in-process corpus
+        result = pool.submit(_check, BAD / name).result()
+    assert_one_line_error(result, BAD / name, line, column, value)
 
 
 def test_corpus_is_complete():

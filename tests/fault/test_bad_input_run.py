@@ -1,5 +1,6 @@
-"""Every malformed input through `amlgraph run`: exit code 2, one line on stderr naming file, line,
-column and value, no traceback, and no step checkpoint marked complete."""
+"""Every malformed input through `amlgraph run` (`cli.main` in-process; a few real processes too):
+exit code 2, one line on stderr naming file, line, column and value, no traceback, and no step
+checkpoint marked complete."""
 from __future__ import annotations
 
 import gzip
@@ -15,6 +16,7 @@ from amlgraph.store import CheckpointStore
 from harness import amlgraph, env
 
 from bad_corpus import BAD, CASES, GOOD, HEADER, assert_one_line_error  # noqa: E402,F401
+from cli_inprocess import run_main
 
 
 def _trans_name(name: str) -> str:
@@ -45,8 +47,17 @@ def _stage(tmp: Path, name: str, content: bytes | None = None) -> Path:
 def corpus_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("badrun")
     staged = {name: _stage(tmp, name) for name, *_ in CASES}
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(zip(staged, pool.map(lambda p: (p, _run(p.parent)), staged.values())))
+    return {name: (p, run_main("run", p.parent, "--checkpoint-dir", p.parent / "ckpt", "--quiet"))
+            for name, p in staged.items()}
+
+
+@pytest.mark.parametrize("name", ("nul_byte.csv", "timestamp_month_13.csv"))
+def test_run_refuses_bad_file_in_a_real_process(tmp_path, name):
+    line, column, value = next((c[1], c[2], c[3]) for c in CASES if c[0] == name)
+    path = _stage(tmp_path, name)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(_run, path.parent).result()
+    assert_refused(result, path, line, column, value)
 
 
 def assert_refused(result: subprocess.CompletedProcess, path: Path, line: int | None,
