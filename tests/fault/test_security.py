@@ -48,7 +48,7 @@ def test_planted_pickles_are_never_executed(reference, tmp_path):
     (root / "graph_created.pkl").write_bytes(blob)
     (_gen(root, "normalized") / "array-x.npy").write_bytes(blob)           # disguised as an array
     (_gen(root, "graph_created") / "array-edge_attr.npy").write_bytes(blob)
-    (_gen(root, "node_features_chunk_1") / "table-features.parquet").write_bytes(blob)
+    (_gen(root, "node_features_chunk_1") / "table-features_train.parquet").write_bytes(blob)
     (_gen(root, "weights") / "values.json").write_bytes(blob)
     (root / "imbalanced" / "manifest.json").write_bytes(blob)              # disguised as a manifest
     for args in (("checkpoints", "list", str(root)), ("checkpoints", "verify", str(root)),
