@@ -25,6 +25,7 @@ _EXPORTS = {
     "PipelineConfig": "config",
     "TransactionGraph": "graph", "load_graph": "runner", "export_graph": "export",
     "generate": "synth",
+    "AMLDataset": "pyg", "build_report": "report",
     "read_transactions": "ingest", "read_accounts": "ingest", "read_patterns": "ingest",
 }
 

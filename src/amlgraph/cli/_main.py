@@ -141,12 +141,34 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return export_command(args)
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write an HTML report of a finished run, from its checkpoints")
+    p.add_argument("checkpoint_dir", type=Path)
+    p.add_argument("--out", type=Path, default=Path("report.html"),
+                   help="the HTML file (default: report.html); figures go to <stem>_files/ beside it")
+    p.add_argument("--sample", type=int, default=200_000,
+                   help="rows per class in each feature histogram (a deterministic sample)")
+    p.set_defaults(func=_cmd_report)
+    run = sub.choices.get("run")  # the report also comes at the end of a run: `run ... --report`
+    if run is not None:
+        run.add_argument("--report", nargs="?", const=True, default=None, type=Path, metavar="HTML",
+                         help="write the run's report when it finishes "
+                              "(default: report.html beside the checkpoint directory)")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from amlgraph.cli._report import report_command
+
+    return report_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amlgraph", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_check, _add_run, _add_demo, _add_status, _add_checkpoints, _add_export):
+    for add in (_add_synth, _add_check, _add_run, _add_demo, _add_status, _add_checkpoints, _add_export,
+                _add_report):
         add(sub)
     return parser
 

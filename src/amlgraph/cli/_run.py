@@ -44,6 +44,11 @@ def run_from_cli(args: Namespace, *, argv: list[str]) -> int:
     if not cfg.quiet:
         print(f"Graph: {result.graph.num_nodes:,} nodes, {result.graph.num_edges:,} edges; "
               f"checkpoints in {result.checkpoint_dir}")
+    report = getattr(args, "report", None)  # `--report [HTML]`: True when given without a path
+    if report is not None:
+        from amlgraph.cli._report import write_report
+
+        write_report(result.checkpoint_dir, None if report is True else report, quiet=cfg.quiet)
     return 0
 
 
@@ -67,6 +72,9 @@ def run_demo(directory: Path, *, preset: str = "small", quiet: bool = False) -> 
               f"{g.num_edges:,} edges x {len(g.edge_feature_names)} features, "
               f"{int(g.y.sum()):,} laundering edges; class weights {g.class_weights}")
         print(f"Export it with: amlgraph export {result.checkpoint_dir} --format pyg --out graph_out")
+    from amlgraph.cli._report import write_report
+
+    write_report(result.checkpoint_dir, Path(directory) / "report.html", quiet=quiet)
     return 0
 
 
