@@ -124,3 +124,24 @@ def test_import_contracts_are_kept():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert " kept, 0 broken" in proc.stdout
+
+
+def test_each_step_key_covers_the_code_it_runs():
+    """A step's key holds the code of its module and of every library module it reaches by
+    import (imports of imports, function-level ones included): a change in any helper a step
+    runs recomputes it. Checked against this file's independent import graph."""
+    from amlgraph.runner._code import code_modules
+    from amlgraph.runner._run import RUNNER_CODE
+    from amlgraph.steps import declarations
+
+    graph = import_graph()
+    for name, decl in declarations().items():
+        keyed = set(code_modules(decl.module, *decl.code, *RUNNER_CODE))
+        seen, todo = set(), [decl.module]
+        while todo:
+            for target in graph.get(todo.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        assert seen - {"amlgraph.steps"} <= keyed, f"step {name}: not in its key: {sorted(seen - keyed)}"
+        assert not any(m.startswith(("amlgraph.cli", "amlgraph.export")) for m in keyed), name

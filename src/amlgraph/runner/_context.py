@@ -15,6 +15,7 @@ import polars as pl
 
 from amlgraph.errors import CheckpointError
 from amlgraph.runner._chunks import ChunkTask, default_chunk_rows, default_chunk_size
+from amlgraph.runner._code import code_modules
 from amlgraph.steps import Chunk, Output, Part, Pieces
 from amlgraph.store import ArrayParts, code_version, make_key
 
@@ -101,7 +102,7 @@ class StepContextImpl:
         raise KeyError(name)
 
     def code_version(self, *modules: str) -> str:
-        return code_version(*modules)
+        return code_version(*code_modules(*modules))
 
     def config_record(self) -> dict:
         cfg = self._run.cfg

@@ -17,6 +17,7 @@ import numpy as np
 
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError
+from amlgraph.runner._code import code_modules
 from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
 from amlgraph.schema import STEPS
@@ -24,7 +25,7 @@ from amlgraph.steps import declarations, is_chunk_name
 
 #: The runner's modules whose code shapes every step's checkpoints (part of every key).
 RUNNER_CODE = ("amlgraph.runner._context", "amlgraph.runner._tasks", "amlgraph.steps._contract",
-               "amlgraph.steps._layout")
+               "amlgraph.steps._layout", "amlgraph.schema")
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Run:
             comp = {
                 "step": step,
                 "params": self.cfg.step_params(step),
-                "code": code_version(decl.module, *decl.code, *RUNNER_CODE),
+                "code": code_version(*code_modules(decl.module, *decl.code, *RUNNER_CODE)),
                 "inputs": {dep: self.keys[dep] for dep in decl.reads},
                 "files": files if not decl.reads else {},
                 "version": __version__,

@@ -184,8 +184,9 @@ class Step:
         title: the banner shown while it runs.
         reads: steps whose checkpoints it reads; their keys are part of its key.
         params: configuration fields that change its result (part of its key).
-        code: modules (dotted; a package covers all its files) whose source is part of its key,
-            besides the step's own module and the runner's.
+        code: modules (dotted; a package covers all its files) whose source is part of its key
+            although the step does not import them; the runner adds the step's own module and
+            every library module it imports, transitively (``runner/_code.py``).
         compute: ``compute(ctx: StepContext) -> Output``, the step checkpoint's content.
         module: the step's own module (set from ``compute``).
     """

@@ -316,6 +316,4 @@ def compute(ctx: StepContext) -> Output:
 
 
 STEP = Step("data_loaded", "Loading Data", reads=(), params=("sample_size", "on_bad_rows", "split_fractions"),
-            code=("amlgraph.ingest", "amlgraph.steps._accounts", "amlgraph.steps._parse", "amlgraph.steps._split",
-                  "amlgraph.schema",
-                  "amlgraph.steps.currency"), compute=compute)
+            code=(), compute=compute)

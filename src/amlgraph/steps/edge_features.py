@@ -148,4 +148,4 @@ def compute(ctx: StepContext) -> Output:
 
 
 STEP = Step("edge_features", "Creating Edge Features", reads=("data_loaded",), params=("currency",),
-            code=("amlgraph.steps.lookup", "amlgraph.steps.currency"), compute=compute)
+            code=(), compute=compute)

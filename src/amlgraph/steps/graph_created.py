@@ -101,4 +101,4 @@ def compute(ctx: StepContext) -> Output:
 
 STEP = Step("graph_created", "Creating Graph",
             reads=("data_loaded", "edge_features", "normalized", "imbalanced", "weights"),
-            params=(), code=("amlgraph.graph", "amlgraph.steps.normalized"), compute=compute)
+            params=(), code=(), compute=compute)

@@ -280,5 +280,5 @@ def compute(ctx: StepContext) -> Output:
 
 
 STEP = Step("imbalanced", "Handling Class Imbalance", reads=("edge_features", "normalized"),
-            params=("strategy", "k_neighbors", "target_ratio", "seed"), code=("amlgraph.steps.normalized",),
+            params=("strategy", "k_neighbors", "target_ratio", "seed"), code=(),
             compute=compute)

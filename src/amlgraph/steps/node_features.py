@@ -354,4 +354,4 @@ def compute(ctx: StepContext) -> Output:
 
 STEP = Step("node_features", "Creating Node Features", reads=("data_loaded",),
             params=("currency", "node_features_from"),
-            code=("amlgraph.steps.lookup", "amlgraph.steps.currency", "amlgraph.schema"), compute=compute)
+            code=(), compute=compute)

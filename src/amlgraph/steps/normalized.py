@@ -310,4 +310,5 @@ def compute(ctx: StepContext) -> Output:
 
 
 STEP = Step("normalized", "Normalizing Features", reads=("data_loaded", "node_features", "edge_features"),
-            params=(), code=("amlgraph.steps.heavy_tails", "amlgraph._prefetch"), compute=compute)
+            params=(), code=(),
+            compute=compute)
