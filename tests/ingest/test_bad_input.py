@@ -12,7 +12,7 @@ import pytest
 
 from amlgraph.errors import InputError
 from amlgraph.ingest import QUARANTINE_COLUMNS, read_transactions
-from tests.conftest import amlgraph_cmd
+from pipeline_helpers import amlgraph_cmd
 
 from bad_corpus import BAD, CASES, GOOD, HEADER, assert_one_line_error  # noqa: E402,F401
 from cli_inprocess import run_main

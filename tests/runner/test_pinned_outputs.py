@@ -15,7 +15,7 @@ import pytest
 
 from pipeline_helpers import graph_digest
 
-PINS = Path(__file__).parent / "data" / "pinned_digests.json"
+PINS = Path(__file__).parents[1] / "data" / "pinned_digests.json"
 CASES = {"tiny-7": ("tiny", 7, None), "small-3": ("small", 3, None)}
 
 
