@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
-import pickle
 
 import numpy as np
 import polars as pl
 import pytest
 
 import amlgraph.store._files as store_files
-from amlgraph.compat import list_available_checkpoints, load_checkpoint
 from amlgraph.errors import CheckpointError
 from amlgraph.store import CheckpointStore
-from amlgraph.store._base import seal
 from amlgraph.store._files import HOST_TAG, hash_file
 from store_helpers import dead_pid, gen_dirs, sample_data, tmp_files
 
@@ -157,35 +153,6 @@ class _Evil:
         return (open, (str(self.marker), "w"))
 
 
-def test_planted_pickles_never_run(store, tmp_path):
-    marker = tmp_path / "PWNED"
-    _Evil.marker = marker
-    (store.root / "node_features.pkl").write_bytes(pickle.dumps({"data": _Evil()}))
-    assert not marker.exists()  # pickling does not run it; only unpickling would
-    assert load_checkpoint(store.root, "node_features") == (None, None)
-    assert list_available_checkpoints(store.root) == [] and store.names() == []
-    # an .npy holding a pickled object array, with a manifest forged to match it
-    _save(store)
-    g = _gen(store)
-    np.save(g / "array-features.npy", np.array([_Evil()], dtype=object), allow_pickle=True)
-    m = json.loads((g.parent / "manifest.json").read_text())
-    m["files"]["array-features.npy"] = {"size": (g / "array-features.npy").stat().st_size,
-                                        "hash": hash_file(g / "array-features.npy")}
-    (g.parent / "manifest.json").write_text(json.dumps(seal(m)))
-    # full verification runs the checks of loading: the object array is damaged, never unpickled
-    assert store.load("node_features", verify="full") is None
-    assert "object dtype" in store.verify(["node_features"])[0].reason
-    cp = store.load("node_features", verify="none")
-    for mmap in (True, False):
-        with pytest.raises(CheckpointError, match="node_features is damaged: array features .*object dtype"):
-            cp.array("features", mmap=mmap)
-    assert load_checkpoint(store.root, "node_features") == (None, None)
-    m["arrays"]["features"]["dtype"] = "|O"
-    (g.parent / "manifest.json").write_text(json.dumps(seal(m)))
-    assert store.load("node_features") is None and "object dtype" in store.check("node_features", "k1")[1]
-    assert not marker.exists()
-
-
 @pytest.mark.parametrize("fail_on", ["array", "table", "manifest"])
 def test_no_space_left_keeps_previous_checkpoint(store, monkeypatch, fail_on):
     _save(store, seed=1, key="old")
@@ -209,14 +176,6 @@ def test_no_space_left_keeps_previous_checkpoint(store, monkeypatch, fail_on):
     assert cp.manifest["key"] == "old"
     np.testing.assert_array_equal(cp.array("features"), sample_data(1)[1]["features"])
     assert gen_dirs(store.root, "node_features") == before and tmp_files(store.root) == []
-
-
-def test_newer_store_format_refused(tmp_path):
-    CheckpointStore(tmp_path / "s")
-    (tmp_path / "s" / "amlgraph-store.json").write_text(json.dumps({"format": "amlgraph-checkpoints",
-                                                                     "version": 99}))
-    with pytest.raises(CheckpointError, match="format 99.*upgrade amlgraph"):
-        CheckpointStore(tmp_path / "s")
 
 
 def test_open_without_create_needs_a_store(tmp_path):

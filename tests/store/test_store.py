@@ -157,8 +157,13 @@ def test_check_missing_and_unexplained_key(store):
     assert not ok and "key changed" in why
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "/abs", "Node", "", "x..y/", "1step", "a b"])
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "/abs", "Node", "", "x..y/", "1step", "a b",
+                                 "/etc/passwd", "node_features/../../x", "x" * 200, "node_features\x00"])
 def test_bad_names_refused(store, bad):
+    """A name that is not a plain checkpoint name is refused everywhere; nothing is written,
+    inside the store or beside it."""
+    root = getattr(store, "root", None)
+    outside = sorted(p.name for p in root.parent.iterdir()) if root is not None else None
     with pytest.raises(CheckpointError, match="invalid"):
         store.save(bad, step="node_features", key="k", values={"x": 1})
     with pytest.raises(CheckpointError, match="invalid"):
@@ -167,6 +172,9 @@ def test_bad_names_refused(store, bad):
         store.delete(bad)
     with pytest.raises(CheckpointError, match="invalid"):
         store.save("node_features", step=bad, key="k")
+    if root is not None:
+        assert sorted(p.name for p in root.parent.iterdir()) == outside
+    assert store.names() == []
 
 
 def test_unstorable_data_refused(store):
