@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-fast install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The inner loop (under a minute): the steps, the store, the generator, the graph, the layering;
+# no end-to-end runs, no processes killed. `make test` is the whole suite.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/steps tests/store tests/synth \
+		tests/test_graph.py tests/test_layers.py tests/test_config_docs.py tests/test_compat.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
