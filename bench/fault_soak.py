@@ -1,13 +1,24 @@
-"""Fault soak: SIGKILL `amlgraph run` many times at random moments on a larger preset.
+"""Fault soak: SIGKILL `amlgraph run` (or `amlgraph export`) many times at random moments.
 
 Usage: python bench/fault_soak.py [--kills 200] [--preset small] [--seed 0] [--data DIR]
        [--chunk-size 2000] [--chunk-rows 20000]
+       python bench/fault_soak.py --export [--kills 200] [--seed 0] [--formats pyg,parquet,...]
+       [--export-edges 300000]
 
 One uninterrupted run gives the reference graph and duration T. Then chains of attempts: each
 attempt is killed (SIGKILL) at a moment drawn uniformly from [0.2 s, T] — or, one attempt in
 four, while a checkpoint is half written — and resumed by the next, until a run completes; its
 final graph must equal the reference bit for bit. Prints kills survived, mismatches (must be 0)
 and the extra time the kills cost (all attempts' time minus one clean run per chain).
+
+With ``--export``: two random graphs A and B (``--export-edges`` edges each) are saved as finished
+runs; per chain, a format is drawn and A exported into a target directory, then exports
+alternately of B and A into that same directory are killed — while a drawn file of the export is
+being written, right after the switch, or at a moment drawn from [0.2 s, T] (T: an uninterrupted
+export) — and after every kill every file of the target is compared with fresh exports of A and B:
+it must hold one of them whole (a mix, a half set or a stray file counts as a mixed export). The
+chain ends with an export that is not killed, which must leave its graph whole and nothing beside
+the target (else a mismatch). Prints kills, mixed exports and mismatches (both must be 0).
 """
 from __future__ import annotations
 
@@ -33,7 +44,18 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk-size", default="2000")
     ap.add_argument("--chunk-rows", default="20000")
+    ap.add_argument("--export", action="store_true",
+                    help="kill `amlgraph export` (A then B into one target) instead of `amlgraph run`")
+    ap.add_argument("--formats", default="pyg,multignn,networkx,parquet", help="--export: formats to draw")
+    ap.add_argument("--export-edges", type=int, default=300_000, help="--export: edges of each graph")
     args = ap.parse_args()
+    if args.export:
+        return export_soak(args)
+    return run_soak(args)
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    """Kill `amlgraph run` in chains of resumed attempts; the final graphs must equal the reference."""
     harness.RUN_OPTIONS = ("--chunk-size", args.chunk_size, "--chunk-rows", args.chunk_rows)
     data = ensure_preset(args.preset, args.data)
     work = scratch()
@@ -97,6 +119,101 @@ def main() -> int:
         return 1 if mismatches or damaged_after_kill else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- export kills ---------------------------------------------------------------------------------
+def export_soak(args: argparse.Namespace) -> int:
+    """Kill `amlgraph export` in chains on one target; count mixed exports and mismatches."""
+    import export_harness as xh
+
+    from amlgraph.graph import random_graph
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = set(formats) - set(xh.FILES)
+    if unknown:
+        raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(xh.FILES)}")
+    rng = random.Random(args.seed)
+    work = scratch()
+    try:
+        nodes = max(10, args.export_edges // 15)
+        graphs = {name: xh.save_graph(random_graph(nodes, args.export_edges, seed=seed), work / name)
+                  for name, seed in (("A", 1), ("B", 2))}
+        refs: dict[str, dict] = {}
+        durations: dict[str, float] = {}
+        for fmt in formats:
+            refs[fmt] = {g: xh.reference_contents(graphs[g], fmt, work / "refs" / fmt / g) for g in graphs}
+            probe = work / "probe" / fmt / "E"
+            xh.export_ok(graphs["A"], fmt, probe)
+            durations[fmt] = xh.export_ok(graphs["B"], fmt, probe).elapsed
+            print(f"{fmt}: an export replacing another takes {durations[fmt]:.2f} s "
+                  f"({', '.join(f'{n} {p.stat().st_size / 1e6:.1f} MB' for n, p in ((p.name, p) for p in probe.iterdir()))})",
+                  flush=True)
+        shutil.rmtree(work / "probe", ignore_errors=True)
+        kills = confirmed = mixed = mismatches = failed = chains = 0
+        states: dict[str, int] = {}
+        started = time.perf_counter()
+        while kills < args.kills:
+            chains += 1
+            fmt = rng.choice(formats)
+            out = work / f"chain{chains}" / "E"
+            xh.export_ok(graphs["A"], fmt, out)
+            chain_kills, chain_mixed, source = 0, 0, "B"  # the target holds A; B goes in
+            for _ in range(rng.randint(1, 5)):
+                trigger = _export_trigger(rng, xh, fmt, durations[fmt])
+                a = xh.export_attempt(graphs[source], fmt, out, trigger)
+                now = xh.state(out, refs[fmt])
+                if not a.killed:
+                    if a.returncode != 0 or now != source:
+                        failed += 1
+                        print(f"  export {fmt} failed ({a.returncode}, target {now}): "
+                              f"{a.stderr.strip()[-300:]}", flush=True)
+                else:
+                    chain_kills += 1
+                    confirmed += a.confirmed
+                    kind = "new" if now == source else "old" if now in ("A", "B") else "mixed"
+                    states[kind] = states.get(kind, 0) + 1
+                    if kind == "mixed":
+                        chain_mixed += 1
+                        print(f"  MIXED after a kill {trigger} ({fmt}): {now}", flush=True)
+                if now in ("A", "B"):
+                    source = "A" if now == "B" else "B"  # export the other graph next
+                if kills + chain_kills >= args.kills:
+                    break
+            final = xh.export_attempt(graphs[source], fmt, out)
+            whole = (final.returncode == 0 and xh.state(out, refs[fmt]) == source
+                     and xh.beside(out) == [])
+            if not whole:
+                print(f"  MISMATCH at the end of chain {chains} ({fmt}): exit {final.returncode}, "
+                      f"{xh.state(out, refs[fmt])}, beside: {xh.beside(out)} {final.stderr.strip()[-300:]}",
+                      flush=True)
+            kills += chain_kills
+            mixed += chain_mixed
+            mismatches += not whole
+            print(f"chain {chains} ({fmt}): {chain_kills} kills, {chain_mixed} mixed, "
+                  f"{'whole' if whole else 'MISMATCH'}; total kills {kills}", flush=True)
+            shutil.rmtree(out.parent, ignore_errors=True)
+        print()
+        print(f"export kills:              {kills} ({confirmed} confirmed mid-write) in {chains} chains")
+        print(f"target after a kill:       {states.get('old', 0)} the previous export, "
+              f"{states.get('new', 0)} the new one, {states.get('mixed', 0)} neither")
+        print(f"mixed exports:             {mixed}")
+        print(f"mismatches after a rerun:  {mismatches}")
+        print(f"failed unkilled exports:   {failed}")
+        print(f"wall time of the soak:     {time.perf_counter() - started:.1f} s")
+        return 1 if mixed or mismatches or failed else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _export_trigger(rng: random.Random, xh, fmt: str, duration: float):
+    """Half the kills while a drawn file is written, one in seven right after the switch, the
+    rest at a moment drawn over an export's duration."""
+    draw = rng.random()
+    if draw < 0.5:
+        return xh.while_writing(rng.choice(xh.FILES[fmt]))
+    if draw < 0.64:
+        return xh.on_commit(rng.choice(xh.FILES[fmt]))
+    return xh.after(rng.uniform(0.2, max(0.3, duration)))
 
 
 if __name__ == "__main__":

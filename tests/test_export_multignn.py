@@ -186,7 +186,7 @@ def test_duplicate_edge_rows_are_refused():
 
 
 def test_amounts_are_written_with_six_decimals(tmp_path, trans_rows):
-    [path] = export_graph(graph_from_rows(trans_rows), "multignn", tmp_path)
+    [path] = export_graph(graph_from_rows(trans_rows), "multignn", tmp_path / "out")
     frame = pl.read_csv(path)
     assert frame.height == len(trans_rows)
     text = Path(path).read_text()

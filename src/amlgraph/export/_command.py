@@ -1,7 +1,9 @@
 """Exports of a finished graph: ``pyg``, ``multignn``, ``networkx``, ``parquet``.
 
-Each format lives in its own module (``export_<format>.py``); this one dispatches and serves the
-``amlgraph export`` command. Every file is written atomically (temporary file, then rename).
+Each format lives in its own module (``_<format>.py``) and writes its files into a directory it is
+given; this one dispatches and commits the set: the files are written into a staging directory
+beside ``out_dir`` and switched into place as a whole (see ``_io.py`` and docs/EXPORTS.md), so
+``out_dir`` always holds one complete export, never a mix of two or a half-written one.
 """
 from __future__ import annotations
 
@@ -9,17 +11,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amlgraph.errors import ConfigError
-from amlgraph.export._io import prepare_dir
+from amlgraph.export._io import committed_export
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
 
 FORMATS = ("pyg", "multignn", "networkx", "parquet")
+#: The files of each format, in the order ``export_graph`` returns them.
+FILES = {
+    "pyg": ("graph.pt", "graph.json"),
+    "multignn": ("formatted_transactions.csv",),
+    "networkx": ("graph.graphml",),
+    "parquet": ("nodes.parquet", "edges.parquet"),
+}
+KNOWN_FILES = frozenset(name for names in FILES.values() for name in names)
 
 
 def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
                  reverse_edges: bool = False, force: bool = False) -> list[Path]:
-    """Write ``graph`` in format ``fmt`` into ``out_dir`` (created when absent).
+    """Write ``graph`` in format ``fmt`` into ``out_dir`` (created when absent), all files at once.
+
+    ``out_dir`` must be absent, empty, or hold earlier exports only: the files of this format are
+    replaced as a set, those of other formats are kept.
 
     Args:
         graph: the graph.
@@ -32,11 +45,25 @@ def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
         The written paths.
 
     Raises:
-        ConfigError: for an unknown format or a refused networkx export.
+        ConfigError: for an unknown format, a refused networkx export, or an ``out_dir`` that is a
+            file, a mount point or a directory holding other things than exports. Nothing is
+            created then.
+        ExportWriteError: when the storage fails (no space, read-only, no permission): nothing of
+            the export is left and an earlier one in ``out_dir`` is intact.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {set(FORMATS)} (got {fmt!r})")
-    out = prepare_dir(Path(out_dir))
+    if fmt == "networkx":
+        from amlgraph.export._networkx import DEFAULT_LIMIT, check_size
+
+        check_size(graph, force=force, limit=DEFAULT_LIMIT)
+    with committed_export(Path(out_dir), fmt, FILES[fmt], KNOWN_FILES) as stage:
+        _write(graph, fmt, stage, reverse_edges=reverse_edges, force=force)
+    return [Path(out_dir) / name for name in FILES[fmt]]
+
+
+def _write(graph: "TransactionGraph", fmt: str, out: Path, *, reverse_edges: bool,
+           force: bool) -> list[Path]:
     if fmt == "pyg":
         from amlgraph.export._pyg import write_pyg
 

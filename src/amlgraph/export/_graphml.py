@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from amlgraph.errors import ConfigError
+from amlgraph.export._io import output_file
+
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
 
@@ -22,6 +25,18 @@ _HEAD = ('<?xml version=\'1.0\' encoding=\'utf-8\'?>\n'
          'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
          'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">\n')
 _TYPES = {pl.Int64: "long", pl.Float32: "double", pl.String: "string"}
+# Attribute names the conversion sets itself; feature names must not collide with them.
+NODE_ATTRS = ("bank", "account", "node_y")
+EDGE_ATTRS = ("timestamp", "label", "split")
+
+
+def check_names(names: list[str], reserved: tuple[str, ...], what: str) -> None:
+    """Feature names must be distinct and must not shadow the fixed attributes."""
+    clash = sorted(set(names) & set(reserved))
+    if clash:
+        raise ConfigError(f"{what} feature names {clash} collide with the attributes {list(reserved)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{what} feature names must be distinct (got {names})")
 
 
 def _escape(name: str) -> str:
@@ -51,13 +66,12 @@ def _write_lines(fh, frame: pl.DataFrame, line: pl.Expr) -> None:
 
 
 def write_graphml(graph: "TransactionGraph", path: Path) -> None:
-    """Write the graph as GraphML to ``path`` (not atomic by itself: give it a temporary path).
+    """Write the graph as GraphML to ``path``, a new file (not atomic by itself: ``export_graph``
+    writes it into a staging directory and commits that).
 
     Nodes carry ``bank``, ``account``, ``node_y`` and the node features; edges, with
     ``id`` = ``edge_row``, carry ``timestamp``, ``label``, ``split`` and the edge features.
     """
-    from amlgraph.export._networkx import EDGE_ATTRS, NODE_ATTRS, check_names
-
     check_names(graph.node_feature_names, NODE_ATTRS, "node")
     check_names(graph.edge_feature_names, EDGE_ATTRS, "edge")
     nodes = pl.DataFrame({
@@ -80,14 +94,14 @@ def write_graphml(graph: "TransactionGraph", path: Path) -> None:
     edge_names = list(EDGE_ATTRS) + list(graph.edge_feature_names)
     node_keys = {c: f"n{i}" for i, c in enumerate(nodes.columns[1:])}
     edge_keys = {c: f"e{i}" for i, c in enumerate(edges.columns[3:])}
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(_HEAD)
+    with output_file(path) as fh:
+        fh.write(_HEAD.encode())
         for kind, keys, names, frame in (("node", node_keys, node_names, nodes),
                                          ("edge", edge_keys, edge_names, edges)):
             for (column, key), name in zip(keys.items(), names):
                 fh.write(f'  <key id="{key}" for="{kind}" attr.name="{_escape(name)}" '
-                         f'attr.type="{_TYPES[frame.schema[column]]}" />\n')
-        fh.write('  <graph edgedefault="directed">\n')
+                         f'attr.type="{_TYPES[frame.schema[column]]}" />\n'.encode())
+        fh.write(b'  <graph edgedefault="directed">\n')
         fh.flush()
         _write_lines(fh, nodes, pl.concat_str(
             [pl.lit('    <node id="'), pl.col("id").cast(pl.String), pl.lit('">'),
@@ -96,4 +110,4 @@ def write_graphml(graph: "TransactionGraph", path: Path) -> None:
             [pl.lit('    <edge source="'), pl.col("src").cast(pl.String), pl.lit('" target="'),
              pl.col("dst").cast(pl.String), pl.lit('" id="'), pl.col("id").cast(pl.String),
              pl.lit('">'), *_data(edges, edge_keys), pl.lit("</edge>")]))
-        fh.write("  </graph>\n</graphml>\n")
+        fh.write(b"  </graph>\n</graphml>\n")

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import ConfigError
-from amlgraph.export._io import atomic_path
+from amlgraph.export._io import output_file
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
@@ -107,13 +107,14 @@ def write_multignn(graph: "TransactionGraph", out_dir: Path) -> list[Path]:
 
     Args:
         graph: the graph.
-        out_dir: an existing directory.
+        out_dir: an existing directory without this file (``export_graph`` gives a staging
+            directory and commits it).
 
     Returns:
         The written path.
     """
     path = Path(out_dir) / FILENAME
     frame = format_multignn(graph)
-    with atomic_path(path) as tmp:
-        frame.write_csv(tmp, float_precision=6, float_scientific=False)
+    with output_file(path) as fh:
+        frame.write_csv(fh, float_precision=6, float_scientific=False)
     return [path]

@@ -12,16 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amlgraph.errors import ConfigError
-from amlgraph.export._io import atomic_path
+from amlgraph.export._graphml import EDGE_ATTRS, NODE_ATTRS, check_names, write_graphml
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
 
 DEFAULT_LIMIT = 2_000_000
 FILENAME = "graph.graphml"
-# Attribute names the conversion sets itself; feature names must not collide with them.
-NODE_ATTRS = ("bank", "account", "node_y")
-EDGE_ATTRS = ("timestamp", "label", "split")
 
 
 def check_size(graph: "TransactionGraph", *, force: bool, limit: int) -> None:
@@ -36,15 +33,6 @@ def check_size(graph: "TransactionGraph", *, force: bool, limit: int) -> None:
             f"(about {graph.num_edges // 1_000_000 + 1} GB in memory); pass force=True "
             "(`amlgraph export ... --format networkx --force`) to build it anyway, or use "
             "--format parquet")
-
-
-def check_names(names: list[str], reserved: tuple[str, ...], what: str) -> None:
-    """Feature names must be distinct and must not shadow the fixed attributes."""
-    clash = sorted(set(names) & set(reserved))
-    if clash:
-        raise ConfigError(f"{what} feature names {clash} collide with the attributes {list(reserved)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{what} feature names must be distinct (got {names})")
 
 
 def _columns(names: list[str], matrix: np.ndarray, reserved: tuple[str, ...], what: str) -> dict:
@@ -87,7 +75,9 @@ def to_networkx(graph: "TransactionGraph", *, force: bool = False, limit: int = 
 
 def write_networkx(graph: "TransactionGraph", out_dir: Path, *, force: bool = False,
                    limit: int = DEFAULT_LIMIT) -> list[Path]:
-    """Write ``graph.graphml`` of the MultiDiGraph; edge ids in the file are the ``edge_row`` keys.
+    """Write ``graph.graphml`` of the MultiDiGraph into ``out_dir``, an existing directory without
+    it (``export_graph`` gives a staging directory and commits it); edge ids in the file are the
+    ``edge_row`` keys.
 
     The size limit is the in-memory one: GraphML readers (networkx among them) build the whole
     graph in memory, so the export refuses what they could not load either.
@@ -95,10 +85,7 @@ def write_networkx(graph: "TransactionGraph", out_dir: Path, *, force: bool = Fa
     Raises:
         ConfigError: above ``limit`` edges without ``force``.
     """
-    from amlgraph.export._graphml import write_graphml
-
     check_size(graph, force=force, limit=limit)
     path = Path(out_dir) / FILENAME
-    with atomic_path(path) as tmp:
-        write_graphml(graph, tmp)
+    write_graphml(graph, path)
     return [path]

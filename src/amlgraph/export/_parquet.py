@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import ConfigError
-from amlgraph.export._io import atomic_path
+from amlgraph.export._io import output_file
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
@@ -47,7 +47,8 @@ def edge_table(graph: "TransactionGraph") -> pl.DataFrame:
 
 
 def write_parquet(graph: "TransactionGraph", out_dir: Path) -> list[Path]:
-    """Write ``nodes.parquet`` and ``edges.parquet`` (zstd).
+    """Write ``nodes.parquet`` and ``edges.parquet`` (zstd) into ``out_dir``, an existing directory
+    without them (``export_graph`` gives a staging directory and commits the pair).
 
     Returns:
         The two written paths.
@@ -55,7 +56,7 @@ def write_parquet(graph: "TransactionGraph", out_dir: Path) -> list[Path]:
     paths = []
     for name, table in (("nodes", node_table(graph)), ("edges", edge_table(graph))):
         path = Path(out_dir) / f"{name}.parquet"
-        with atomic_path(path) as tmp:
-            table.write_parquet(tmp, compression="zstd")
+        with output_file(path) as fh:
+            table.write_parquet(fh, compression="zstd")
         paths.append(path)
     return paths

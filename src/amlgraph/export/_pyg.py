@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amlgraph.errors import InputError
-from amlgraph.export._io import atomic_path
+from amlgraph.export._io import output_file
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
@@ -105,7 +105,8 @@ def write_pyg(graph: "TransactionGraph", out_dir: Path, *, reverse_edges: bool =
 
     Args:
         graph: the graph.
-        out_dir: an existing directory.
+        out_dir: an existing directory without these files (``export_graph`` gives a staging
+            directory and commits the set).
         reverse_edges: record that ``load_pyg`` must build the reverse-edge ``HeteroData``.
 
     Returns:
@@ -117,10 +118,10 @@ def write_pyg(graph: "TransactionGraph", out_dir: Path, *, reverse_edges: bool =
     tensors = {f"node.{k}": v for k, v in nodes.items()}
     tensors.update({f"edge.{k}": v for k, v in edges.items()})
     pt, meta_path = Path(out_dir) / "graph.pt", Path(out_dir) / "graph.json"
-    with atomic_path(pt) as tmp:
-        torch.save(tensors, tmp)
-    with atomic_path(meta_path) as tmp:
-        tmp.write_text(json.dumps(_meta(graph, reverse_edges), indent=1) + "\n")
+    with output_file(pt) as fh:
+        torch.save(tensors, fh)
+    with output_file(meta_path) as fh:
+        fh.write((json.dumps(_meta(graph, reverse_edges), indent=1) + "\n").encode())
     return [pt, meta_path]
 
 
