@@ -59,8 +59,9 @@ def test_status_lists_steps_and_explains_staleness(finished, tmp_path, tiny_data
     trans = next(data.glob("*_Trans.csv"))
     trans.write_text(trans.read_text().replace(",0\n", ",1\n", 1))
     proc = _run("status", str(copy))
-    assert "data_loaded    stale: input file changed" in proc.stdout
-    assert "graph_created  stale: input data_loaded changed" in proc.stdout
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()[1:8]}
+    assert "stale" in lines["data_loaded"] and ": input file changed" in lines["data_loaded"]
+    assert "stale" in lines["graph_created"] and lines["graph_created"].endswith(": input data_loaded changed")
     proc = _run("run", str(data), "--checkpoint-dir", str(copy), "--resume-from", "data_loaded",
                 "--quiet")
     assert proc.returncode == 3 and "input file changed" in proc.stderr
@@ -119,3 +120,31 @@ def test_demo_generates_and_runs(tmp_path):
     assert "Graph ready" in proc.stdout and "Checkpoint saved: graph_created" in proc.stdout
     again = _run("demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
     assert "Checkpoint loaded: graph_created" in again.stdout and "Generating" not in again.stdout
+
+
+def test_status_json_and_the_parameters_of_the_last_run(tiny_data, tmp_path):
+    """`status --json` maps every step to its state and recorded compute seconds; status compares
+    with the parameters the last run used (not the defaults), or with those of --config."""
+    import json
+
+    from cli_inprocess import run_main
+
+    config = tmp_path / "c.toml"
+    config.write_text("minority_cost = 3.0\n")
+    ck = tmp_path / "ck"
+    assert run_main("run", tiny_data, "--checkpoint-dir", ck, "--config", config, "--quiet").returncode == 0
+    out = run_main("status", ck, "--json")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert set(status["steps"]) == set(STEPS)
+    for step in STEPS:
+        s = status["steps"][step]
+        assert s["state"] == "valid", (step, s)
+        assert isinstance(s["seconds"], float) and s["seconds"] >= 0
+    assert status["next_run"]["compute"] == [] and status["footprint"]["ratio"] > 0
+    other = tmp_path / "other.toml"
+    other.write_text("minority_cost = 1.0\n")
+    status = json.loads(run_main("status", ck, "--json", "--config", other).stdout)
+    assert status["steps"]["weights"]["state"] == "stale"
+    assert "minority_cost" in status["steps"]["weights"]["reason"]
+    assert status["next_run"]["compute"] == ["weights", "graph_created"]

@@ -78,63 +78,117 @@ def run_demo(directory: Path, *, preset: str = "small", quiet: bool = False) -> 
     return 0
 
 
-def print_status(directory: Path) -> int:
-    """Steps and chunks done, their keys, sizes and times; which checkpoints are damaged; why a
-    step is stale; what the next run will compute, load and skip.
-
-    Checkpoints are verified as a run verifies them (content hashes and the checks of loading), so
-    status, ``checkpoints verify`` and the next run agree on what is damaged.
-    """
-    from amlgraph.cli import _checkpoints as ck
+def _status_roots(directory: Path) -> list[Path]:
     from amlgraph.errors import CheckpointError
-    from amlgraph.store import CheckpointStore
 
     directory = Path(directory)
     candidates = [directory] if (directory / "data_loaded").exists() or _is_store(directory) else \
         sorted(p for p in directory.glob("checkpoints*") if p.is_dir())
     if not candidates:
         raise CheckpointError(f"no checkpoint directory at {directory}; pass the directory a run "
-                              "wrote (default <data>/checkpoints_<sample_size>)")
-    for root in candidates:
-        store = CheckpointStore(root, create=False, verify="full")
-        print(f"Checkpoint directory: {root} (content hashes verified)")
-        problems = {p.name: p for p in ck.damaged_checkpoints(store)}
-        names = store.names()
-        for step in STEPS:
-            manifest = store.manifest(step)
-            chunks = [n for n in names if n.startswith(f"{step}_chunk_")]
-            size = sum(store.size_bytes(n) for n in names if n == step or n.startswith(step + "_"))
-            if step in problems:
-                print(f"  {step:<14} DAMAGED ({ck.problem_text(problems[step])})  chunks done: {len(chunks)}")
-            elif manifest is None:
-                print(f"  {step:<14} missing      chunks done: {len(chunks)}")
-            else:
-                print(f"  {step:<14} done {manifest.get('created', '?')}  key {manifest['key'][:12]}  "
-                      f"{size / 1e6:,.1f} MB  chunks: {len(chunks)}")
-        run = _status_run(store, root)
-        if isinstance(run, str):
-            print(f"  cannot check staleness: {run}")
-        else:
-            for step in STEPS:
-                ok, reason = run.check(step)
-                if ok:
-                    print(f"  {step:<14} valid")
-                elif step in problems:
-                    print(f"  {step:<14} damaged: {ck.problem_text(problems[step])}")
-                else:
-                    print(f"  {step:<14} stale: {reason}")
-            plan = run.plan()
-            todo = {a: [s for s in STEPS if plan[s] == a] for a in ("compute", "load", "skip")}
+                              "wrote (default <data>/checkpoints_<NAME>_<sample_size or all>)")
+    return candidates
+
+
+def status_data(root: Path, *, config: Path | None = None) -> dict:
+    """Everything `amlgraph status` says of one checkpoint directory, as plain data.
+
+    Returns:
+        ``{"checkpoint_dir", "steps": {step: {"state", "seconds", "created", "size_bytes",
+        "chunks", "reason"}}, "next_run": {"compute", "load", "skip"} or None, "damaged",
+        "footprint": {"bytes", "input_bytes", "ratio"}, "note"}``; ``state`` is one of valid,
+        stale, damaged, missing; ``seconds`` the compute time recorded in the checkpoint.
+    """
+    from amlgraph.cli import _checkpoints as ck
+    from amlgraph.schema import parse_chunk_name
+    from amlgraph.store import CheckpointStore
+
+    store = CheckpointStore(root, create=False, verify="full")
+    problems = {p.name: p for p in ck.damaged_checkpoints(store)}
+    names = store.names()
+    run = _status_run(store, root, config)
+    steps: dict = {}
+    for step in STEPS:
+        manifest = store.manifest(step)
+        chunks = [n for n in names if (parse_chunk_name(n) or ("",))[0] == step]
+        size = sum(store.size_bytes(n) for n in names if n == step or n.startswith(step + "_"))
+        entry = {"state": "missing", "seconds": None, "created": None, "size_bytes": size,
+                 "chunks": len(chunks), "reason": None}
+        if manifest is not None:
+            entry["created"] = manifest.get("created")
+            entry["seconds"] = (manifest.get("metadata") or {}).get("seconds")
+        if step in problems:
+            entry["state"], entry["reason"] = "damaged", ck.problem_text(problems[step])
+        elif manifest is not None and not isinstance(run, str):
+            ok, reason = run.check(step)
+            entry["state"], entry["reason"] = ("valid", None) if ok else ("stale", reason)
+        elif manifest is not None:
+            entry["state"] = "done"  # present; staleness unknown (see note)
+        steps[step] = entry
+    plan = None
+    if not isinstance(run, str):
+        actions = run.plan()
+        plan = {a: [s for s in STEPS if actions[s] == a] for a in ("compute", "load", "skip")}
+    total = sum(store.size_bytes(n) for n in names)
+    inputs = sum(f.stat().st_size for f in _input_files(run)) if not isinstance(run, str) else None
+    return {"checkpoint_dir": str(root), "steps": steps, "next_run": plan, "damaged": sorted(problems),
+            "footprint": {"bytes": total, "input_bytes": inputs,
+                          "ratio": round(total / inputs, 3) if inputs else None},
+            "note": run if isinstance(run, str) else None,
+            "clean_damaged": ck.clean_damaged_command(root) if problems else None}
+
+
+def _input_files(run) -> list[Path]:
+    files = list(run.inputs.trans_files) + [p for p in (run.inputs.accounts, run.inputs.patterns) if p]
+    return [f for f in files if f.exists()]
+
+
+def print_status(directory: Path, *, as_json: bool = False, config: Path | None = None) -> int:
+    """Steps and chunks done, their sizes and compute times; which checkpoints are damaged; why a
+    step is stale (compared with the parameters the last run recorded, or those of ``config``);
+    what the next run will compute, load and skip; the footprint against the input.
+
+    Checkpoints are verified as a run verifies them (content hashes and the checks of loading), so
+    status, ``checkpoints verify`` and the next run agree on what is damaged.
+    """
+    import json
+
+    reports = [status_data(root, config=config) for root in _status_roots(directory)]
+    if as_json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"directories": reports}, indent=1))
+        return 0
+    for r in reports:
+        print(f"Checkpoint directory: {r['checkpoint_dir']} (content hashes verified)")
+        for step, s in r["steps"].items():
+            seconds = f"{s['seconds']:.1f} s" if s["seconds"] is not None else "-"
+            why = f": {s['reason']}" if s["reason"] else ""
+            print(f"  {step:<14} {s['state']:<8} {_size(s['size_bytes']):>10}  {seconds:>9}  "
+                  f"chunks {s['chunks']}{why}")
+        if r["note"]:
+            print(f"  cannot check staleness: {r['note']}")
+        if r["next_run"]:
+            todo = r["next_run"]
             print(f"  next run: compute {', '.join(todo['compute']) or 'nothing'}; "
                   f"load {', '.join(todo['load']) or 'nothing'}; skip {', '.join(todo['skip']) or 'nothing'}")
-        if problems:
-            print(f"  damaged: {', '.join(problems)} (a run recomputes those it needs; remove them: "
-                  f"{ck.clean_damaged_command(root)})")
+        fp = r["footprint"]
+        ratio = f" ({fp['ratio']:.2f}x the input's {_size(fp['input_bytes'])})" if fp["ratio"] else ""
+        print(f"  footprint: {_size(fp['bytes'])}{ratio}")
+        if r["damaged"]:
+            print(f"  damaged: {', '.join(r['damaged'])} (a run recomputes those it needs; remove them: "
+                  f"{r['clean_damaged']})")
     return 0
 
 
-def _status_run(store, root: Path):
-    """A Run as the recorded configuration would make it, or why there is none."""
+def _size(n: int | None) -> str:
+    """Bytes in the one unit style of every command: decimal MB (GB from 10 GB on)."""
+    if n is None:
+        return "-"
+    return f"{n / 1e9:,.1f} GB" if n >= 10e9 else f"{n / 1e6:,.1f} MB"
+
+
+def _status_run(store, root: Path, config: Path | None = None):
+    """A Run as the recorded configuration (or ``config``, a TOML file) would make it, or why
+    there is none."""
     from amlgraph.runner import Run
     from amlgraph.runner._log import RunLog
 
@@ -143,8 +197,11 @@ def _status_run(store, root: Path):
         return "the data_loaded checkpoint, which records the run's configuration, is missing or damaged"
     try:
         record = dl.value("config")
-        cfg = PipelineConfig(data_path=Path(record["data_path"]), checkpoint_dir=root,
-                             **_flat_params(record["params"]))
+        if config is not None:
+            cfg = PipelineConfig.from_toml(config, data_path=Path(record["data_path"]), checkpoint_dir=root)
+        else:
+            cfg = PipelineConfig(data_path=Path(record["data_path"]), checkpoint_dir=root,
+                                 rates_file=record.get("rates_file"), **_flat_params(record["params"]))
         return Run(cfg, store, RunLog(quiet=True))
     except AmlGraphError as exc:
         return str(exc)

@@ -7,10 +7,12 @@ rerun after a crash computes only the missing chunks, whatever the backend.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,7 +180,7 @@ class Executor:
             futures = [pool.submit(run_task, self.store, t) for t in todo]
             try:
                 for task, fut in zip(todo, futures):
-                    _guard(task, fut.result)
+                    _guard(task, lambda f=fut: _result(f))
                     progress.advance()
             except BaseException:
                 for fut in futures:
@@ -190,7 +192,17 @@ class Executor:
 
 
 class ProcessExecutor(Executor):
-    """A process pool on this machine; each worker writes its checkpoints to the shared store."""
+    """A process pool on this machine; each worker writes its checkpoints to the shared store.
+
+    The workers end with the run, whatever ends it (docs/RELIABILITY.md, "Worker processes"):
+    a normal end shuts the pool down; a failed chunk cancels the chunks not started and waits for
+    those running (their checkpoints are kept); an interrupt (Ctrl-C, SIGTERM turned into an
+    exception by the CLI) kills the workers at once, which is safe since a checkpoint is written
+    atomically. When the parent dies without a word (SIGKILL, a crash), Linux kills each worker
+    through its parent-death signal; elsewhere a watch thread in the worker notices the parent
+    gone. Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the parent alone
+    tears the pool down and prints one line.
+    """
 
     def __init__(self, store: Any, workers: int, *, quiet: bool = True):
         super().__init__(store, quiet=quiet)
@@ -198,25 +210,139 @@ class ProcessExecutor(Executor):
             raise ConfigError("workers > 1 needs a checkpoint directory (not an in-memory store)")
         self.workers = workers
         self._pool = None
+        self._pool_thread = None
+
+    def _ensure_pool(self):
+        import multiprocessing as mp
+        import os
+        import threading
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Linux sends the parent-death signal when the *thread* that started a worker ends: the
+        # workers are started (on demand, by submit) only from the thread that made the pool, and
+        # a call from another thread gets a pool of its own.
+        if self._pool is not None and self._pool_thread is not threading.current_thread():
+            self.close()
+        if self._pool is None:
+            # spawn: forking a process that runs Polars' thread pool can deadlock.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=worker_init, initargs=(os.getpid(),))
+            self._pool_thread = threading.current_thread()
+        return self._pool
 
     def _run(self, todo: list[ChunkTask], progress: Progress) -> None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        import queue
 
         if not todo:
             return
-        if self._pool is None:
-            # spawn: forking a process that runs Polars' thread pool can deadlock.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
-        futures = {self._pool.submit(run_task_at, str(self.store.root), t): t for t in todo}
-        for fut in as_completed(futures):
-            _guard(futures[fut], fut.result)
-            progress.advance()
+        futures: dict = {}
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        try:
+            pool = self._ensure_pool()
+            # A worker starts with SIGINT blocked (the mask is inherited), so that a Ctrl-C while
+            # it imports cannot print a traceback before worker_init has it ignored.
+            with _sigint_blocked():
+                for t in todo:
+                    fut = pool.submit(run_task_at, str(self.store.root), t)
+                    futures[fut] = t
+                    fut.add_done_callback(finished.put)
+            for _ in range(len(futures)):
+                fut = _next_finished(finished)
+                _guard(futures[fut], fut.result)
+                progress.advance()
+        except BaseException as exc:
+            for fut in futures:
+                fut.cancel()
+            self._stop(kill=not isinstance(exc, Exception))
+            raise
+
+    def _stop(self, *, kill: bool) -> None:
+        """Shut the pool down without running the chunks not started; with ``kill``, end the
+        running ones too (SIGKILL: an interrupted run must stop now, not after its chunks)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kill:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(OSError, ValueError):  # already gone, or closed
+                    proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def worker_init(parent_pid: int) -> None:
+    """Initializer of each pool worker: ignore SIGINT, and die when the parent dies.
+
+    On Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, then a check that the parent is still the
+    one that started this worker (it may have died before the call, which would then never
+    fire). Elsewhere, or when prctl is not available: a daemon thread that checks the parent's
+    pid every second. A worker whose parent is gone exits at once; what it was writing is a
+    half-written checkpoint, which the next open of the store removes.
+    """
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if not _parent_death_signal():
+        _watch_parent(parent_pid)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where that is not possible."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """A daemon thread that ends this process once its parent is no longer ``parent_pid``
+    (POSIX reparents an orphan; on Windows the parent pid never changes and this never fires)."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="amlgraph-parent-watch", daemon=True).start()
+
+
+class _sigint_blocked:
+    """Block SIGINT in this thread for the block (a no-op where pthread_sigmask does not exist);
+    a SIGINT that comes meanwhile is delivered when the block ends."""
+
+    def __enter__(self):
+        import signal
+
+        self._old = None
+        if hasattr(signal, "pthread_sigmask"):
+            self._old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+        return False
 
 
 class DaskExecutor(Executor):
@@ -248,17 +374,51 @@ class DaskExecutor(Executor):
         root = str(Path(self.store.root).resolve())
         futures = {self.client.submit(run_task_at, root, t, key=f"amlgraph-{t.name}-{t.key[:16]}",
                                       retries=self.retries, pure=False): t for t in todo}
-        for fut in as_completed(list(futures)):
-            _guard(futures.pop(fut), fut.result)
-            # Released as soon as its result is in: a finished task whose worker dies later is
-            # then not run again behind the run's back (a rerun would replace its checkpoint's
-            # files while a later step reads them).
-            fut.release()
-            progress.advance()
+        try:
+            for fut in as_completed(list(futures)):
+                _guard(futures.pop(fut), fut.result)
+                # Released as soon as its result is in: a finished task whose worker dies later
+                # is then not run again behind the run's back (a rerun would replace its
+                # checkpoint's files while a later step reads them).
+                fut.release()
+                progress.advance()
+        except BaseException:
+            # A failed or interrupted run leaves no task of its own queued on the cluster (which
+            # may be gone: the first error is the one reported).
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(futures))
+            raise
 
     def close(self) -> None:
         if self._own_client:
             self.client.close()
+
+
+#: Longest wait of the main thread on a chunk before it looks at signals again (s).
+_POLL_S = 0.2
+
+
+def _next_finished(finished: Any) -> Any:
+    """The next future put on the queue ``finished``, waited for in slices: a signal for the main
+    thread that the kernel delivered to another thread is raised between two slices instead of
+    when the next chunk ends (minutes on a large input)."""
+    import queue
+
+    while True:
+        try:
+            return finished.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+
+
+def _result(fut: Any) -> Any:
+    """``fut.result()``, waited for in slices: a signal for the main thread that the kernel
+    delivered to another thread is raised between two slices instead of after the chunk."""
+    from concurrent.futures import wait
+
+    while not fut.done():
+        wait([fut], timeout=_POLL_S)
+    return fut.result()
 
 
 def make_executor(store: Any, *, backend: str, workers: int, scheduler: Any, quiet: bool,
@@ -284,6 +444,12 @@ def _guard(task: ChunkTask, call: Callable[[], Any]) -> Any:
     except OSError as exc:
         raise StepError(f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or 'no file'}); "
                         "finished chunks are kept", step=step, chunk=task.chunk) from exc
+    except BrokenExecutor as exc:
+        # A worker process died (a signal, the kernel's OOM killer). Every chunk not done fails
+        # with this error, whichever worker ran it: no chunk is named.
+        raise StepError("a worker process died abruptly (killed, or out of memory); rerun, with fewer "
+                        "--workers or a smaller --chunk-size/--chunk-rows if memory is short (finished "
+                        "chunks are kept)", step=step) from exc
 
 
 def n_chunks(n: int, size: int) -> int:

@@ -107,6 +107,7 @@ class StepContextImpl:
     def config_record(self) -> dict:
         cfg = self._run.cfg
         return {"data_path": str(cfg.data_path.resolve()), "dataset": self._run.inputs.name,
+                "rates_file": None if cfg.rates_file is None else str(cfg.rates_file.resolve()),
                 "params": {s: c["params"] for s, c in self._run.components.items()}}
 
     # --- chunks ---------------------------------------------------------------------------------

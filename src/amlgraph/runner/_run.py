@@ -22,6 +22,7 @@ from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
 from amlgraph.schema import STEPS
 from amlgraph.steps import declarations, is_chunk_name
+from amlgraph.store import STARTED
 
 #: The runner's modules whose code shapes every step's checkpoints (part of every key).
 RUNNER_CODE = ("amlgraph.runner._context", "amlgraph.runner._tasks", "amlgraph.steps._contract",
@@ -231,7 +232,11 @@ class Run:
     def _compute(self, step: str) -> None:
         """Call the step's function with its context and save what it returns (the runner alone
         persists); then free the helper checkpoints the step no longer needs."""
+        start = time.perf_counter()
         out = self.declarations[step].compute(StepContextImpl(self, step))
+        # The step's time, chunks and the lazy writing of its arrays included, recorded with the
+        # checkpoint when it commits (`status --json`).
+        out.metadata[STARTED] = start
         save_output(self.store, step, step=step, key=self.keys[step], out=out,
                     key_components=self.components[step])
         for name in self.after_save.pop(step, []):

@@ -7,15 +7,19 @@ a plain function of a step module, ``func(inputs, **kwargs) -> Output``, given r
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any
 
 from amlgraph.runner._context import StoreInputs, save_output
+from amlgraph.store import STARTED
 
 
 def phase_task(store: Any, name: str, key: str, *, func: str, step: str, index: int,
                kwargs: dict) -> dict:
     """Compute chunk ``name`` with ``func`` (``"module:function"``) and save it under ``key``."""
     module, _, attr = func.partition(":")
+    start = time.perf_counter()
     out = getattr(importlib.import_module(module), attr)(StoreInputs(store), **kwargs)
+    out.metadata[STARTED] = start
     save_output(store, name, step=step, key=key, out=out, chunk=index)
-    return dict(out.metadata)
+    return {k: v for k, v in out.metadata.items() if k != STARTED}

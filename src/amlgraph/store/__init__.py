@@ -5,10 +5,16 @@ Public surface: :class:`CheckpointStore` (a directory of checkpoints), :class:`M
 key builders the runner uses (:func:`make_key`, :func:`file_fingerprint`, :func:`code_version`).
 Everything else is private to the package. See docs/CHECKPOINTS.md for the on-disk format.
 """
-from amlgraph.store._base import ArrayParts, Checkpoint, Problem
+from amlgraph.store._base import STARTED, ArrayParts, Checkpoint, Problem
 from amlgraph.store._checkpoints import CheckpointStore, is_store
-from amlgraph.store._keys import HashCache, code_version, explain_mismatch, file_fingerprint, make_key
+from amlgraph.store._keys import (
+           HashCache,
+           code_version,
+           explain_mismatch,
+           file_fingerprint,
+           make_key,
+)
 from amlgraph.store._memory import MemoryStore
 
-__all__ = ["ArrayParts", "Checkpoint", "CheckpointStore", "HashCache", "MemoryStore", "Problem",
+__all__ = ["STARTED", "ArrayParts", "Checkpoint", "CheckpointStore", "HashCache", "MemoryStore", "Problem",
            "code_version", "explain_mismatch", "file_fingerprint", "is_store", "make_key"]

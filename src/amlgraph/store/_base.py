@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, ContextManager, NamedTuple
 
@@ -239,8 +240,22 @@ def build_manifest(*, name: str, step: str, chunk: int | None, key: str, key_com
                    for a, arr in arrays.items()},
         "values": sorted(values),
         "libraries": library_versions(),
-        "metadata": metadata or {},
+        "metadata": _timed(metadata),
     })
+
+
+#: A metadata entry the store turns into ``seconds`` when it commits: the time from that
+#: ``time.perf_counter()`` value to the commit, so that a checkpoint written lazily, piece by
+#: piece, records its whole cost (`amlgraph status --json`).
+STARTED = "_started"
+
+
+def _timed(metadata: dict | None) -> dict:
+    out = dict(metadata or {})
+    started = out.pop(STARTED, None)
+    if isinstance(started, (int, float)):
+        out["seconds"] = round(time.perf_counter() - started, 3)
+    return out
 
 
 def _short(v: Any, limit: int = 60) -> str:
