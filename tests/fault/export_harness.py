@@ -229,7 +229,7 @@ def reference_contents(ckpt: Path, fmt: str, out: Path) -> dict[str, str]:
     try:
         from amlgraph.runner import load_graph
     except ImportError:  # before load_graph moved to the runner
-        from amlgraph.graph import load_graph
+        from amlgraph.runner import load_graph
 
     export_graph(load_graph(ckpt), fmt, out)
     return contents(out)

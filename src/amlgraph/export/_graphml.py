@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from amlgraph.errors import ConfigError
 from amlgraph.export._io import output_file
+from amlgraph.graph._networkx import EDGE_ATTRS, NODE_ATTRS, check_names
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
@@ -26,19 +26,6 @@ _HEAD = ('<?xml version=\'1.0\' encoding=\'utf-8\'?>\n'
          'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">\n')
 _TYPES = {pl.Int64: "long", pl.Float32: "double", pl.String: "string"}
 # Attribute names the conversion sets itself; feature names must not collide with them.
-NODE_ATTRS = ("bank", "account", "node_y")
-EDGE_ATTRS = ("timestamp", "label", "split")
-
-
-def check_names(names: list[str], reserved: tuple[str, ...], what: str) -> None:
-    """Feature names must be distinct and must not shadow the fixed attributes."""
-    clash = sorted(set(names) & set(reserved))
-    if clash:
-        raise ConfigError(f"{what} feature names {clash} collide with the attributes {list(reserved)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{what} feature names must be distinct (got {names})")
-
-
 def _escape(name: str) -> str:
     return (name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))

@@ -9,68 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from amlgraph.errors import ConfigError
-from amlgraph.export._graphml import EDGE_ATTRS, NODE_ATTRS, check_names, write_graphml
+from amlgraph.export._graphml import write_graphml
+from amlgraph.graph._networkx import DEFAULT_LIMIT, check_size, to_networkx  # noqa: F401
 
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
 
-DEFAULT_LIMIT = 2_000_000
 FILENAME = "graph.graphml"
-
-
-def check_size(graph: "TransactionGraph", *, force: bool, limit: int) -> None:
-    """Refuse graphs above ``limit`` edges unless ``force``.
-
-    Raises:
-        ConfigError: naming the size, the limit and how to force it.
-    """
-    if graph.num_edges > limit and not force:
-        raise ConfigError(
-            f"the graph has {graph.num_edges:,} edges, above the NetworkX limit of {limit:,} "
-            f"(about {graph.num_edges // 1_000_000 + 1} GB in memory); pass force=True "
-            "(`amlgraph export ... --format networkx --force`) to build it anyway, or use "
-            "--format parquet")
-
-
-def _columns(names: list[str], matrix: np.ndarray, reserved: tuple[str, ...], what: str) -> dict:
-    check_names(names, reserved, what)
-    return {name: matrix[:, j].astype(np.float64).tolist() for j, name in enumerate(names)}
-
-
-def to_networkx(graph: "TransactionGraph", *, force: bool = False, limit: int = DEFAULT_LIMIT):
-    """See ``TransactionGraph.to_networkx``.
-
-    Nodes carry ``bank``, ``account``, ``node_y`` and one attribute per node feature; edges,
-    keyed by ``edge_row``, carry ``timestamp``, ``label``, ``split`` and one attribute per edge
-    feature. Values are plain Python numbers so that GraphML can write them.
-    """
-    import networkx as nx
-
-    check_size(graph, force=force, limit=limit)
-    node_cols = {
-        "bank": graph.nodes["bank"].to_list(),
-        "account": graph.nodes["account"].to_list(),
-        "node_y": graph.node_y.astype(np.int64).tolist(),
-        **_columns(graph.node_feature_names, graph.x, NODE_ATTRS, "node"),
-    }
-    edge_cols = {
-        "timestamp": graph.timestamp.tolist(),
-        "label": graph.y.astype(np.int64).tolist(),
-        "split": graph.split.astype(np.int64).tolist(),
-        **_columns(graph.edge_feature_names, graph.edge_attr, EDGE_ATTRS, "edge"),
-    }
-    g = nx.MultiDiGraph()
-    node_keys = list(node_cols)
-    g.add_nodes_from(zip(range(graph.num_nodes),
-                         (dict(zip(node_keys, vals)) for vals in zip(*node_cols.values()))))
-    edge_keys = list(edge_cols)
-    g.add_edges_from(zip(graph.edge_index[0].tolist(), graph.edge_index[1].tolist(),
-                         graph.edge_row.tolist(),
-                         (dict(zip(edge_keys, vals)) for vals in zip(*edge_cols.values()))))
-    return g
 
 
 def write_networkx(graph: "TransactionGraph", out_dir: Path, *, force: bool = False,

@@ -178,7 +178,7 @@ class TransactionGraph:
             ``timestamps`` (E,), ``edge_row`` (E,), ``train_mask``/``val_mask``/``test_mask``
             (E,), ``node_y`` (N,), feature names and class weights; or the ``HeteroData``.
         """
-        from amlgraph.export._pyg import to_pyg
+        from amlgraph.graph._pyg import to_pyg
 
         return to_pyg(self, reverse_edges=reverse_edges)
 
@@ -195,7 +195,7 @@ class TransactionGraph:
         Raises:
             ConfigError: above ``limit`` edges without ``force``.
         """
-        from amlgraph.export._networkx import to_networkx
+        from amlgraph.graph._networkx import to_networkx
 
         return to_networkx(self, force=force, limit=limit)
 
