@@ -24,7 +24,7 @@ test: $(STAMP)
 # no end-to-end runs, no processes killed. `make test` is the whole suite.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/steps tests/store tests/synth \
-		tests/test_graph.py tests/test_layers.py tests/test_config_docs.py tests/test_compat.py
+		tests/graph/test_graph.py tests/test_layers.py tests/test_config_docs.py tests/test_compat.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
