@@ -216,5 +216,173 @@ def _export_trigger(rng: random.Random, xh, fmt: str, duration: float):
     return xh.after(rng.uniform(0.2, max(0.3, duration)))
 
 
+# --- kills of `amlgraph checkpoints clean` --------------------------------------------------------
+def clean_main(argv: list[str]) -> int:
+    """``fault_soak.py --clean``: its own options, so that the run and export soaks stay as they are."""
+    ap = argparse.ArgumentParser(
+        prog="fault_soak.py --clean",
+        description="SIGKILL `amlgraph checkpoints clean` at random moments on a finished checkpoint "
+                    "directory; then `checkpoints verify` must call ok only intact checkpoints, and a "
+                    "following `run` must give the reference graph bit for bit.")
+    ap.add_argument("--clean", action="store_true", required=True)
+    ap.add_argument("--kills", type=int, default=30)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--chunk-size", default="200")
+    ap.add_argument("--chunk-rows", default="1000")
+    return clean_soak(ap.parse_args(argv))
+
+
+def clean_soak(args: argparse.Namespace) -> int:
+    """Kill `checkpoints clean` (``--keep-last K``, K drawn, or ``--older-than 0s``) on copies of a
+    finished checkpoint directory: two kills in three after a drawn number of checkpoints are
+    deleted (the process frozen with SIGSTOP, the state looked at, then SIGKILLed), the others at
+    a moment drawn over an uninterrupted clean's duration. After each kill: `checkpoints verify`
+    (each checkpoint it calls ok must be byte for byte the one the run wrote: else undetected
+    damage), then `amlgraph run` on the directory (its graph must be the reference, bit for bit).
+    """
+    import subprocess
+
+    harness.RUN_OPTIONS = ("--chunk-size", args.chunk_size, "--chunk-rows", args.chunk_rows)
+    data = ensure_preset(args.preset, args.data)
+    work = scratch()
+    rng = random.Random(args.seed)
+    try:
+        ref = work / "reference"
+        harness.clean_run(data, ref)
+        reference = harness.final_digest(ref)
+        originals = {n: _tree_digest(ref / n) for n in _live_checkpoints(ref)}
+        probe = work / "probe"
+        shutil.copytree(ref, probe, symlinks=True)
+        whole = _clean_attempt(probe, ("--keep-last", "0"), None, rng)
+        T = whole.elapsed
+        shutil.rmtree(probe)
+        print(f"preset {args.preset}: {len(originals)} checkpoints; an uninterrupted clean of all of them "
+              f"takes {T:.2f} s", flush=True)
+        kills = attempts = mid_delete = undetected = mismatches = reported = verify_failed = 0
+        deleted_total = 0
+        started = time.perf_counter()
+        while kills < args.kills:
+            attempts += 1
+            target = work / f"clean{attempts}"
+            shutil.copytree(ref, target, symlinks=True)
+            if rng.random() < 0.2:
+                mode: tuple[str, ...] = ("--older-than", "0s")
+                doomed = len(originals)
+            else:
+                keep = rng.randrange(0, len(originals))
+                mode = ("--keep-last", str(keep))
+                doomed = len(originals) - keep
+            after_deletions = rng.randint(1, doomed) if doomed and rng.random() < 2 / 3 else None
+            a = _clean_attempt(target, mode, after_deletions, rng, duration=T)
+            kills += a.killed
+            mid_delete += a.mid_delete
+            left = _live_checkpoints(target)
+            deleted_total += len(originals) - len(left)
+            # verify: what it calls ok must be intact; what it calls damaged is detected damage
+            done = subprocess.run(harness.amlgraph("checkpoints", "verify", str(target)), check=False,
+                                  capture_output=True, text=True, env=harness.env())
+            ok = [ln.split()[1] for ln in done.stdout.splitlines() if ln.startswith("ok ")]
+            damaged = [ln.split()[1].rstrip(":") for ln in done.stdout.splitlines() if ln.startswith("DAMAGED ")]
+            bad_ok = [n for n in ok if _tree_digest(target / n) != originals.get(n)]
+            undetected += len(bad_ok)
+            reported += len(damaged)
+            verify_failed += done.returncode not in (0, 1)
+            run = harness.attempt(data, target, harness.NO_KILL)
+            same = run.returncode == 0 and harness.final_digest(target) == reference
+            mismatches += not same
+            print(f"clean {attempts} {' '.join(mode)}: "
+                  f"{'killed ' + a.trigger if a.killed else 'finished before the kill'}"
+                  f"{' (mid-delete)' if a.mid_delete else ''}, {len(originals) - len(left)} deleted; verify "
+                  f"exit {done.returncode}, {len(ok)} ok, {len(damaged)} damaged, {len(bad_ok)} undetected; "
+                  f"run {'identical' if same else 'MISMATCH'}; total kills {kills}", flush=True)
+            if bad_ok:
+                print(f"  UNDETECTED: verify calls ok {bad_ok}", flush=True)
+            if not same:
+                print(f"  run exit {run.returncode}: {run.stderr.strip()[-500:]}", flush=True)
+            shutil.rmtree(target, ignore_errors=True)
+        print()
+        print(f"clean kills:               {kills} in {attempts} attempts ({mid_delete} confirmed mid-delete)")
+        print(f"checkpoints deleted:       {deleted_total} before the kills")
+        print(f"undetected damage:         {undetected} (checkpoints verify called ok but not intact)")
+        print(f"reported damaged:          {reported} (steps whose chunks the clean removed, half deletes)")
+        print(f"verify crashes:            {verify_failed}")
+        print(f"final graph mismatches:    {mismatches}")
+        print(f"wall time of the soak:     {time.perf_counter() - started:.1f} s")
+        return 1 if undetected or mismatches or verify_failed else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _clean_attempt(root: Path, mode: tuple[str, ...], after_deletions: int | None, rng: random.Random, *,
+                   duration: float | None = None):
+    """`amlgraph checkpoints clean ROOT MODE`, SIGKILLed once ``after_deletions`` checkpoints are
+    gone (frozen first, to see whether a deletion is half done), or at a moment drawn from
+    [0.05 s, ``duration``]; neither when both are None (runs to its end). Returns its
+    ``killed``, ``trigger``, ``mid_delete`` and ``elapsed``."""
+    import signal
+    import subprocess
+    from types import SimpleNamespace
+
+    start = time.perf_counter()
+    before = set(_live_checkpoints(root))
+    proc = subprocess.Popen(harness.amlgraph("checkpoints", "clean", str(root), *mode),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=harness.env())
+    killed = mid = False
+    trigger = "none"
+    try:
+        if after_deletions is not None:
+            trigger = f"after {after_deletions} deletions"
+            while proc.poll() is None:
+                if len(before) - len(_live_checkpoints(root)) >= after_deletions:
+                    proc.send_signal(signal.SIGSTOP)
+                    mid = any((root / n).exists() for n in before - set(_live_checkpoints(root)))
+                    proc.send_signal(signal.SIGKILL)
+                    killed = True
+                    break
+                time.sleep(0.0005)
+        elif duration is not None:
+            moment = rng.uniform(0.05, duration)
+            trigger = f"after {moment:.2f}s"
+            try:
+                proc.wait(timeout=moment)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    if not killed and proc.returncode != 0:
+        raise SystemExit(f"an unkilled clean failed ({proc.returncode}) on {root}")
+    return SimpleNamespace(killed=killed, trigger=trigger, mid_delete=mid, elapsed=time.perf_counter() - start)
+
+
+def _live_checkpoints(root: Path) -> list[str]:
+    """Checkpoint directories that hold a manifest (what a reader can see as present)."""
+    import os
+
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)
+                      and os.path.exists(os.path.join(e.path, "manifest.json")))
+    except FileNotFoundError:
+        return []
+
+
+def _tree_digest(path: Path) -> str | None:
+    """sha256 over the relative paths and bytes of every file under ``path`` (None if absent)."""
+    import hashlib
+
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(clean_main(sys.argv[1:]) if "--clean" in sys.argv[1:] else main())

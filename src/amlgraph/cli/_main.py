@@ -188,20 +188,67 @@ def _out_of_memory(exc: Exception) -> bool:
     return isinstance(exc, RuntimeError) and "can't start new thread" in text
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run unwinds as on Ctrl-C (its worker pool
+    shut down, its lock released) before the command exits with 143."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+class _terminate_as_interrupt:
+    """While the command runs, SIGTERM raises _Terminated, unless this is not the main thread
+    or the embedding program has its own SIGTERM handler."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old = None
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM") \
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._old = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+        return False
+
+
+def _stop_listening() -> None:
+    """Once the command is ending on a signal, a second Ctrl-C or SIGTERM cannot interrupt the
+    one-line message or the exit (and print a traceback)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if sig is not None:
+                signal.signal(sig, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("AMLGRAPH_DEBUG"))
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except AmlGraphError as exc:
         if debug:
             raise
         print(f"amlgraph: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("amlgraph: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130 (128 + SIGINT); SIGTERM: 143 (128 + SIGTERM)
+        terminated = isinstance(exc, _Terminated)
+        if argv is None:  # the command itself, not a call from a program or a test
+            _stop_listening()
+        print(f"amlgraph: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:
         return 0
     except MemoryError:
