@@ -224,6 +224,9 @@ def run_simple_preprocessing(data_path, sample_size=10000, resume_from=None, chu
     """
     from amlgraph.runner import run_preprocessing
 
+    if checkpoint_dir is None:  # the seed's place, kept for its users (the library names it per data set)
+        base = Path(data_path) if Path(data_path).is_dir() else Path(data_path).parent
+        checkpoint_dir = base / f"checkpoints_{sample_size if sample_size is not None else 'all'}"
     result = run_preprocessing(data_path=data_path, sample_size=sample_size, resume_from=resume_from,
                                chunk_size=chunk_size, checkpoint_dir=checkpoint_dir, **options)
     return result.as_seed_tuple()

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from amlgraph.errors import AmlGraphError, CheckpointError, ConfigError
-from amlgraph.store._files import tmp_name, writer_is_gone
+from amlgraph._atomic import tmp_name, writer_is_gone
 
 #: Suffixes of the directories an export makes beside its target (see the module docstring).
 STAGE_SUFFIX = ".export"

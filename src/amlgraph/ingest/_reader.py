@@ -4,7 +4,6 @@ Formats, rules and the quarantine file are described in docs/INPUT.md.
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,14 +12,27 @@ from pathlib import Path
 
 import polars as pl
 
+from amlgraph._atomic import AtomicFile
 from amlgraph.errors import ConfigError, InputError
 from amlgraph.ingest._fast import split_plain_block
 from amlgraph.ingest._lines import BLANK_LINES, LineSource, split_lines
 from amlgraph.ingest._validate import (
-    Check, TRANS_LABELS, classify, describe_bad, raise_bad_row, split_fields, trans_checks, trans_parse,
+    TRANS_LABELS,
+    Check,
+    classify,
+    describe_bad,
+    raise_bad_row,
+    split_fields,
+    trans_checks,
+    trans_parse,
     typed_trans,
 )
-from amlgraph.schema import ACCOUNTS_COLUMNS, ACCOUNTS_HEADER, TRANS_COLUMNS, TRANS_HEADER
+from amlgraph.schema import (
+    ACCOUNTS_COLUMNS,
+    ACCOUNTS_HEADER,
+    TRANS_COLUMNS,
+    TRANS_HEADER,
+)
 
 __all__ = [
     "InputFiles", "TransactionReader", "find_inputs", "read_transactions", "read_accounts",
@@ -145,28 +157,26 @@ def _block_bytes(batch_rows: int) -> int:
 
 
 class _Quarantine:
-    """The quarantine CSV, written to a temporary file and renamed into place when complete."""
+    """The quarantine CSV, written atomically (``amlgraph._atomic``): it appears complete or not at all."""
 
     def __init__(self, target: Path):
         self.target = Path(target)
-        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
         try:
-            self.fh = open(self.tmp, "wb")
+            self._out = AtomicFile(self.target)
         except OSError as exc:
             raise InputError(f"cannot write the quarantine file: {exc.strerror or exc}",
                              path=str(self.target), hint="pass --quarantine FILE in a writable place") from exc
+        self.fh = self._out.file
         self.fh.write((",".join(QUARANTINE_COLUMNS) + "\n").encode())
 
     def write(self, bad: pl.DataFrame) -> None:
         bad.select(QUARANTINE_COLUMNS).write_csv(self.fh, include_header=False)
 
     def commit(self) -> None:
-        self.fh.close()
-        os.replace(self.tmp, self.target)
+        self._out.commit()
 
     def abort(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
+        self._out.abort()
 
 
 class TransactionReader:

@@ -11,17 +11,23 @@ import errno
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import stat
-import time
-import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import xxhash
 
+from amlgraph._atomic import (  # noqa: F401  (the store's names for them)
+    FSYNC_ENV,
+    HOST_TAG,
+    TMP_PREFIX,
+    commit_file,
+    fsync_dir,
+    fsync_enabled,
+    tmp_name,
+    writer_is_gone,
+)
 from amlgraph.errors import CheckpointError
 
 #: Content hash of data files. Measured on 300 MB: xxh3_128 ~8 GB/s, sha256 ~1.3 GB/s,
@@ -29,10 +35,7 @@ from amlgraph.errors import CheckpointError
 HASH_ALGORITHM = "xxh3_128"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 ITEM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-TMP_PREFIX = ".tmp-"
-_WRITER_RE = re.compile(r"^(?:\.tmp-|gen-[0-9a-f]+-)(\d+)-([0-9a-f]{8})-")
 _READ_BLOCK = 1 << 20  # hashing a file: a cache-sized buffer reads ~15 % faster than 8 MB
-HOST_TAG = format(zlib.crc32(socket.gethostname().encode()), "08x")
 
 
 def new_hasher() -> Any:
@@ -76,61 +79,6 @@ def check_item(name: str, what: str) -> str:
         raise CheckpointError(
             f"invalid {what} name {name!r}: expected letters, digits and '_' starting with a letter")
     return name
-
-
-def tmp_name(final: str) -> str:
-    """Temporary name for ``final``: ``.tmp-<pid>-<host>-<random>-<final>``."""
-    return f"{TMP_PREFIX}{os.getpid()}-{HOST_TAG}-{secrets.token_hex(4)}-{final}"
-
-
-def writer_is_gone(entry: str, path: Path, *, foreign_age_s: float = 86400.0) -> bool:
-    """Whether the writer named in a temp or generation name (``...<pid>-<host>-...``) is dead.
-
-    Entries of this host whose pid is alive are kept (a save may be in progress). Entries of
-    another host (a shared file system) are considered orphaned after ``foreign_age_s``.
-    """
-    m = _WRITER_RE.match(entry)
-    if m is None:
-        return True
-    pid, host = int(m.group(1)), m.group(2)
-    if host != HOST_TAG:
-        try:
-            return time.time() - path.lstat().st_mtime > foreign_age_s
-        except OSError:
-            return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-#: Environment switch for power-loss durability: ``AMLGRAPH_FSYNC=1`` fsyncs every file before its
-#: rename and every directory after it. Without it writes are still atomic (a process killed at any
-#: point leaves the old checkpoint or the new one, never a mix); after a power loss a checkpoint may
-#: be torn, which the content hashes verified on load detect, so the step is recomputed, never
-#: trusted. It is read at each write, so worker processes follow their own environment.
-FSYNC_ENV = "AMLGRAPH_FSYNC"
-
-
-def fsync_enabled() -> bool:
-    """Whether writes are fsynced (``AMLGRAPH_FSYNC=1``)."""
-    return os.environ.get(FSYNC_ENV, "0").strip() not in ("", "0", "false", "no")
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so that renames and creations inside it are durable (see ``FSYNC_ENV``)."""
-    if not fsync_enabled():
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def no_space_error(exc: OSError, what: str, path: Path) -> CheckpointError:
@@ -194,11 +142,7 @@ class HashingWriter:
 
     def commit(self) -> dict:
         """fsync (see ``FSYNC_ENV``), close and rename into place; return ``{"size", "hash"}``."""
-        self._f.flush()
-        if fsync_enabled():
-            os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self.tmp, self.final)
+        commit_file(self._f, self.tmp, self.final)
         return {"size": self.size, "hash": self._hash.hexdigest()}
 
     def abort(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amlgraph._atomic import replace_into, tmp_name
 from amlgraph.errors import ConfigError
 from amlgraph.synth._format import HEADER_LINE, Background, Rows, TextFields, TransText
 from amlgraph.synth._normal import Timeline, normal_rows
@@ -100,7 +101,9 @@ def generate(preset: str, out_dir: str | os.PathLike, *, seed: int = 0,
     world = build_world(chosen, _rng(seed, 0))
     timeline = Timeline(chosen)
     paths = {kind: out / f"{chosen.name}_{kind}" for kind in ("Trans.csv", "accounts.csv", "Patterns.txt")}
-    temps = {kind: path.with_name(f".{path.name}.{os.getpid()}.tmp") for kind, path in paths.items()}
+    # Each file is written at a temporary name beside its final one (amlgraph._atomic) and all
+    # three are renamed into place only when all are complete.
+    temps = {kind: path.with_name(tmp_name(path.name)) for kind, path in paths.items()}
     try:
         # the accounts file needs only the world: write it alongside (leaving the block waits)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-synth") as pool:
@@ -111,7 +114,7 @@ def generate(preset: str, out_dir: str | os.PathLike, *, seed: int = 0,
             accounts = accounts_job.result()
         pattern_rows = _write_patterns(temps["Patterns.txt"], world, laundering)
         for kind in paths:
-            os.replace(temps[kind], paths[kind])
+            replace_into(temps[kind], paths[kind])
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
