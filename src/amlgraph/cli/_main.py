@@ -91,15 +91,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="steps and chunks done, their keys, sizes, times, staleness")
+    p = sub.add_parser("status", help="steps done, sizes, compute times, staleness, the next run's plan")
     p.add_argument("dir", type=Path, nargs="?", default=Path("."), help="checkpoint directory or data directory")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: steps -> {state, seconds, size_bytes, chunks, reason}, ...")
+    p.add_argument("--config", type=Path, default=None,
+                   help="compare with the parameters of this TOML file instead of the last run's")
     p.set_defaults(func=_cmd_status)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from amlgraph.cli._run import print_status
 
-    return print_status(args.dir)
+    return print_status(args.dir, as_json=args.json, config=args.config)
 
 
 def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
