@@ -78,12 +78,9 @@ def build_report(checkpoint_dir: str | Path, out_path: str | Path, *, sample: in
 
 
 def _write(path: Path, blob: bytes) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one."""
+    """Replace ``path`` atomically (``amlgraph._atomic``): a reader sees the old file or the new one."""
+    from amlgraph._atomic import atomic_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path) as f:
+        f.write(blob)
