@@ -10,7 +10,6 @@ directory. See docs/REPORT.md.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
