@@ -65,7 +65,7 @@ def test_the_report_has_every_section(tiny_report, tiny_run):
             assert f">{name}" in svg, name
     weights = store.load("weights").value("class_weights")
     assert f"{weights['1']:.6g}" in html and "smote" in html
-    assert "derived from the checkpoint manifests" in html
+    assert "recorded by the steps" in html  # the runner records each step's seconds
     for step in ("data_loaded", "node_features", "edge_features", "normalized", "imbalanced", "weights",
                  "graph_created"):
         assert f"<td>{step}</td>" in html
