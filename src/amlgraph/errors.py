@@ -6,9 +6,13 @@ class AmlGraphError(Exception):
     """Base of every error amlgraph raises on purpose.
 
     The CLI prints ``str(exc)`` on one line and exits with ``exit_code``; no traceback.
+    ``resumable``: the run failed part-way and a rerun resumes from its finished checkpoints
+    (the CLI then prints the command that resumes it); false when the same command would fail
+    the same way before doing any work (bad input, a bad parameter, a locked directory).
     """
 
     exit_code = 1
+    resumable = False
 
 
 class InputError(AmlGraphError):
@@ -58,6 +62,8 @@ class LockedError(CheckpointError):
 
 class StepError(AmlGraphError):
     """A step failed; carries the step (and chunk) where it happened."""
+
+    resumable = True
 
     def __init__(self, message: str, *, step: str, chunk: int | None = None):
         self.step, self.chunk = step, chunk

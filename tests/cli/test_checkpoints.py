@@ -43,7 +43,7 @@ def test_list_shows_checkpoints_in_order_with_totals(store, capsys):
     assert out[0].split() == ["NAME", "STEP", "CHUNK", "SIZE", "CREATED", "KEY"]
     assert [line.split()[0] for line in out[1:5]] == [
         "data_loaded", "node_features", "node_features_chunk_2", "node_features_chunk_10"]
-    assert "key-node_fea" in out[2] and "KiB" in out[2]
+    assert "key-node_fea" in out[2] and " kB" in out[2]
     assert out[-1].startswith("4 checkpoints,")
 
 

@@ -1,9 +1,32 @@
 """`amlgraph check DATA_PATH`: validate the input files only."""
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import polars as pl
 
-from amlgraph.ingest import find_inputs, match_pattern_lines, read_accounts, read_patterns, read_transactions
+from amlgraph.cli._text import add_command
+from amlgraph.ingest import (
+    find_inputs,
+    match_pattern_lines,
+    read_accounts,
+    read_patterns,
+    read_transactions,
+)
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "check", "validate the input files without running the pipeline",
+        details="Reads every file and prints counts; the first bad row stops it with one line naming\n"
+                "file, line, column and value (exit 2), or all bad rows go to a quarantine file.",
+        examples=("amlgraph check data/", "amlgraph check data/HI-Small_Trans.csv --on-bad-rows quarantine"))
+    p.add_argument("data_path", type=Path, help="a directory holding <NAME>_Trans.csv, or that file")
+    p.add_argument("--on-bad-rows", choices=("raise", "quarantine"), default="raise",
+                   help="raise: stop at the first bad row (default); quarantine: list them all in a file")
+    p.add_argument("--quarantine", type=Path, default=None, help="quarantine file (default: beside the input)")
+    p.set_defaults(func=check_command)
 
 
 def check_command(args) -> int:

@@ -5,7 +5,9 @@ import argparse
 import datetime as _dt
 import re
 import shlex
+from pathlib import Path
 
+from amlgraph.cli._text import add_command, size_text
 from amlgraph.errors import CheckpointError, ConfigError
 from amlgraph.store import CheckpointStore, Problem
 from amlgraph.store._base import order_key
@@ -27,12 +29,8 @@ def parse_age(text: str) -> _dt.timedelta:
 
 
 def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    """Sizes as every command prints them (``_text.size_text``)."""
+    return size_text(n)
 
 
 def _created(manifest: dict) -> _dt.datetime:
@@ -168,6 +166,26 @@ def _clean(store: CheckpointStore, args: argparse.Namespace) -> int:
     kept = len(store.names()) if not dry else len(set(store.names()) - set(doomed) - {p.name for p in damaged})
     print(f"{verb} {len(doomed) + len(damaged)} checkpoint(s), {human_bytes(freed)}; kept {kept}")
     return 0
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "checkpoints", "list, verify or clean the checkpoints of a directory",
+        examples=("amlgraph checkpoints list ckpt/", "amlgraph checkpoints verify ckpt/",
+                  "amlgraph checkpoints clean ckpt/ --damaged", "amlgraph checkpoints clean ckpt/ --older-than 7d --dry-run"))
+    csub = p.add_subparsers(dest="action", required=True, metavar="{list,verify,clean}")
+    pl_ = csub.add_parser("list", help="every checkpoint with its step, chunk, size, age; damaged ones marked")
+    pl_.add_argument("dir", type=Path, help="a checkpoint directory")
+    pv = csub.add_parser("verify", help="check every file's content hash (exit 1 when something is damaged)")
+    pv.add_argument("dir", type=Path, help="a checkpoint directory")
+    pc = csub.add_parser("clean", help="remove checkpoints: damaged ones, old ones, or all but the newest")
+    pc.add_argument("dir", type=Path, help="a checkpoint directory")
+    pc.add_argument("--keep-last", type=int, default=None, help="keep the N newest checkpoints")
+    pc.add_argument("--older-than", default=None, help="remove those older than an age such as 7d, 12h, 30m")
+    pc.add_argument("--damaged", action="store_true",
+                    help="remove exactly the checkpoints that `checkpoints verify` reports damaged")
+    pc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    p.set_defaults(func=checkpoints_command)
 
 
 def checkpoints_command(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
-"""The `amlgraph` command. Parses arguments, calls the library, turns errors into one line.
+"""The `amlgraph` command: parses arguments, calls the library, turns errors into one line.
 
-Layering: cli -> pipeline -> steps, store. Nothing imports cli.
+One module per command group (``_run``: run and demo, ``_status``, ``_check``, ``_checkpoints``,
+``_export``, ``_report``, ``_config``, ``_synth``), each adding its parser with help and examples.
+Nothing in the library imports this package.
 """
 from __future__ import annotations
 
@@ -9,170 +11,71 @@ import os
 import sys
 from pathlib import Path
 
-from amlgraph.errors import AmlGraphError
-from amlgraph.schema import STEPS
+from amlgraph.errors import AmlGraphError, ConfigError
 
+DESCRIPTION = """\
+amlgraph turns anti-money-laundering transaction files in the IBM AML format into a GNN-ready
+transaction graph in seven checkpointed steps (data_loaded, node_features, edge_features,
+normalized, imbalanced, weights, graph_created). A rerun resumes where a run stopped; a changed
+input, parameter or code version recomputes what it affects, and says why."""
 
-def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="generate an IBM-format data set")
-    p.add_argument("--preset", required=True, help="tiny, small, hi-small, li-small, hi-medium, hi-large, ...")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rows", type=int, default=None, help="override the preset's row count")
-    p.set_defaults(func=_cmd_synth)
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from amlgraph.synth import generate
-
-    result = generate(args.preset, args.out, seed=args.seed, rows=args.rows)
-    print(result.summary())
-    return 0
-
-
-def _add_check(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="validate input files without running the pipeline")
-    p.add_argument("data_path", type=Path)
-    p.add_argument("--on-bad-rows", choices=("raise", "quarantine"), default="raise")
-    p.add_argument("--quarantine", type=Path, default=None, help="quarantine file (default: beside the input)")
-    p.set_defaults(func=_cmd_check)
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from amlgraph.cli._check import check_command
-
-    return check_command(args)
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sample-size", type=int, default=None, help="first N rows in file order (default: all)")
-    p.add_argument("--chunk-size", type=int, default=None,
-                   help="accounts per node_features chunk (default: from available memory)")
-    p.add_argument("--chunk-rows", type=int, default=None,
-                   help="transactions per row chunk (default: from available memory)")
-    p.add_argument("--resume-from", choices=STEPS, default=None)
-    p.add_argument("--fresh", action="store_true", help="ignore all checkpoints")
-    p.add_argument("--checkpoint-dir", type=Path, default=None)
-    p.add_argument("--config", type=Path, default=None, help="a TOML file of pipeline parameters")
-    p.add_argument("--workers", type=int, default=None, help="process-pool workers for chunked steps")
-    p.add_argument("--threads", type=int, default=None,
-                   help="chunk tasks at once in this process (default: one per core, at most 4)")
-    p.add_argument("--scheduler", default=None, help="tcp://host:port of a dask.distributed scheduler")
-    p.add_argument("--on-bad-rows", choices=("raise", "quarantine"), default=None)
-    p.add_argument("--wait", action="store_true", help="wait for a locked checkpoint directory")
-    p.add_argument("--quiet", action="store_true")
-
-
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the pipeline on a data directory or Trans file")
-    p.add_argument("data_path", type=Path)
-    _add_run_options(p)
-    p.set_defaults(func=_cmd_run)
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from amlgraph.cli._run import run_from_cli
-
-    return run_from_cli(args, argv=sys.argv[1:])
-
-
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="generate the small preset (when absent) and run the pipeline on it")
-    p.add_argument("--dir", type=Path, default=Path(".demo"))
-    p.add_argument("--preset", default="small")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_demo)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from amlgraph.cli._run import run_demo
-
-    return run_demo(args.dir, preset=args.preset, quiet=args.quiet)
-
-
-def _add_status(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="steps done, sizes, compute times, staleness, the next run's plan")
-    p.add_argument("dir", type=Path, nargs="?", default=Path("."), help="checkpoint directory or data directory")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object: steps -> {state, seconds, size_bytes, chunks, reason}, ...")
-    p.add_argument("--config", type=Path, default=None,
-                   help="compare with the parameters of this TOML file instead of the last run's")
-    p.set_defaults(func=_cmd_status)
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from amlgraph.cli._run import print_status
-
-    return print_status(args.dir, as_json=args.json, config=args.config)
-
-
-def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("checkpoints", help="list, verify or clean checkpoints")
-    csub = p.add_subparsers(dest="action", required=True)
-    pl_ = csub.add_parser("list")
-    pl_.add_argument("dir", type=Path)
-    pv = csub.add_parser("verify")
-    pv.add_argument("dir", type=Path)
-    pc = csub.add_parser("clean")
-    pc.add_argument("dir", type=Path)
-    pc.add_argument("--keep-last", type=int, default=None, help="keep the N newest checkpoints")
-    pc.add_argument("--older-than", default=None, help="age such as 7d, 12h, 30m")
-    pc.add_argument("--damaged", action="store_true",
-                    help="remove exactly the checkpoints that `checkpoints verify` reports damaged")
-    pc.add_argument("--dry-run", action="store_true")
-    p.set_defaults(func=_cmd_checkpoints)
-
-
-def _cmd_checkpoints(args: argparse.Namespace) -> int:
-    from amlgraph.cli._checkpoints import checkpoints_command
-
-    return checkpoints_command(args)
+EPILOG = """\
+typical session:
+  amlgraph synth --preset small --out data/          # or bring HI-Small_Trans.csv & co.
+  amlgraph check data/                               # validate the input only
+  amlgraph run data/ --report                        # all seven steps, then an HTML report
+  amlgraph status data/checkpoints_Small_all         # what is done, what is stale and why
+  amlgraph export data/checkpoints_Small_all --format pyg --out graph/
+`amlgraph COMMAND --help` shows each command's options and examples; docs/ has the details."""
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a finished run's graph")
-    p.add_argument("checkpoint_dir", type=Path)
-    p.add_argument("--format", required=True, choices=("pyg", "multignn", "networkx", "parquet"))
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--reverse-edges", action="store_true", help="pyg: HeteroData with reverse edges")
-    p.add_argument("--force", action="store_true", help="networkx: export even above the size limit")
+    from amlgraph.cli._text import add_command
+
+    p = add_command(sub, "export", "write a finished run's graph as PyG, Multi-GNN CSV, GraphML or Parquet",
+                    details="The files of a format are switched into --out as one set (docs/EXPORTS.md).",
+                    examples=("amlgraph export ckpt/ --format pyg --out graph/",
+                              "amlgraph export ckpt/ --format parquet --out tables/",
+                              "amlgraph export ckpt/ --format multignn --out multignn/"))
+    p.add_argument("checkpoint_dir", type=Path, help="a finished run's checkpoint directory")
+    p.add_argument("--format", required=True, choices=("pyg", "multignn", "networkx", "parquet"),
+                   help="pyg: torch_geometric Data; multignn: formatted_transactions.csv; networkx: GraphML; "
+                        "parquet: node and edge tables")
+    p.add_argument("--out", required=True, type=Path, help="the output directory (its files of this format "
+                                                           "are replaced as a set)")
+    p.add_argument("--reverse-edges", action="store_true", help="pyg only: HeteroData with reverse edges")
+    p.add_argument("--force", action="store_true", help="networkx only: export even above the size limit")
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from amlgraph.cli._export import export_command
 
+    if args.force and args.format != "networkx":
+        raise ConfigError(f"--force applies to --format networkx only (its size limit), not {args.format}")
+    if args.reverse_edges and args.format != "pyg":
+        raise ConfigError(f"--reverse-edges applies to --format pyg only, not {args.format}")
     return export_command(args)
 
 
-def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write an HTML report of a finished run, from its checkpoints")
-    p.add_argument("checkpoint_dir", type=Path)
-    p.add_argument("--out", type=Path, default=Path("report.html"),
-                   help="the HTML file (default: report.html); figures go to <stem>_files/ beside it")
-    p.add_argument("--sample", type=int, default=200_000,
-                   help="rows per class in each feature histogram (a deterministic sample)")
-    p.set_defaults(func=_cmd_report)
-    run = sub.choices.get("run")  # the report also comes at the end of a run: `run ... --report`
-    if run is not None:
-        run.add_argument("--report", nargs="?", const=True, default=None, type=Path, metavar="HTML",
-                         help="write the run's report when it finishes "
-                              "(default: report.html beside the checkpoint directory)")
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from amlgraph.cli._report import report_command
-
-    return report_command(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amlgraph", description=__doc__.splitlines()[0])
+    from amlgraph.cli import (
+        _check,
+        _checkpoints,
+        _config,
+        _report,
+        _run,
+        _status,
+        _synth,
+    )
+
+    parser = argparse.ArgumentParser(prog="amlgraph", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_check, _add_run, _add_demo, _add_status, _add_checkpoints, _add_export,
-                _add_report):
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_synth.add, _check.add, _run.add, _status.add, _checkpoints.add, _add_export, _report.add,
+                _config.add):
         add(sub)
     return parser
 

@@ -84,11 +84,14 @@ def check_item(name: str, what: str) -> str:
 def no_space_error(exc: OSError, what: str, path: Path) -> CheckpointError:
     """Turn ENOSPC/EDQUOT into an actionable CheckpointError; other errors keep their text."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return CheckpointError(
+        error = CheckpointError(
             f"no space left on device while saving {what} in {path}; free space there "
             f"(e.g. amlgraph checkpoints clean {path} --keep-last 2) and rerun: "
             "the previous checkpoint is intact")
-    return CheckpointError(f"could not write {what} in {path}: {exc}; the previous checkpoint is intact")
+    else:
+        error = CheckpointError(f"could not write {what} in {path}: {exc}; the previous checkpoint is intact")
+    error.resumable = True  # the checkpoints saved before it are kept: a rerun goes on from them
+    return error
 
 
 class HashingWriter:
