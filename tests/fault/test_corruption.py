@@ -20,7 +20,7 @@ TARGETS = [
     ("data_loaded_chunk_5", "table-transactions.parquet"),
     ("data_loaded", "values.json"),
     ("data_loaded", "table-patterns.parquet"),
-    ("node_features_chunk_2", "table-features.parquet"),
+    ("node_features_chunk_2", "table-features_train.parquet"),
     ("node_features", "values.json"),
     ("edge_features_chunk_7", "table-features.parquet"),
     ("edge_features_chunk_1", "manifest.json"),
@@ -113,13 +113,13 @@ SCENARIOS = [
     pytest.param([("graph_created", "array-x.npy")], fault, ["graph_created"], {}, id=f"graph-{fault}")
     for fault in FAULTS
 ] + [
-    pytest.param([("node_features_chunk_2", "table-features.parquet")], "garbage", [], {},
+    pytest.param([("node_features_chunk_2", "table-features_train.parquet")], "garbage", [], {},
                  id="unused-chunk-needs-nothing"),
     pytest.param([("edge_features_chunk_7", "table-features.parquet"), ("normalized", "values.json"),
                   ("graph_created", "manifest.json")], "flip",
                  ["edge_features", "normalized", "graph_created"], {"edge_features": 1},
                  id="edge-chunk"),
-    pytest.param([("node_features_chunk_2", "table-features.parquet"), ("normalized", "array-x.npy"),
+    pytest.param([("node_features_chunk_2", "table-features_train.parquet"), ("normalized", "array-x.npy"),
                   ("graph_created", "values.json")], "truncate",
                  ["node_features", "normalized", "graph_created"], {"node_features": 1},
                  id="node-chunk"),

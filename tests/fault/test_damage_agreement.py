@@ -79,7 +79,7 @@ def test_verify_clean_list_and_status_agree(finished, tmp_path, capsys, flips, d
     told = plan.split("compute ", 1)[1].split(";", 1)[0]
     assert told == (", ".join(computed) or "nothing"), status
     for step in damaged & {"node_features", "edge_features", "normalized", "graph_created"}:
-        assert any(line.split()[:2] == [step, "damaged:"] for line in status), (step, status)
+        assert any(line.split()[:2] == [step, "damaged"] for line in status), (step, status)
 
     # the advised command, dry run first: exactly the damaged ones, nothing else
     rc, dry = _main(capsys, *command[1:], "--dry-run")

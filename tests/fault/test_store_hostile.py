@@ -149,7 +149,8 @@ def test_malformed_key_components_explain_a_mismatch(finished, tmp_path, capsys)
     m["key_components"] = {"params": [1], "files": 5, "inputs": "x", "version": {"a": [1] * 1000}}
     write_sealed(root, "graph_created", m)
     rc, out, _ = _main(capsys, "status", root)
-    assert rc == 0 and "graph_created  stale: files changed; params changed; inputs changed;" in out, out
+    (line,) = [x for x in out.splitlines() if x.split()[:1] == ["graph_created"]]
+    assert rc == 0 and "stale" in line and ": files changed; params changed; inputs changed;" in line, out
     result = _run(data, root)
     assert result.computed == ["graph_created"] and graph_digest(result.graph) == digest
 

@@ -294,7 +294,9 @@ def read_bounded(path: Path, max_bytes: int, *, follow_symlinks: bool = False) -
     """
     with open_regular(path, follow_symlinks=follow_symlinks) as f:
         size = os.fstat(f.fileno()).st_size
-        data = f.read(max_bytes + 1) if size <= max_bytes else b""
+        # Ask for the file's size (+1 to see growth), not for max_bytes: a read allocates the
+        # buffer it is asked for, and 256 MB per values.json counts against an address-space limit.
+        data = f.read(size + 1) if size <= max_bytes else b""
     if size > max_bytes or len(data) > max_bytes:
         raise ValueError(f"larger than {max_bytes} bytes ({max(size, len(data))}), refused")
     return data
