@@ -140,11 +140,14 @@ class StepContextImpl:
             return Part(chunk.name, key)
         return None
 
-    def save_parts(self, label: str, parts: Iterable[tuple[Chunk, Output | None]]) -> list[Part]:
+    def save_parts(self, label: str, parts: Iterable[tuple[Chunk, Any]]) -> list[Part]:
         store, out_parts = self._run.store, []
 
-        def save(chunk: Chunk, key: str, out: Output) -> None:
-            save_output(store, chunk.name, step=self.name, key=key, out=out, chunk=chunk.index)
+        def save(chunk: Chunk, key: str, out: Any) -> None:
+            # A part may come as a function that makes its Output: it then runs here, in the
+            # save thread, beside the production of the next part.
+            save_output(store, chunk.name, step=self.name, key=key, out=out() if callable(out) else out,
+                        chunk=chunk.index)
 
         # Part i is written in a second thread while part i + 1 is produced (both release the
         # GIL); at most one save is in flight, so memory holds two parts, not more.

@@ -146,9 +146,11 @@ class StepContext(Protocol):
         """The chunks whose checkpoints are not valid (all of them when the step is forced)."""
         ...
 
-    def save_parts(self, label: str, parts: Iterable[tuple[Chunk, Output]]) -> list[Part]:
+    def save_parts(self, label: str, parts: Iterable[tuple[Chunk, Any]]) -> list[Part]:
         """Save outputs produced one at a time by the step itself (a streaming reader), each
-        as its chunk's checkpoint, the next one produced while the previous one is written."""
+        as its chunk's checkpoint, the next one produced while the previous one is written. A
+        part is an ``Output``, a function returning one (run in the writing thread), or None
+        (its checkpoint is valid already)."""
         ...
 
     def save(self, chunk: Chunk, out: Output) -> Part:

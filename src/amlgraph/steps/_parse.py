@@ -86,14 +86,16 @@ def _parsed(ctx: StepContext, marker: Chunk) -> dict | None:
     return summary
 
 
-def _batches(ctx: StepContext, reader: Any, plan: dict) -> Iterator[tuple[Chunk, Output | None]]:
-    """Each reader batch as its checkpoint's content (None when its checkpoint is valid already)."""
+def _batches(ctx: StepContext, reader: Any, plan: dict) -> Iterator[tuple[Chunk, Any]]:
+    """Each reader batch as a function making its checkpoint's content (None when its checkpoint
+    is valid already): keying and summarising a batch then run in the save thread while the
+    reader validates the next batch."""
     bar = ctx.progress(f"parsing {reader.path.name}", 0, unit=" rows")
     try:
         for i, batch in enumerate(reader, start=plan["first_chunk"]):
             chunk = Chunk(chunk_name("data_loaded", i, "read"), i, plan, {})
             bar.update(batch.height)
-            yield chunk, None if ctx.reusable(chunk) else _batch_output(batch, plan["offset"])
+            yield chunk, None if ctx.reusable(chunk) else (lambda b=batch: _batch_output(b, plan["offset"]))
             del batch
     finally:
         bar.close()
