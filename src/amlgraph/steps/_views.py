@@ -63,23 +63,33 @@ def int_extremes(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, 
 def distinct(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int, n_views: int) -> np.ndarray:
     """Distinct values per node and view (a value counts from the first view it appears in).
 
-    Few distinct values (currencies, a chunk's banks): a (node, value) table of first views, no
-    hashing. Otherwise the (node, value) pairs are grouped by hashing (Polars, all cores). The
-    table's width is computed with Python integers and used only when small, so values spread
-    over all of int64 (bank ids up to 2**63 - 1) never overflow a key.
+    Each (node, value) pair is one integer key, ``pos * width + value - vmin``, computed only when
+    it fits in int64 (the width with Python integers; values spread over all of int64, such as
+    bank ids up to 2**63 - 1, are first numbered densely). Few distinct values (currencies, a
+    chunk's banks): a table of counts per view (one ``bincount`` each). Otherwise the distinct
+    keys by hashing (Polars), with their first view.
     """
     if len(pos) == 0:
         return np.zeros((n, n_views), dtype=np.int64)
     vmin = int(values.min())
     width = int(values.max()) - vmin + 1
-    if n * width <= 4 * len(pos) + 1_000_000:
-        first = np.full(n * width, n_views, dtype=np.int64)
-        np.minimum.at(first, pos * width + (values - vmin), view)
-        cell = np.flatnonzero(first < n_views)
-        return counts(cell // width, first[cell], n, n_views)
-    pairs = (pl.DataFrame({"p": pos, "v": values, "s": view})
-             .group_by("p", "v").agg(pl.col("s").min()))
-    return counts(pairs["p"].to_numpy(), pairs["s"].to_numpy(), n, n_views)
+    if n * width >= 1 << 62:
+        values = np.unique(values, return_inverse=True)[1].reshape(-1)
+        vmin, width = 0, int(values.max()) + 1
+    key = pos * width
+    key += values
+    key -= vmin
+    out = np.zeros((n, n_views), dtype=np.int64)
+    if n * width <= 4 * len(key) + 1_000_000:
+        for v in range(n_views):
+            mine = key if n_views == 1 else key[view <= v]
+            seen = np.bincount(mine, minlength=n * width).reshape(n, width) > 0
+            out[:, v] = seen.sum(axis=1, dtype=np.int64)
+        return out
+    if n_views == 1:
+        return np.bincount(pl.Series(key).unique().to_numpy() // width, minlength=n).reshape(n, 1)
+    first = pl.DataFrame({"k": key, "s": view}).group_by("k").agg(pl.col("s").min())
+    return counts(first["k"].to_numpy() // width, first["s"].to_numpy(), n, n_views)
 
 
 def mean_std(pos: np.ndarray, view: np.ndarray, values: np.ndarray, n: int,
