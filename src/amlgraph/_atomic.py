@@ -82,6 +82,30 @@ def fsync_dir(path: Path) -> None:
 
 
 
+class WriteOnlyFile:
+    """The file-object surface of a write-only stream over ``self._f`` that counts ``self.size``
+    bytes (what Polars, NumPy and torch ask of a file they write into)."""
+
+    size = 0
+    _f: BinaryIO
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+
 class AtomicFile:
     """A binary file at a temporary name beside ``final``: :meth:`commit` renames it into place,
     :meth:`abort` removes it; ``final`` is untouched until the commit."""

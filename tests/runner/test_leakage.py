@@ -10,8 +10,9 @@ from amlgraph.store import CheckpointStore
 from amlgraph.schema import TIMESTAMP_FORMAT
 
 
-def _perturb_after(src_dir, dst_dir, boundary_s: int) -> int:
-    """Copy the data set, changing amounts and labels of every row at or after ``boundary_s``."""
+def _copy_rows(src_dir, dst_dir, boundary_s: int):
+    """Copy the data set; return its Trans file, header, rows (lists of fields) and which rows
+    are at or after ``boundary_s``."""
     dst_dir.mkdir()
     for f in src_dir.iterdir():
         if f.is_file():
@@ -20,7 +21,12 @@ def _perturb_after(src_dir, dst_dir, boundary_s: int) -> int:
     header, *lines = trans.read_text().splitlines()
     df = pl.DataFrame({"line": lines}).with_columns(pl.col("line").str.split(",").alias("f"))
     ts = df["f"].list.get(0).str.strptime(pl.Datetime, TIMESTAMP_FORMAT).dt.epoch("s")
-    late = (ts >= boundary_s).to_numpy()
+    return trans, header, df, (ts >= boundary_s).to_numpy()
+
+
+def _perturb_after(src_dir, dst_dir, boundary_s: int) -> int:
+    """Copy the data set, changing amounts and labels of every row at or after ``boundary_s``."""
+    trans, header, df, late = _copy_rows(src_dir, dst_dir, boundary_s)
     same_ccy = (df["f"].list.get(6) == df["f"].list.get(8)).to_numpy()
     rows = df["f"].to_list()
     rng = np.random.default_rng(0)
@@ -66,15 +72,7 @@ def _scale_test_period(src_dir, dst_dir, boundary_s: int) -> int:
     """Copy the data set, multiplying the amounts of every row at or after ``boundary_s`` by 1.5:
     both amounts of a same-currency row, only the received amount of a cross-currency row (so
     that the exchange-rate observations of the test period move)."""
-    dst_dir.mkdir()
-    for f in src_dir.iterdir():
-        if f.is_file():
-            (dst_dir / f.name).write_bytes(f.read_bytes())
-    trans = next(dst_dir.glob("*_Trans.csv"))
-    header, *lines = trans.read_text().splitlines()
-    df = pl.DataFrame({"line": lines}).with_columns(pl.col("line").str.split(",").alias("f"))
-    ts = df["f"].list.get(0).str.strptime(pl.Datetime, TIMESTAMP_FORMAT).dt.epoch("s")
-    late = (ts >= boundary_s).to_numpy()
+    trans, header, df, late = _copy_rows(src_dir, dst_dir, boundary_s)
     rows = df["f"].to_list()
     for i in np.flatnonzero(late):  # a test's reference edit, not library code
         r = rows[i]

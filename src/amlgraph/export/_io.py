@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from amlgraph.errors import AmlGraphError, CheckpointError, ConfigError
-from amlgraph._atomic import tmp_name, writer_is_gone
+from amlgraph._atomic import WriteOnlyFile, tmp_name, writer_is_gone
 
 #: Suffixes of the directories an export makes beside its target (see the module docstring).
 STAGE_SUFFIX = ".export"
@@ -60,7 +60,7 @@ class ExportWriteError(AmlGraphError):
 
 
 # --- one output file ------------------------------------------------------------------------------
-class OutputFile:
+class OutputFile(WriteOnlyFile):
     """A binary file-like writer for the export libraries (Polars, torch, our GraphML writer) that
     remembers the ``OSError`` of a failed write: the libraries re-raise it wrapped in their own
     exceptions (``ComputeError``, a ``RuntimeError`` with no errno), :func:`output_file` restores it."""
@@ -86,22 +86,6 @@ class OutputFile:
 
     def flush(self) -> None:
         self._call(self._f.flush)
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self.size
-
-    @property
-    def closed(self) -> bool:
-        return self._f.closed
 
     def close(self) -> None:
         if not self._f.closed:

@@ -22,6 +22,7 @@ from amlgraph._atomic import (  # noqa: F401  (the store's names for them)
     FSYNC_ENV,
     HOST_TAG,
     TMP_PREFIX,
+    WriteOnlyFile,
     commit_file,
     fsync_dir,
     fsync_enabled,
@@ -94,7 +95,7 @@ def no_space_error(exc: OSError, what: str, path: Path) -> CheckpointError:
     return error
 
 
-class HashingWriter:
+class HashingWriter(WriteOnlyFile):
     """A binary file-like writer that hashes and counts bytes as they are written.
 
     It writes to a temporary file beside ``final``; :meth:`commit` fsyncs it (see ``FSYNC_ENV``)
@@ -126,19 +127,6 @@ class HashingWriter:
 
     def flush(self) -> None:
         self._f.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self.size
-
-    @property
-    def closed(self) -> bool:
-        return self._f.closed
 
     def close(self) -> None:
         self._f.close()
