@@ -274,6 +274,15 @@ def test_threads_do_not_change_results():
     assert_same(pattern_features(src, dst, ts, amount, n_context=0, params=SMALL, threads=2), one)
 
 
+@pytest.mark.parametrize("shift", [10**12, -(10**6)])
+def test_account_ids_are_labels_only(shift):
+    # Large or negative ids take the renumbering path; the features must not change.
+    src, dst, ts, amount = _big(seed=8, n=500)
+    want = pattern_features(src, dst, ts, amount, n_context=0, params=SMALL)
+    assert_same(pattern_features(src * 3 + shift, dst * 3 + shift, ts, amount, n_context=0,
+                                 params=SMALL), want)
+
+
 def test_families_are_independent():
     src, dst, ts, amount = _big(seed=6, n=600)
     full = pattern_features(src, dst, ts, amount, n_context=0, params=SMALL)

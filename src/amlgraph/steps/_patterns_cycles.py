@@ -24,7 +24,7 @@ survives the descent; its buffer holds at most one window's edges.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from amlgraph.steps._patterns_graph import first_ts_at_least, window_slice
 
@@ -111,51 +111,47 @@ def _simple_one(i, u, v, start, max_len, out_adj, in_adj, mark, dist, queue, on_
     return longest, token
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def simple_kernel(src, dst, ts, n_context, window, max_len, out_adj, in_adj, n_nodes, cap, table,
-                  n_bins, workers, n_blocks, block):
-    """Histogram by length of the simple cycles closing on edges ``n_context..n_edges-1``.
+                  n_blocks, block, hist, worker, workers):
+    """Histogram by length of the simple cycles closing on this worker's blocks of edges.
 
     Args:
         src, dst, ts: shape (n_edges,), compact ids and non-decreasing timestamps.
         n_context: leading edges that are context only.
         window: seconds; hops use edges of rank < i with ``t - window <= ts``.
-        max_len: longest cycle counted (edges, the closing one included).
+        max_len: longest cycle counted (edges, the closing one included), >= 2.
         out_adj, in_adj: (ptr, edge, nbr, ts, amount) tuples of the out- and in-lists.
         n_nodes: number of vertices; cap: most edges in one window (buffer size).
-        table, n_bins: bin of each length (see ``bin_table``) and number of bins.
-        workers, n_blocks, block: see ``worker_blocks``.
-
-    Returns:
-        int64 array of shape (n_bins, n_edges - n_context).
+        table: bin of each length (see ``bin_table``).
+        n_blocks, block: blocks of edges; this worker takes ``worker, worker + workers, ...``.
+        hist: int64 output of shape (n_bins, n_edges - n_context).
+        worker, workers: this worker and how many there are.
     """
     m = len(src) - n_context
-    hist = np.zeros((n_bins, m), dtype=np.int64)
-    if max_len < 2:
-        return hist
-    ints = np.zeros((workers, 5, n_nodes + 1), dtype=np.int64)
-    flags = np.zeros((workers, n_nodes), dtype=np.uint8)
-    bufs = np.zeros((workers, cap + 1), dtype=np.int64)
-    levels = np.zeros((workers, 4, max_len + 1), dtype=np.int64)
-    counts_all = np.zeros((workers, max_len + 2), dtype=np.int64)
-    for w in prange(workers):
-        mark, dist, queue, succ = ints[w, 0], ints[w, 1], ints[w, 2], ints[w, 3]
-        on_path = flags[w]
-        beg, end, pos, path = levels[w, 0], levels[w, 1], levels[w, 2], levels[w, 3]
-        counts = counts_all[w]
-        token = 0
-        for blk in range(w, n_blocks, workers):
-            for j in range(blk * block, min(m, (blk + 1) * block)):
-                i = n_context + j
-                u = src[i]
-                v = dst[i]
-                if u == v:
-                    continue
-                longest, token = _simple_one(i, u, v, ts[i] - window, max_len, out_adj, in_adj,
-                                             mark, dist, queue, on_path, succ, bufs[w], beg, end,
-                                             pos, path, counts, token)
-                _to_hist(counts, longest, table, hist, j)
-    return hist
+    mark = np.zeros(n_nodes, dtype=np.int64)
+    dist = np.zeros(n_nodes, dtype=np.int64)
+    queue = np.zeros(n_nodes + 1, dtype=np.int64)
+    succ = np.zeros(n_nodes, dtype=np.int64)
+    on_path = np.zeros(n_nodes, dtype=np.uint8)
+    buf = np.zeros(cap + 1, dtype=np.int64)
+    beg = np.zeros(max_len + 1, dtype=np.int64)
+    end = np.zeros(max_len + 1, dtype=np.int64)
+    pos = np.zeros(max_len + 1, dtype=np.int64)
+    path = np.zeros(max_len + 1, dtype=np.int64)
+    counts = np.zeros(max_len + 2, dtype=np.int64)
+    token = 0
+    for blk in range(worker, n_blocks, workers):
+        for j in range(blk * block, min(m, (blk + 1) * block)):
+            i = n_context + j
+            u = src[i]
+            v = dst[i]
+            if u == v:
+                continue
+            longest, token = _simple_one(i, u, v, ts[i] - window, max_len, out_adj, in_adj, mark,
+                                         dist, queue, on_path, succ, buf, beg, end, pos, path,
+                                         counts, token)
+            _to_hist(counts, longest, table, hist, j)
 
 
 @njit(cache=True, nogil=True)
@@ -273,10 +269,10 @@ def _temporal_one(i, u, v, t, start, out_adj, in_adj, mark, late, on_path, succ,
     return longest, token
 
 
-@njit(cache=True, parallel=True)
-def temporal_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, cap, table, n_bins,
-                    workers, n_blocks, block):
-    """Histogram by length of the temporal cycles closing on edges ``n_context..n_edges-1``.
+@njit(cache=True, nogil=True)
+def temporal_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, cap, table,
+                    n_blocks, block, hist, worker, workers):
+    """Histogram by length of the temporal cycles closing on this worker's blocks of edges.
 
     Args:
         src, dst, ts: shape (n_edges,), compact ids and non-decreasing timestamps.
@@ -284,35 +280,29 @@ def temporal_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, c
         window: seconds; hops use edges with ``t - window <= ts < t``.
         out_adj, in_adj: (ptr, edge, nbr, ts, amount) tuples of the out- and in-lists.
         n_nodes: number of vertices; cap: most edges in one window (buffer and heap size).
-        table, n_bins: bin of each length (see ``bin_table``) and number of bins.
-        workers, n_blocks, block: see ``worker_blocks``.
-
-    Returns:
-        int64 array of shape (n_bins, n_edges - n_context).
+        table: bin of each length (see ``bin_table``).
+        n_blocks, block: blocks of edges; this worker takes ``worker, worker + workers, ...``.
+        hist: int64 output of shape (n_bins, n_edges - n_context).
+        worker, workers: this worker and how many there are.
     """
     m = len(src) - n_context
-    hist = np.zeros((n_bins, m), dtype=np.int64)
-    ints = np.zeros((workers, 8, n_nodes + 2), dtype=np.int64)
-    flags = np.zeros((workers, n_nodes), dtype=np.uint8)
-    heaps = np.zeros((workers, 4, cap + 2), dtype=np.int64)
-    counts_all = np.zeros((workers, n_nodes + 2), dtype=np.int64)
-    for w in prange(workers):
-        mark, late, succ = ints[w, 0], ints[w, 1], ints[w, 2]
-        beg, end, pos, path, arrive = ints[w, 3], ints[w, 4], ints[w, 5], ints[w, 6], ints[w, 7]
-        hkeys, hvals, buf_y, buf_t = heaps[w, 0], heaps[w, 1], heaps[w, 2], heaps[w, 3]
-        on_path = flags[w]
-        counts = counts_all[w]
-        token = 0
-        for blk in range(w, n_blocks, workers):
-            for j in range(blk * block, min(m, (blk + 1) * block)):
-                i = n_context + j
-                u = src[i]
-                v = dst[i]
-                if u == v:
-                    continue
-                longest, token = _temporal_one(i, u, v, ts[i], ts[i] - window, out_adj, in_adj,
-                                               mark, late, on_path, succ, hkeys, hvals, buf_y,
-                                               buf_t, beg, end, pos, path, arrive, counts, token)
-                _to_hist(counts, longest, table, hist, j)
-    return hist
-
+    mark = np.zeros(n_nodes, dtype=np.int64)
+    late = np.zeros(n_nodes, dtype=np.int64)
+    succ = np.zeros(n_nodes, dtype=np.int64)
+    levels = np.zeros((5, n_nodes + 1), dtype=np.int64)  # beg, end, pos, path, arrive
+    on_path = np.zeros(n_nodes, dtype=np.uint8)
+    heap = np.zeros((4, cap + 2), dtype=np.int64)  # keys, values; candidate vertices, times
+    counts = np.zeros(n_nodes + 2, dtype=np.int64)
+    token = 0
+    for blk in range(worker, n_blocks, workers):
+        for j in range(blk * block, min(m, (blk + 1) * block)):
+            i = n_context + j
+            u = src[i]
+            v = dst[i]
+            if u == v:
+                continue
+            longest, token = _temporal_one(i, u, v, ts[i], ts[i] - window, out_adj, in_adj, mark,
+                                           late, on_path, succ, heap[0], heap[1], heap[2], heap[3],
+                                           levels[0], levels[1], levels[2], levels[3], levels[4],
+                                           counts, token)
+            _to_hist(counts, longest, table, hist, j)

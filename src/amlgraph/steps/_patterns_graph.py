@@ -7,7 +7,8 @@ window's start) and one on rank (nothing after the edge being featurised).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -32,14 +33,23 @@ class Adjacency(NamedTuple):
 
 
 def compact_ids(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Renumber the vertices 0..n_nodes-1 (scratch arrays are indexed by vertex).
+    """Vertex ids 0..n_nodes-1 for the scratch arrays, which are indexed by vertex.
+
+    Ids that already are small non-negative integers (amlgraph's node ids, a chunk's look-back
+    window holding most accounts) are kept: renumbering would cost a sort per chunk.
 
     Args:
         src, dst: shape (n_edges,), any integer ids.
 
     Returns:
-        (src, dst, n_nodes): int64 arrays of shape (n_edges,) and the number of vertices.
+        (src, dst, n_nodes): int64 arrays of shape (n_edges,) and the id bound.
     """
+    if len(src) == 0:
+        return src.astype(np.int64), dst.astype(np.int64), 0
+    low = min(int(src.min()), int(dst.min()))
+    high = max(int(src.max()), int(dst.max()))
+    if low >= 0 and high < 4 * len(src) + 1024:
+        return src.astype(np.int64, copy=False), dst.astype(np.int64, copy=False), high + 1
     ids, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
     inverse = inverse.astype(np.int64, copy=False)
     return inverse[: len(src)], inverse[len(src):], len(ids)
@@ -52,17 +62,30 @@ def build_adjacency(key: np.ndarray, other: np.ndarray, ts: np.ndarray, amount: 
     Self-loops are left out: a self-transfer is no edge between two accounts (docs/PATTERNS.md).
 
     Args:
-        key, other: shape (n_edges,), compact vertex ids; ``key`` groups, ``other`` is stored.
+        key, other: shape (n_edges,), vertex ids below ``n_nodes``; ``key`` groups.
         ts: shape (n_edges,), int64, non-decreasing.
         amount: shape (n_edges,), float64.
-        n_nodes: number of vertices.
+        n_nodes: the id bound.
     """
-    kept = np.flatnonzero(key != other)
-    # A stable sort keeps each vertex's edges in rank order, i.e. in time order.
-    edge = kept[np.argsort(key[kept], kind="stable")]
+    loop = key == other
     ptr = np.zeros(n_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key[kept], minlength=n_nodes), out=ptr[1:])
+    np.cumsum(np.bincount(key, minlength=n_nodes) - np.bincount(key[loop], minlength=n_nodes),
+              out=ptr[1:])
+    edge = _counting_sort(key, other, ptr)
     return Adjacency(ptr, edge, other[edge], ts[edge], amount[edge])
+
+
+@njit(cache=True, nogil=True)
+def _counting_sort(key, other, ptr):
+    """Edge ranks grouped by ``key``, in rank order within a group (one stable pass)."""
+    cursor = ptr[:-1].copy()
+    edge = np.empty(ptr[-1], dtype=np.int64)
+    for e in range(len(key)):
+        k = key[e]
+        if k != other[e]:
+            edge[cursor[k]] = e
+            cursor[k] += 1
+    return edge
 
 
 def max_window_edges(ts: np.ndarray, width: int) -> int:
@@ -134,3 +157,18 @@ def worker_blocks(n_items: int, threads: int, block: int) -> tuple[int, int]:
     """
     n_blocks = max(1, -(-n_items // block))
     return max(1, min(threads, n_blocks)), n_blocks
+
+
+def run_workers(kernel: Callable, workers: int, *args) -> None:
+    """Call ``kernel(*args, worker, workers)`` for each worker, on that many threads.
+
+    The kernels are compiled ``nogil``, so plain Python threads run them in parallel. (Numba's
+    own parallel loops were tried first: their OpenMP workers spin at barriers, which on a
+    shared, oversubscribed machine cost more than the work of a 10K-row batch.)
+    """
+    if workers == 1:
+        kernel(*args, 0, 1)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(kernel, *args, w, workers) for w in range(workers)]:
+            future.result()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from amlgraph.steps._patterns_graph import window_slice
 
@@ -93,10 +93,10 @@ def _distinct(nbr, a, b, stamp, token):
     return n
 
 
-@njit(cache=True, parallel=True)
-def local_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, do_fan, do_degree,
-                 do_stats, workers, n_blocks, block):
-    """Fan, degree and vertex statistics of the edges ``n_context..n_edges-1``.
+@njit(cache=True, nogil=True)
+def local_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, n_blocks, block, fan,
+                 degree, stats, worker, workers):
+    """Fan, degree and vertex statistics of this worker's blocks of edges ``n_context..``.
 
     Args:
         src, dst, ts: shape (n_edges,), compact ids and non-decreasing timestamps.
@@ -104,35 +104,32 @@ def local_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, do_f
         window: seconds; the sets hold the edges with ``t - window < ts <= t`` and rank ``<= i``.
         out_adj, in_adj: (ptr, edge, nbr, ts, amount) tuples of the out- and in-lists.
         n_nodes: number of vertices.
-        do_fan, do_degree, do_stats: which outputs to fill.
-        workers, n_blocks, block: see ``worker_blocks``.
-
-    Returns:
-        (fan, degree, stats): int64 (4, m), int64 (4, m) and float64 (4 * STAT_ROWS, m) with
-        m = n_edges - n_context (shape (.., 0) for an output not asked for); rows follow SETS.
+        n_blocks, block: blocks of edges; this worker takes ``worker, worker + workers, ...``.
+        fan, degree: int64 outputs of shape (4, m) or (4, 0) when not wanted, m = n_edges -
+            n_context; rows follow SETS.
+        stats: float64 output of shape (4 * STAT_ROWS, m) or (.., 0); per set, the amount
+            statistics then the gap statistics, in STATS order.
+        worker, workers: this worker and how many there are.
     """
     m = len(src) - n_context
-    fan = np.zeros((4, m if do_fan else 0), dtype=np.int64)
-    degree = np.zeros((4, m if do_degree else 0), dtype=np.int64)
-    stats = np.zeros((4 * 12, m if do_stats else 0), dtype=np.float64)
-    stamps = np.zeros((workers, n_nodes), dtype=np.int64)
-    for w in prange(workers):
-        stamp = stamps[w]
-        token = 0
-        for blk in range(w, n_blocks, workers):
-            for j in range(blk * block, min(m, (blk + 1) * block)):
-                i = n_context + j
-                start = ts[i] - window + 1  # integer seconds: (t - w, t] == [t - w + 1, t]
-                for k in range(4):
-                    x = src[i] if k < 2 else dst[i]
-                    adj = out_adj if k % 2 == 0 else in_adj
-                    a, b = window_slice(adj[0], adj[1], adj[3], x, start, i)
-                    if do_degree:
-                        degree[k, j] = b - a
-                    if do_fan:
-                        token += 1
-                        fan[k, j] = _distinct(adj[2], a, b, stamp, token)
-                    if do_stats:
-                        _amount_stats(adj[4], a, b, stats, k * 12, j)
-                        _gap_stats(adj[3], a, b, stats, k * 12 + 6, j)
-    return fan, degree, stats
+    do_fan = fan.shape[1] > 0
+    do_degree = degree.shape[1] > 0
+    do_stats = stats.shape[1] > 0
+    stamp = np.zeros(n_nodes if do_fan else 0, dtype=np.int64)
+    token = 0
+    for blk in range(worker, n_blocks, workers):
+        for j in range(blk * block, min(m, (blk + 1) * block)):
+            i = n_context + j
+            start = ts[i] - window + 1  # integer seconds: (t - w, t] == [t - w + 1, t]
+            for k in range(4):
+                x = src[i] if k < 2 else dst[i]
+                adj = out_adj if k % 2 == 0 else in_adj
+                a, b = window_slice(adj[0], adj[1], adj[3], x, start, i)
+                if do_degree:
+                    degree[k, j] = b - a
+                if do_fan:
+                    token += 1
+                    fan[k, j] = _distinct(adj[2], a, b, stamp, token)
+                if do_stats:
+                    _amount_stats(adj[4], a, b, stats, k * STAT_ROWS, j)
+                    _gap_stats(adj[3], a, b, stats, k * STAT_ROWS + 6, j)

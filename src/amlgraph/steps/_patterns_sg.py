@@ -17,7 +17,7 @@ Cost per edge: sum over s in P(u) of |S(s)| plus sum over d in S(v) of |P(d)|, a
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from amlgraph.steps._patterns_graph import window_slice
 
@@ -67,71 +67,63 @@ def _pair_sizes(nbr, a, b, skip, step_adj, start, i, marked, mark_token, seen_en
     return n, token + n
 
 
-@njit(cache=True, parallel=True)
-def sg_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, table, n_bins, workers,
-              n_blocks, block):
-    """Scatter-gather histograms and gather-scatter counts of edges ``n_context..n_edges-1``.
+@njit(cache=True, nogil=True)
+def sg_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, table, n_blocks, block,
+              hist, gs, worker, workers):
+    """Scatter-gather histograms and gather-scatter counts of this worker's blocks of edges.
 
     Args:
         src, dst, ts: shape (n_edges,), compact ids and non-decreasing timestamps.
         n_context: leading edges that are context only.
         window: seconds; the window graph holds edges with ``t - window <= ts`` and rank ``<= i``.
         out_adj, in_adj: (ptr, edge, nbr, ts, amount) tuples of the out- and in-lists.
-        n_nodes: number of vertices.
-        table: bin of each size (see ``bin_table``); n_bins: number of bins.
-        workers, n_blocks, block: see ``worker_blocks``.
-
-    Returns:
-        (hist, gather_scatter): int64 (n_bins, m) and int64 (m,), m = n_edges - n_context.
+        n_nodes: number of vertices; table: bin of each size (see ``bin_table``).
+        n_blocks, block: blocks of edges; this worker takes ``worker, worker + workers, ...``.
+        hist, gs: int64 outputs of shape (n_bins, m) and (m,), m = n_edges - n_context.
+        worker, workers: this worker and how many there are.
     """
     m = len(src) - n_context
-    hist = np.zeros((n_bins, m), dtype=np.int64)
-    gs = np.zeros(m, dtype=np.int64)
-    scratch = np.zeros((workers, 3, n_nodes), dtype=np.int64)
-    for w in prange(workers):
-        marked = scratch[w, 0]
-        seen_end = scratch[w, 1]
-        seen_mid = scratch[w, 2]
-        token = 0
-        for blk in range(w, n_blocks, workers):
-            for j in range(blk * block, min(m, (blk + 1) * block)):
-                i = n_context + j
-                u = src[i]
-                v = dst[i]
-                if u == v:
-                    continue
-                start = ts[i] - window
-                pu_a, pu_b = window_slice(in_adj[0], in_adj[1], in_adj[3], u, start, i)
-                su_a, su_b = window_slice(out_adj[0], out_adj[1], out_adj[3], u, start, i)
-                pv_a, pv_b = window_slice(in_adj[0], in_adj[1], in_adj[3], v, start, i)
-                sv_a, sv_b = window_slice(out_adj[0], out_adj[1], out_adj[3], v, start, i)
-                # Edge i as a gather edge: patterns (s, v), s in P(u); M = S(s) ∩ P(v).
-                token += 1
-                n_pv = _mark(in_adj[2], pv_a, pv_b, marked, token)
-                n_pu, token = _pair_sizes(in_adj[2], pu_a, pu_b, v, out_adj, start, i, marked,
-                                          token, seen_end, seen_mid, token + 1, hist, j, table)
-                # Edge i as a scatter edge: patterns (u, d), d in S(v); M = S(u) ∩ P(d).
-                token += 1
-                n_su = _mark(out_adj[2], su_a, su_b, marked, token)
-                n_sv, token = _pair_sizes(out_adj[2], sv_a, sv_b, u, in_adj, start, i, marked,
-                                          token, seen_end, seen_mid, token + 1, hist, j, table)
-                # Gather-scatter: distinct counts with the excluded endpoint added back.
-                v_in_pu = 0
-                for p in range(pu_a, pu_b):
-                    if in_adj[2][p] == v:
-                        v_in_pu = 1
-                        break
-                u_in_sv = 0
-                for p in range(sv_a, sv_b):
-                    if out_adj[2][p] == u:
-                        u_in_sv = 1
-                        break
-                all_pu = n_pu + v_in_pu
-                all_sv = n_sv + u_in_sv
-                total = 0
-                if all_pu >= 2 and n_su >= 2:
-                    total += n_pu
-                if n_pv >= 2 and all_sv >= 2:
-                    total += n_sv
-                gs[j] = total
-    return hist, gs
+    marked = np.zeros(n_nodes, dtype=np.int64)
+    seen_end = np.zeros(n_nodes, dtype=np.int64)
+    seen_mid = np.zeros(n_nodes, dtype=np.int64)
+    token = 0
+    for blk in range(worker, n_blocks, workers):
+        for j in range(blk * block, min(m, (blk + 1) * block)):
+            i = n_context + j
+            u = src[i]
+            v = dst[i]
+            if u == v:
+                continue
+            start = ts[i] - window
+            pu_a, pu_b = window_slice(in_adj[0], in_adj[1], in_adj[3], u, start, i)
+            su_a, su_b = window_slice(out_adj[0], out_adj[1], out_adj[3], u, start, i)
+            pv_a, pv_b = window_slice(in_adj[0], in_adj[1], in_adj[3], v, start, i)
+            sv_a, sv_b = window_slice(out_adj[0], out_adj[1], out_adj[3], v, start, i)
+            # Edge i as a gather edge: patterns (s, v), s in P(u); M = S(s) ∩ P(v).
+            token += 1
+            n_pv = _mark(in_adj[2], pv_a, pv_b, marked, token)
+            n_pu, token = _pair_sizes(in_adj[2], pu_a, pu_b, v, out_adj, start, i, marked, token,
+                                      seen_end, seen_mid, token + 1, hist, j, table)
+            # Edge i as a scatter edge: patterns (u, d), d in S(v); M = S(u) ∩ P(d).
+            token += 1
+            n_su = _mark(out_adj[2], su_a, su_b, marked, token)
+            n_sv, token = _pair_sizes(out_adj[2], sv_a, sv_b, u, in_adj, start, i, marked, token,
+                                      seen_end, seen_mid, token + 1, hist, j, table)
+            # Gather-scatter: hubs need 2+ distinct predecessors and successors, endpoints included.
+            all_pu = n_pu + _contains(in_adj[2], pu_a, pu_b, v)
+            all_sv = n_sv + _contains(out_adj[2], sv_a, sv_b, u)
+            total = 0
+            if all_pu >= 2 and n_su >= 2:
+                total += n_pu
+            if n_pv >= 2 and all_sv >= 2:
+                total += n_sv
+            gs[j] = total
+
+
+@njit(cache=True, nogil=True)
+def _contains(nbr, a, b, x):
+    """1 if ``x`` is in ``nbr[a:b]``, else 0."""
+    for p in range(a, b):
+        if nbr[p] == x:
+            return 1
+    return 0

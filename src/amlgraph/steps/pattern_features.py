@@ -22,25 +22,26 @@ and where they differ from Snap ML's GraphFeaturePreprocessor: docs/PATTERNS.md.
 Causality makes chunking exact: run a chunk with every earlier edge of the last
 :func:`lookback_seconds` seconds in front of it as context, and its features are bit-identical
 to one pass over everything; appending later transactions never changes earlier features.
-The kernels (``_patterns_*.py``) are compiled with numba and run on ``threads`` threads.
+The kernels (``_patterns_*.py``) are compiled with numba (no GIL) and run on ``threads`` threads.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
+import os
+
 import numpy as np
 
 from amlgraph.errors import ConfigError, InputError
 from amlgraph.steps._patterns_cycles import simple_kernel, temporal_kernel
 from amlgraph.steps._patterns_graph import (bin_table, build_adjacency, compact_ids, max_window_edges,
-                                            worker_blocks)
-from amlgraph.steps._patterns_local import SETS, STATS, local_kernel
+                                            run_workers, worker_blocks)
+from amlgraph.steps._patterns_local import SETS, STAT_ROWS, STATS, local_kernel
 from amlgraph.steps._patterns_sg import sg_kernel
 
 #: The feature families, in output order.
 FAMILIES = ("fan", "degree", "scatter_gather", "temporal_cycle", "simple_cycle", "vertex_stats")
-#: Edges per unit of work; workers take blocks cyclically, which keeps 2+ threads balanced.
+#: Edges per unit of work; workers take blocks cyclically, which keeps the threads balanced.
 BLOCK = 256
 
 
@@ -170,7 +171,7 @@ def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, am
             within :func:`lookback_seconds` of the chunk's first edge); their own features are
             not returned.
         params: what to compute.
-        threads: worker threads (default: numba's thread count). Results do not depend on it.
+        threads: worker threads (default: the CPU count). Results do not depend on it.
 
     Returns:
         ``{name: array of shape (n_edges - n_context,)}`` for each name of
@@ -189,58 +190,47 @@ def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, am
     if m == 0 or not names:
         return {name: np.zeros(m, dtype=np.float64 if _is_float(name) else np.int64) for name in names}
     if threads is None:
-        threads = numba.get_num_threads()
-    if not isinstance(threads, (int, np.integer)) or threads < 1:
+        threads = os.cpu_count() or 1
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
         raise ConfigError(f"threads must be a positive integer (got {threads!r})")
-    threads = min(int(threads), numba.config.NUMBA_NUM_THREADS)
     src, dst, n_nodes = compact_ids(src, dst)
     out_adj = tuple(build_adjacency(src, dst, ts, amount, n_nodes))
     in_adj = tuple(build_adjacency(dst, src, ts, amount, n_nodes))
-    workers, n_blocks = worker_blocks(m, threads, BLOCK)
+    workers, n_blocks = worker_blocks(m, int(threads), BLOCK)
+    grid = (n_blocks, BLOCK)
     families = set(params.families)
-    table = bin_table(tuple(params.bins), max(int(params.max_cycle_length), 2))
+    table = bin_table(tuple(params.bins), int(params.max_cycle_length))
     n_bins = len(params.bins)
-    columns: list[np.ndarray] = []
-    previous = numba.get_num_threads()
-    numba.set_num_threads(workers)
-    try:
-        local = None
-        if families & {"fan", "degree", "vertex_stats"}:
-            local = local_kernel(src, dst, ts, n_context, int(params.window), out_adj, in_adj,
-                                 n_nodes, "fan" in families, "degree" in families,
-                                 "vertex_stats" in families, workers, n_blocks, BLOCK)
-        for family in FAMILIES:
-            if family not in families:
-                continue
-            if family == "fan":
-                columns += list(local[0])
-            elif family == "degree":
-                columns += list(local[1])
-            elif family == "vertex_stats":
-                columns += _stat_columns(local[2])
-            elif family == "scatter_gather":
-                hist, gs = sg_kernel(src, dst, ts, n_context, int(params.scatter_gather_window),
-                                     out_adj, in_adj, n_nodes, table, n_bins, workers, n_blocks, BLOCK)
-                columns += list(hist) + [gs]
-            elif family == "temporal_cycle":
-                w = int(params.temporal_cycle_window)
-                columns += list(temporal_kernel(src, dst, ts, n_context, w, out_adj, in_adj, n_nodes,
-                                                max_window_edges(ts, w), table, n_bins, workers,
-                                                n_blocks, BLOCK))
-            else:
-                w = int(params.simple_cycle_window)
-                columns += list(simple_kernel(src, dst, ts, n_context, w, int(params.max_cycle_length),
-                                              out_adj, in_adj, n_nodes, max_window_edges(ts, w),
-                                              table, n_bins, workers, n_blocks, BLOCK))
-    finally:
-        numba.set_num_threads(previous)
+    out: dict[str, np.ndarray] = {}
+    if families & {"fan", "degree", "vertex_stats"}:
+        fan = np.zeros((4, m if "fan" in families else 0), dtype=np.int64)
+        degree = np.zeros((4, m if "degree" in families else 0), dtype=np.int64)
+        stats = np.zeros((4 * STAT_ROWS, m if "vertex_stats" in families else 0))
+        run_workers(local_kernel, workers, src, dst, ts, n_context, int(params.window), out_adj,
+                    in_adj, n_nodes, *grid, fan, degree, stats)
+        out["fan"], out["degree"] = list(fan), list(degree)
+        out["vertex_stats"] = [row.astype(np.int64) if k % len(STATS) == 0 else row
+                               for k, row in enumerate(stats)]
+    if "scatter_gather" in families:
+        hist, gs = np.zeros((n_bins, m), dtype=np.int64), np.zeros(m, dtype=np.int64)
+        run_workers(sg_kernel, workers, src, dst, ts, n_context, int(params.scatter_gather_window),
+                    out_adj, in_adj, n_nodes, table, *grid, hist, gs)
+        out["scatter_gather"] = [*hist, gs]
+    if "temporal_cycle" in families:
+        w = int(params.temporal_cycle_window)
+        hist = np.zeros((n_bins, m), dtype=np.int64)
+        run_workers(temporal_kernel, workers, src, dst, ts, n_context, w, out_adj, in_adj, n_nodes,
+                    max_window_edges(ts, w), table, *grid, hist)
+        out["temporal_cycle"] = list(hist)
+    if "simple_cycle" in families:
+        w = int(params.simple_cycle_window)
+        hist = np.zeros((n_bins, m), dtype=np.int64)
+        run_workers(simple_kernel, workers, src, dst, ts, n_context, w, int(params.max_cycle_length),
+                    out_adj, in_adj, n_nodes, max_window_edges(ts, w), table, *grid, hist)
+        out["simple_cycle"] = list(hist)
+    columns = [col for family in FAMILIES if family in families for col in out[family]]
     return dict(zip(names, columns, strict=True))
 
 
 def _is_float(name: str) -> bool:
     return ("_amount_" in name or "_gap_" in name) and not name.endswith("_count")
-
-
-def _stat_columns(stats: np.ndarray) -> list[np.ndarray]:
-    """Rows of the vertex-statistics block as columns, the counts as int64."""
-    return [row.astype(np.int64) if k % len(STATS) == 0 else row for k, row in enumerate(stats)]
