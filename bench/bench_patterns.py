@@ -13,8 +13,9 @@ the same transactions, sorted by (timestamp, row), with the same windows, bins a
   earlier rows as context (same output as one call, by the chunking contract).
 
 Times cover the feature computation only (not reading the data, not numba's first compile,
-which the worker reports apart); peak RSS is the worker's whole process. Figures are medians
-over ``--runs`` runs. Node identity is (bank, account); amounts are Amount Paid.
+which the worker reports apart): wall seconds, and CPU seconds of all threads (steadier when the
+machine is shared). Peak RSS is the worker's whole process. Figures are medians over ``--runs``
+runs. Node identity is (bank, account); amounts are Amount Paid.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def main() -> None:
                 res = json.loads(out.strip().splitlines()[-1])
                 results[family][tool].append(res)
                 print(f"run {run + 1} {family:15} {tool:16} {res['seconds']:8.2f} s "
+                      f"(cpu {res['cpu_seconds']:7.2f} s) "
                       f"{n_rows / res['seconds']:>12,.0f} rows/s  peak RSS {res['peak_rss_mb']:,.0f} MB"
                       + (f"  (first compile {res['compile_s']:.1f} s)" if "compile_s" in res else ""),
                       flush=True)
@@ -119,7 +121,7 @@ def _work(tool: str, family: str, arrays: Path, threads: int, batch: int) -> dic
     if tool == "gfp":
         gfp = _gfp(families, threads)
         x = np.column_stack([np.arange(len(ts)), src, dst, ts, amount]).astype(np.float64)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         outs = [gfp.transform(x[a: a + batch]) for a in range(0, len(x), batch)]
     else:
         from amlgraph.steps.pattern_features import PatternParams, lookback_seconds, pattern_features
@@ -129,7 +131,7 @@ def _work(tool: str, family: str, arrays: Path, threads: int, batch: int) -> dic
         pattern_features(src[:1000], dst[:1000], ts[:1000], amount[:1000], n_context=0,
                          params=params, threads=threads)
         result["compile_s"] = round(time.perf_counter() - start, 2)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if tool == "amlgraph":
             outs = [pattern_features(src, dst, ts, amount, n_context=0, params=params, threads=threads)]
         else:
@@ -141,6 +143,7 @@ def _work(tool: str, family: str, arrays: Path, threads: int, batch: int) -> dic
                 outs.append(pattern_features(src[c:b], dst[c:b], ts[c:b], amount[c:b], n_context=a - c,
                                              params=params, threads=threads))
     result["seconds"] = time.perf_counter() - start
+    result["cpu_seconds"] = time.process_time() - cpu  # all threads; steadier on a busy machine
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["outputs"] = len(outs)
     return result
@@ -187,8 +190,10 @@ def _report(results: dict, n_rows: int, args) -> None:
         if "gfp" in tools:
             line += "".join(f"{rate[t] / rate['gfp']:>21.1f}x" for t in tools if t != "gfp")
         print(line)
+        cpu = {t: median([r["cpu_seconds"] for r in by_tool[t]]) for t in tools}
         summary[family] = {t: {"rows_per_s": round(rate[t]), "seconds": round(n_rows / rate[t], 2),
-                               "peak_rss_mb": round(rss[t])} for t in tools}
+                               "cpu_seconds": round(cpu[t], 2), "peak_rss_mb": round(rss[t])}
+                           for t in tools}
     print(json.dumps({"preset": args.preset, "rows": n_rows, "threads": args.threads,
                       "batch": args.batch, "runs": args.runs, "results": summary}, indent=1))
 

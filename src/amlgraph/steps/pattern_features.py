@@ -145,7 +145,7 @@ def _check(src, dst, timestamp, amount, n_context):
                              hint="timestamps are epoch seconds")
     if not isinstance(n_context, (int, np.integer)) or not 0 <= n_context <= n:
         raise ConfigError(f"n_context must be an integer in [0, {n}] (got {n_context!r})")
-    ts = arrays[2].astype(np.int64, copy=False)
+    ts = np.ascontiguousarray(arrays[2], dtype=np.int64)
     if n > 1 and (np.diff(ts) < 0).any():
         bad = int(np.argmax(np.diff(ts) < 0)) + 1
         raise InputError("edges must be sorted by (timestamp, row)", column="timestamp",
@@ -154,7 +154,7 @@ def _check(src, dst, timestamp, amount, n_context):
     if not np.isfinite(amount).all():
         raise InputError("amounts must be finite", column="amount",
                          value=str(amount[~np.isfinite(amount)][0]))
-    return arrays[0], arrays[1], ts, amount
+    return np.ascontiguousarray(arrays[0]), np.ascontiguousarray(arrays[1]), ts, amount
 
 
 def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, amount: np.ndarray, *,
