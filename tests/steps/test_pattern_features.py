@@ -199,6 +199,17 @@ def test_definitions_on_hand_made_patterns():
     assert t2["pattern_temporal_cycle_3_4"][2] == 0 and t2["pattern_simple_cycle_3_4"][2] == 1
 
 
+def test_a_long_temporal_cycle_lands_in_the_last_bin():
+    # 150 hops in time order, then the closing edge: deeper than the first DFS buffers.
+    k = 150
+    src = np.array([*range(k), k])
+    dst = np.array([*range(1, k + 1), 0])
+    params = PatternParams(temporal_cycle_window=10_000, families=("temporal_cycle", "simple_cycle"))
+    got = pattern_features(src, dst, np.arange(k + 1), np.ones(k + 1), n_context=0, params=params)
+    assert got["pattern_temporal_cycle_10plus"].tolist() == [0] * k + [1]
+    assert got["pattern_simple_cycle_10plus"].sum() == 0  # longer than max_cycle_length
+
+
 def test_self_loops_are_no_edges():
     src, dst, ts = np.array([5, 5, 5, 6]), np.array([6, 5, 5, 5]), np.array([1, 2, 3, 4])
     got = pattern_features(src, dst, ts, np.array([1.0, 2.0, 4.0, 8.0]), n_context=0, params=SMALL)

@@ -31,9 +31,12 @@ from amlgraph.steps._patterns_graph import first_ts_at_least, window_slice
 
 @njit(cache=True, nogil=True)
 def _to_hist(counts, longest, table, hist, j):
-    """Move per-length ``counts[2..longest]`` into column ``j`` of ``hist`` through ``table``."""
+    """Move per-length ``counts[2..longest]`` into column ``j`` of ``hist`` through ``table``.
+
+    ``counts[-1]`` holds every length from ``len(counts) - 1`` up, which share the last bin.
+    """
     last = len(table) - 1
-    for length in range(2, longest + 1):
+    for length in range(2, min(longest, len(counts) - 1) + 1):
         c = counts[length]
         if c:
             counts[length] = 0
@@ -129,12 +132,12 @@ def simple_kernel(src, dst, ts, n_context, window, max_len, out_adj, in_adj, n_n
         worker, workers: this worker and how many there are.
     """
     m = len(src) - n_context
-    mark = np.zeros(n_nodes, dtype=np.int64)
-    dist = np.zeros(n_nodes, dtype=np.int64)
-    queue = np.zeros(n_nodes + 1, dtype=np.int64)
+    mark = np.zeros(n_nodes, dtype=np.int64)  # stamps start at 0; the rest is written first
     succ = np.zeros(n_nodes, dtype=np.int64)
     on_path = np.zeros(n_nodes, dtype=np.uint8)
-    buf = np.zeros(cap + 1, dtype=np.int64)
+    dist = np.empty(n_nodes, dtype=np.int64)
+    queue = np.empty(n_nodes + 1, dtype=np.int64)
+    buf = np.empty(cap + 1, dtype=np.int64)
     beg = np.zeros(max_len + 1, dtype=np.int64)
     end = np.zeros(max_len + 1, dtype=np.int64)
     pos = np.zeros(max_len + 1, dtype=np.int64)
@@ -194,7 +197,12 @@ def _heap_pop(keys, vals, size):
 @njit(cache=True, nogil=True)
 def _temporal_one(i, u, v, t, start, out_adj, in_adj, mark, late, on_path, succ, hkeys, hvals,
                   buf_y, buf_t, beg, end, pos, path, arrive, counts, token):
-    """Count the temporal cycles closing on edge i into ``counts``; return (longest, token)."""
+    """Count the temporal cycles closing on edge i into ``counts``.
+
+    Returns:
+        (longest, token, done): ``done`` is False when the path outgrew ``path`` & co.; the
+        caller then grows them and counts edge i again (``counts`` and ``on_path`` are clean).
+    """
     # Latest departure: late[y] = the latest ts of an edge leaving y from which u is reached
     # by strictly increasing timestamps below t. Max-heap order settles each vertex once.
     token += 1
@@ -221,8 +229,9 @@ def _temporal_one(i, u, v, t, start, out_adj, in_adj, mark, late, on_path, succ,
                 late[y] = tau
                 size = _heap_push(hkeys, hvals, size, tau, y)
     if mark[v] != seen:
-        return 0, token
+        return 0, token, True
     longest = 0
+    top_len = len(counts) - 1
     d = 0
     path[0] = v
     arrive[0] = start - 1
@@ -244,7 +253,7 @@ def _temporal_one(i, u, v, t, start, out_adj, in_adj, mark, late, on_path, succ,
                 succ[y] = token  # the first edge to y is its earliest: later ones never help
                 tau = out_adj[3][p]
                 if y == u:
-                    counts[d + 2] += 1
+                    counts[min(d + 2, top_len)] += 1
                     longest = max(longest, d + 2)
                 elif mark[y] == seen and on_path[y] == 0 and late[y] > tau:
                     buf_y[top] = y
@@ -254,6 +263,11 @@ def _temporal_one(i, u, v, t, start, out_adj, in_adj, mark, late, on_path, succ,
             pos[d] = beg[d]
             expand = False
         if pos[d] < end[d]:
+            if d + 1 == len(path):
+                for k in range(d + 1):
+                    on_path[path[k]] = 0
+                counts[:] = 0
+                return 0, token, False
             q = pos[d]
             pos[d] += 1
             d += 1
@@ -266,7 +280,7 @@ def _temporal_one(i, u, v, t, start, out_adj, in_adj, mark, late, on_path, succ,
             on_path[path[d]] = 0
             top = beg[d]
             d -= 1
-    return longest, token
+    return longest, token, True
 
 
 @njit(cache=True, nogil=True)
@@ -286,13 +300,16 @@ def temporal_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, c
         worker, workers: this worker and how many there are.
     """
     m = len(src) - n_context
+    # Stamps start at 0 (tokens are positive); everything else is written before it is read,
+    # so np.empty spares zeroing megabytes per call (a chunk's look-back holds most accounts).
     mark = np.zeros(n_nodes, dtype=np.int64)
-    late = np.zeros(n_nodes, dtype=np.int64)
     succ = np.zeros(n_nodes, dtype=np.int64)
-    levels = np.zeros((5, n_nodes + 1), dtype=np.int64)  # beg, end, pos, path, arrive
     on_path = np.zeros(n_nodes, dtype=np.uint8)
-    heap = np.zeros((4, cap + 2), dtype=np.int64)  # keys, values; candidate vertices, times
-    counts = np.zeros(n_nodes + 2, dtype=np.int64)
+    late = np.empty(n_nodes, dtype=np.int64)
+    depth = min(n_nodes + 1, 64)
+    levels = np.empty((5, depth), dtype=np.int64)  # beg, end, pos, path, arrive; grown on demand
+    heap = np.empty((4, cap + 2), dtype=np.int64)  # keys, values; candidate vertices, times
+    counts = np.zeros(len(table), dtype=np.int64)
     token = 0
     for blk in range(worker, n_blocks, workers):
         for j in range(blk * block, min(m, (blk + 1) * block)):
@@ -301,8 +318,13 @@ def temporal_kernel(src, dst, ts, n_context, window, out_adj, in_adj, n_nodes, c
             v = dst[i]
             if u == v:
                 continue
-            longest, token = _temporal_one(i, u, v, ts[i], ts[i] - window, out_adj, in_adj, mark,
-                                           late, on_path, succ, heap[0], heap[1], heap[2], heap[3],
-                                           levels[0], levels[1], levels[2], levels[3], levels[4],
-                                           counts, token)
+            while True:
+                longest, token, done = _temporal_one(
+                    i, u, v, ts[i], ts[i] - window, out_adj, in_adj, mark, late, on_path, succ,
+                    heap[0], heap[1], heap[2], heap[3], levels[0], levels[1], levels[2], levels[3],
+                    levels[4], counts, token)
+                if done:
+                    break
+                depth = min(2 * depth, n_nodes + 1)
+                levels = np.empty((5, depth), dtype=np.int64)
             _to_hist(counts, longest, table, hist, j)

@@ -56,7 +56,7 @@ def compact_ids(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def build_adjacency(key: np.ndarray, other: np.ndarray, ts: np.ndarray, amount: np.ndarray,
-                    n_nodes: int) -> Adjacency:
+                    n_nodes: int, with_amount: bool = True) -> Adjacency:
     """CSR of the edges grouped by ``key`` (``src`` for out-lists, ``dst`` for in-lists).
 
     Self-loops are left out: a self-transfer is no edge between two accounts (docs/PATTERNS.md).
@@ -66,26 +66,37 @@ def build_adjacency(key: np.ndarray, other: np.ndarray, ts: np.ndarray, amount: 
         ts: shape (n_edges,), int64, non-decreasing.
         amount: shape (n_edges,), float64.
         n_nodes: the id bound.
+        with_amount: False leaves ``amount`` empty (only the statistics read it).
     """
-    loop = key == other
-    ptr = np.zeros(n_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=n_nodes) - np.bincount(key[loop], minlength=n_nodes),
-              out=ptr[1:])
-    edge = _counting_sort(key, other, ptr)
-    return Adjacency(ptr, edge, other[edge], ts[edge], amount[edge])
+    return Adjacency(*_csr(key, other, ts, amount, n_nodes, with_amount))
 
 
 @njit(cache=True, nogil=True)
-def _counting_sort(key, other, ptr):
-    """Edge ranks grouped by ``key``, in rank order within a group (one stable pass)."""
+def _csr(key, other, ts, amount, n_nodes, with_amount):
+    """Counting sort by ``key``: one pass to count, one to place, in rank order per vertex."""
+    ptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    for e in range(len(key)):
+        if key[e] != other[e]:
+            ptr[key[e] + 1] += 1
+    for x in range(n_nodes):
+        ptr[x + 1] += ptr[x]
     cursor = ptr[:-1].copy()
-    edge = np.empty(ptr[-1], dtype=np.int64)
+    n = ptr[n_nodes]
+    edge = np.empty(n, dtype=np.int64)
+    nbr = np.empty(n, dtype=np.int64)
+    ets = np.empty(n, dtype=np.int64)
+    eamount = np.empty(n if with_amount else 0, dtype=np.float64)
     for e in range(len(key)):
         k = key[e]
         if k != other[e]:
-            edge[cursor[k]] = e
-            cursor[k] += 1
-    return edge
+            p = cursor[k]
+            cursor[k] = p + 1
+            edge[p] = e
+            nbr[p] = other[e]
+            ets[p] = ts[e]
+            if with_amount:
+                eamount[p] = amount[e]
+    return ptr, edge, nbr, ets, eamount
 
 
 def max_window_edges(ts: np.ndarray, width: int) -> int:

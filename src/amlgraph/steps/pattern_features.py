@@ -194,11 +194,12 @@ def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, am
     if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
         raise ConfigError(f"threads must be a positive integer (got {threads!r})")
     src, dst, n_nodes = compact_ids(src, dst)
-    out_adj = tuple(build_adjacency(src, dst, ts, amount, n_nodes))
-    in_adj = tuple(build_adjacency(dst, src, ts, amount, n_nodes))
+    families = set(params.families)
+    stats = "vertex_stats" in families
+    out_adj = tuple(build_adjacency(src, dst, ts, amount, n_nodes, stats))
+    in_adj = tuple(build_adjacency(dst, src, ts, amount, n_nodes, stats))
     workers, n_blocks = worker_blocks(m, int(threads), BLOCK)
     grid = (n_blocks, BLOCK)
-    families = set(params.families)
     table = bin_table(tuple(params.bins), int(params.max_cycle_length))
     n_bins = len(params.bins)
     out: dict[str, np.ndarray] = {}
