@@ -26,9 +26,8 @@ The kernels (``_patterns_*.py``) are compiled with numba (no GIL) and run on ``t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -195,9 +194,9 @@ def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, am
         raise ConfigError(f"threads must be a positive integer (got {threads!r})")
     src, dst, n_nodes = compact_ids(src, dst)
     families = set(params.families)
-    stats = "vertex_stats" in families
-    out_adj = tuple(build_adjacency(src, dst, ts, amount, n_nodes, stats))
-    in_adj = tuple(build_adjacency(dst, src, ts, amount, n_nodes, stats))
+    with_amount = "vertex_stats" in families
+    out_adj = tuple(build_adjacency(src, dst, ts, amount, n_nodes, with_amount))
+    in_adj = tuple(build_adjacency(dst, src, ts, amount, n_nodes, with_amount))
     workers, n_blocks = worker_blocks(m, int(threads), BLOCK)
     grid = (n_blocks, BLOCK)
     table = bin_table(tuple(params.bins), int(params.max_cycle_length))
