@@ -92,7 +92,8 @@ def reference(src, dst, ts, amount, p: PatternParams) -> dict[str, np.ndarray]:
             if len(pred[v]) >= 2 and len(succ[v]) >= 2:
                 gs += len(succ[v] - {u})
         feats["scatter_gather"] = sg + [gs]
-        # Temporal cycles: networkx simple paths v -> u, kept when strictly increasing times fit.
+        # Temporal cycles: networkx simple paths v -> u, kept when some choice of one edge per hop
+        # has strictly increasing times (searched exhaustively, not greedily like the kernel).
         tc = [0] * nb
         if u != v:
             hops = [e for e in before[:-1] if p.temporal_cycle_window >= t - e[2] > 0] if before else []
@@ -102,15 +103,8 @@ def reference(src, dst, ts, amount, p: PatternParams) -> dict[str, np.ndarray]:
                 times.setdefault((a, b), []).append(tt)
             if u in g and v in g:
                 for path in nx.all_simple_paths(g, v, u):
-                    arrival, ok = -math.inf, True
-                    for hop in zip(path, path[1:]):
-                        later = [x for x in times[hop] if x > arrival]
-                        if not later:
-                            ok = False
-                            break
-                        arrival = min(later)
                     k = _bin(len(path), p.bins)
-                    if ok and k >= 0:
+                    if k >= 0 and _increasing([times[hop] for hop in zip(path, path[1:])], -math.inf):
                         tc[k] += 1
         feats["temporal_cycle"] = tc
         # Simple cycles: every hop present among the edges of rank < i in [t - w, t].
@@ -132,6 +126,13 @@ def reference(src, dst, ts, amount, p: PatternParams) -> dict[str, np.ndarray]:
     table = np.array(rows, dtype=object).reshape(n, len(names))
     return {name: table[:, k].astype(np.float64 if _is_float(name) else np.int64)
             for k, name in enumerate(names)}
+
+
+def _increasing(choices, after):
+    """Whether one value per list can be picked, strictly increasing, all above ``after``."""
+    if not choices:
+        return True
+    return any(_increasing(choices[1:], x) for x in choices[0] if x > after)
 
 
 def _is_float(name):
