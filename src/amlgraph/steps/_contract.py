@@ -129,6 +129,11 @@ class StepContext(Protocol):
         the runner's one default for this machine and the chunks in flight."""
         ...
 
+    def option(self, name: str) -> Any:
+        """A configuration field that is not one of the step's keyed params: an input file
+        keyed by its content (``rates_file``), or a field that shapes only the chunk plan."""
+        ...
+
     def code_version(self, *modules: str) -> str:
         """Hash of the source of ``modules`` (a key component for checkpoints keyed on their own)."""
         ...
