@@ -74,7 +74,7 @@ class AMLDataset(InMemoryDataset):
     Example::
 
         ds = AMLDataset("data/ibm", name="HI-Small", split="train")
-        data = ds[0]   # Data(x, edge_index, edge_attr, y, timestamps, edge_row, masks, ...)
+        data = ds[0]   # Data(x, edge_index, edge_attr, y, timestamp, edge_row, masks, ...)
     """
 
     def __init__(self, root: str | Path, name: str = "HI-Small", split: str | None = None,

@@ -35,7 +35,7 @@ def test_an_export_is_the_formats_files_and_nothing_else(graph, tmp_path, fmt):
 def test_refused_exports_leave_nothing_behind(graph, tmp_path):
     with pytest.raises(ConfigError, match="must be one of"):
         export_graph(graph, "csv", tmp_path / "new" / "E")
-    graph.edge_feature_names = ["label"] + graph.edge_feature_names[1:]  # refused by the writer
+    graph.edge_feature_names = ["y"] + graph.edge_feature_names[1:]  # refused by the writer
     with pytest.raises(ConfigError, match="collide"):
         export_graph(graph, "parquet", tmp_path / "new" / "E")
     graph.node_feature_names = ["bank"] + graph.node_feature_names[1:]
@@ -58,11 +58,11 @@ def test_a_refused_replacement_keeps_the_previous_export(graph, tmp_path):
     out = tmp_path / "E"
     export_graph(graph, "parquet", out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    graph.edge_feature_names = ["label"] + graph.edge_feature_names[1:]
+    graph.edge_feature_names = ["y"] + graph.edge_feature_names[1:]
     with pytest.raises(ConfigError, match="collide"):
         export_graph(graph, "parquet", out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert _tree(tmp_path) == ["E", "E/edges.parquet", "E/nodes.parquet"]
+    assert _tree(tmp_path) == ["E"] + [f"E/{n}" for n in sorted(FILES["parquet"])]
 
 
 def test_a_directory_that_is_not_an_export_is_refused_untouched(graph, tmp_path):
@@ -82,7 +82,7 @@ def test_an_existing_file_and_a_symlinked_directory(graph, tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "real")
     export_graph(graph, "parquet", tmp_path / "link")
     assert (tmp_path / "link").is_symlink()  # the link is kept; the directory it names is replaced
-    assert sorted(os.listdir(tmp_path / "real")) == ["edges.parquet", "nodes.parquet"]
+    assert sorted(os.listdir(tmp_path / "real")) == sorted(FILES["parquet"])
 
 
 def test_an_empty_directory_is_used_and_keeps_its_mode(graph, tmp_path):
@@ -100,8 +100,8 @@ def test_formats_share_a_directory(graph, tmp_path):
     export_graph(graph, "pyg", out)
     pt = (out / "graph.pt").read_bytes()
     export_graph(graph, "parquet", out)
-    export_graph(random_graph(30, 100, seed=2), "parquet", out)  # replaces only the parquet pair
-    assert sorted(os.listdir(out)) == ["edges.parquet", "graph.json", "graph.pt", "nodes.parquet"]
+    export_graph(random_graph(30, 100, seed=2), "parquet", out)  # replaces only the parquet set
+    assert sorted(os.listdir(out)) == sorted(FILES["pyg"] + FILES["parquet"])
     assert (out / "graph.pt").read_bytes() == pt
     assert pl.read_parquet(out / "edges.parquet").height == 100
     assert os.listdir(tmp_path) == ["E"]
@@ -123,7 +123,7 @@ def test_leftovers_of_killed_exports_are_removed(graph, tmp_path):
     (out / ".edges.parquet.k2j4h5.tmp").write_bytes(b"half")  # an earlier version's temporary
     export_graph(graph, "parquet", out)
     assert sorted(os.listdir(tmp_path)) == sorted(["E", alive.name, other.name])
-    assert sorted(os.listdir(out)) == ["edges.parquet", "nodes.parquet"]
+    assert sorted(os.listdir(out)) == sorted(FILES["parquet"])
 
 
 def _host() -> str:
@@ -207,7 +207,7 @@ def test_switch_without_an_atomic_exchange(graph, tmp_path, monkeypatch):
     monkeypatch.setattr(_io, "_exchange", lambda a, b: False)
     export_graph(random_graph(30, 100, seed=2), "pyg", out)
     assert sorted(os.listdir(tmp_path)) == ["E"]
-    assert sorted(os.listdir(out)) == ["graph.json", "graph.pt"]
+    assert sorted(os.listdir(out)) == sorted(FILES["pyg"])
 
 
 def test_the_exchange_is_atomic_on_this_system(tmp_path):

@@ -33,11 +33,12 @@ def test_out_must_be_a_directory(graph, tmp_path):
 
 def test_parquet_round_trip_polars_and_pandas(graph, tmp_path):
     paths = export_graph(graph, "parquet", tmp_path / "new" / "dir")
-    assert [p.name for p in paths] == ["nodes.parquet", "edges.parquet"]
-    nodes, edges = pl.read_parquet(paths[0]), pl.read_parquet(paths[1])
+    assert [p.name for p in paths] == ["nodes_train.parquet", "nodes_val.parquet", "nodes_test.parquet",
+                                       "edges.parquet"]
+    nodes, edges = pl.read_parquet(paths[2]), pl.read_parquet(paths[3])
     assert nodes.columns == ["node_id", "bank", "account", *graph.node_feature_names, "node_y"]
     assert edges.columns == ["edge_row", "src", "dst", "timestamp", *graph.edge_feature_names,
-                             "label", "split"]
+                             "y", "split"]
     assert nodes.select("node_id", "bank", "account").equals(graph.nodes)
     np.testing.assert_array_equal(nodes.select(graph.node_feature_names).to_numpy(), graph.x)
     np.testing.assert_array_equal(nodes["node_y"].to_numpy(), graph.node_y)
@@ -45,14 +46,14 @@ def test_parquet_round_trip_polars_and_pandas(graph, tmp_path):
     np.testing.assert_array_equal(edges["edge_row"].to_numpy(), graph.edge_row)
     np.testing.assert_array_equal(edges["timestamp"].to_numpy(), graph.timestamp)
     np.testing.assert_array_equal(edges.select(graph.edge_feature_names).to_numpy(), graph.edge_attr)
-    np.testing.assert_array_equal(edges["label"].to_numpy(), graph.y)
+    np.testing.assert_array_equal(edges["y"].to_numpy(), graph.y)
     np.testing.assert_array_equal(edges["split"].to_numpy() == 1, graph.val_mask)
-    frame = pd.read_parquet(paths[1])
-    assert len(frame) == graph.num_edges and frame["label"].sum() == graph.y.sum()
+    frame = pd.read_parquet(paths[3])
+    assert len(frame) == graph.num_edges and frame["y"].sum() == graph.y.sum()
 
 
 def test_parquet_refuses_clashing_feature_names(graph, tmp_path):
-    graph.edge_feature_names = ["label"] + graph.edge_feature_names[1:]
+    graph.edge_feature_names = ["y"] + graph.edge_feature_names[1:]
     with pytest.raises(ConfigError, match="collide"):
         export_graph(graph, "parquet", tmp_path)
 
@@ -66,7 +67,7 @@ def test_networkx_keeps_parallel_edges(graph):
     assert g.number_of_edges(1, 2) >= 3
     k = 5
     attrs = g.edges[int(graph.edge_index[0, k]), int(graph.edge_index[1, k]), int(graph.edge_row[k])]
-    assert attrs["label"] == graph.y[k] and attrs["split"] == graph.split[k]
+    assert attrs["y"] == graph.y[k] and attrs["split"] == graph.split[k]
     assert attrs["timestamp"] == graph.timestamp[k]
     assert attrs["edge_f0"] == pytest.approx(float(graph.edge_attr[k, 0]))
     assert g.nodes[3]["bank"] == graph.nodes["bank"][3]
@@ -92,7 +93,7 @@ def test_graphml_round_trip(graph, tmp_path):
     for j in range(graph.num_edges):
         u, v, d = got[int(graph.edge_row[j])]
         assert (u, v) == tuple(graph.edge_index[:, j])
-        assert d["label"] == graph.y[j] and d["split"] == graph.split[j]
+        assert d["y"] == graph.y[j] and d["split"] == graph.split[j]
         np.testing.assert_allclose([d[n] for n in graph.edge_feature_names], graph.edge_attr[j],
                                    rtol=1e-6)
     assert g.nodes[0]["account"] == graph.nodes["account"][0]

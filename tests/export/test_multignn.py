@@ -1,9 +1,11 @@
 """Multi-GNN formatted_transactions.csv: conventions checked against a row-by-row re-implementation
-of IBM Multi-GNN's format_kaggle_files.py logic on a hand-made Trans.csv."""
+of IBM Multi-GNN's format_kaggle_files.py, and the file compared byte for byte with the script's
+own output (its row loop, then datatable's fread, sort and to_csv) where datatable is installed."""
 from __future__ import annotations
 
 import csv
 import dataclasses
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,31 +37,62 @@ ROWS = """\
 """
 
 
-def reference_format(rows: list[list[str]]) -> list[str]:
-    """Multi-GNN's script logic, one row at a time (naive times read as UTC)."""
+def script_lines(rows: list[list[str]]) -> list[tuple[float, str]]:
+    """The script's row loop: (Timestamp, line) in file order, amounts with %f (naive times read
+    as UTC)."""
     currency, payment_format, account = {}, {}, {}
 
-    def get(name, collection):
-        if name not in collection:
-            collection[name] = len(collection)
-        return collection[name]
+    def get_dict_val(name, collection):
+        if name in collection:
+            return collection[name]
+        val = len(collection)
+        collection[name] = val
+        return val
 
     first_ts, lines = -1, []
     for i, row in enumerate(rows):
-        when = datetime.strptime(row[0], "%Y/%m/%d %H:%M")
-        ts = when.replace(tzinfo=timezone.utc).timestamp()
+        when = datetime.strptime(row[0], "%Y/%m/%d %H:%M").replace(tzinfo=timezone.utc)
+        ts = when.timestamp()
         if first_ts == -1:
             start = datetime(when.year, when.month, when.day, tzinfo=timezone.utc)
             first_ts = start.timestamp() - 10
         ts = ts - first_ts
-        cur1 = get(row[6], currency)
-        cur2 = get(row[8], currency)
-        fmt = get(row[9], payment_format)
-        from_id = get(row[1] + row[2], account)
-        to_id = get(row[3] + row[4], account)
+        cur1 = get_dict_val(row[6], currency)
+        cur2 = get_dict_val(row[8], currency)
+        fmt = get_dict_val(row[9], payment_format)
+        from_id = get_dict_val(row[1] + row[2], account)
+        to_id = get_dict_val(row[3] + row[4], account)
         lines.append((ts, "%d,%d,%d,%d,%f,%d,%f,%d,%d,%d" % (
             i, from_id, to_id, ts, float(row[7]), cur2, float(row[5]), cur1, fmt, int(row[10]))))
-    return [line for _, line in sorted(lines, key=lambda item: item[0])]  # stable
+    return lines
+
+
+def reference_format(rows: list[list[str]]) -> list[str]:
+    """The script's lines sorted by Timestamp (stable), before datatable rewrites them."""
+    return [line for _, line in sorted(script_lines(rows), key=lambda item: item[0])]
+
+
+def script_output(rows: list[list[str]], tmp_path: Path) -> bytes:
+    """The script's whole output: its lines written in file order, read back with datatable's
+    fread, sorted by Timestamp and written with to_csv, as format_kaggle_files.py ends."""
+    dt = pytest.importorskip("datatable")
+    out = tmp_path / "ibm_formatted_transactions.csv"
+    with open(out, "w") as writer:
+        writer.write(",".join(COLUMNS) + "\n")
+        for _, line in script_lines(rows):
+            writer.write(line + "\n")
+    formatted = dt.fread(str(out))
+    formatted = formatted[:, :, dt.sort(3)]
+    formatted.to_csv(str(out))
+    return out.read_bytes()
+
+
+def assert_same_values(ours: Path, reference: list[str]) -> None:
+    """Our file holds the reference lines' numbers (amounts as numbers, not as text)."""
+    lines = ours.read_text().splitlines()
+    assert lines[0] == ",".join(COLUMNS) and len(lines) == len(reference) + 1
+    for got, want in zip(lines[1:], reference):
+        assert [float(v) for v in got.split(",")] == [float(v) for v in want.split(",")], (got, want)
 
 
 def graph_from_rows(rows: list[list[str]], seed: int = 0) -> TransactionGraph:
@@ -115,9 +148,13 @@ def test_hand_made_file_matches_the_script_logic(tmp_path, trans_rows, seed):
     graph = graph_from_rows(trans_rows, seed)
     [path] = export_graph(graph, "multignn", tmp_path / f"out{seed}")
     assert path.name == "formatted_transactions.csv"
-    lines = path.read_text().splitlines()
-    assert lines[0] == ",".join(COLUMNS)
-    assert lines[1:] == reference_format(trans_rows)
+    assert_same_values(path, reference_format(trans_rows))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_hand_made_file_is_byte_for_byte_the_scripts(tmp_path, trans_rows, seed):
+    [path] = export_graph(graph_from_rows(trans_rows, seed), "multignn", tmp_path / "out")
+    assert path.read_bytes() == script_output(trans_rows, tmp_path)
 
 
 def test_hand_made_file_conventions_spelled_out(trans_rows):
@@ -185,12 +222,13 @@ def test_duplicate_edge_rows_are_refused():
         format_multignn(g)
 
 
-def test_amounts_are_written_with_six_decimals(tmp_path, trans_rows):
+def test_amounts_are_written_as_datatable_writes_them(tmp_path, trans_rows):
     [path] = export_graph(graph_from_rows(trans_rows), "multignn", tmp_path / "out")
     frame = pl.read_csv(path)
     assert frame.height == len(trans_rows)
     text = Path(path).read_text()
-    assert "123456789.120000" in text and ",0.010000," in text and "e+" not in text
+    assert ",123456789.12," in text and ",0.01," in text and ",1000000.0," in text and ",100.0," in text
+    assert not re.search(r"\.\d*0,", text.replace(".0,", ",")) and "e+" not in text  # no %f zeros
 
 
 def test_empty_graph(tmp_path):
@@ -198,16 +236,37 @@ def test_empty_graph(tmp_path):
     assert path.read_text().splitlines() == [",".join(COLUMNS)]
 
 
-def test_pipeline_graph_matches_the_script_logic_on_a_generated_file(tmp_path):
-    """End to end: generate a Trans file, run the pipeline, export; compare with the row loop."""
+def _pipeline(tmp_path: Path, seed: int) -> tuple[Path, list[list[str]]]:
+    """Generate a Trans file, run the pipeline, export: (our file, the Trans rows)."""
     from amlgraph.runner import run_preprocessing
     from amlgraph.synth import generate
 
-    generate("tiny", tmp_path / "data", seed=5, rows=3000)
+    generate("tiny", tmp_path / "data", seed=seed, rows=3000)
     [trans] = sorted((tmp_path / "data").glob("*_Trans.csv"))
     result = run_preprocessing({"data_path": tmp_path / "data",
                                 "checkpoint_dir": tmp_path / "ckpt", "quiet": True})
     [path] = export_graph(result.graph, "multignn", tmp_path / "out")
     with open(trans, newline="") as fh:
         rows = list(csv.reader(fh))[1:]
-    assert path.read_text().splitlines()[1:] == reference_format(rows)
+    return path, rows
+
+
+def test_pipeline_graph_matches_the_script_logic_on_a_generated_file(tmp_path):
+    """End to end: generate a Trans file, run the pipeline, export; compare with the row loop."""
+    path, rows = _pipeline(tmp_path, 5)
+    assert_same_values(path, reference_format(rows))
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate column name")
+def test_pipeline_export_is_byte_for_byte_the_scripts_output(tmp_path):
+    """End to end against the script itself: its input read with datatable as strings (bank
+    strings as written), its row loop, then datatable's fread, sort and to_csv."""
+    dt = pytest.importorskip("datatable")
+    path, _ = _pipeline(tmp_path, 7)
+    [trans] = sorted((tmp_path / "data").glob("*_Trans.csv"))
+    raw = dt.fread(str(trans), columns=dt.str32)
+    columns = raw.to_list()
+    rows = [[column[i] for column in columns] for i in range(raw.nrows)]
+    expected = script_output(rows, tmp_path)
+    assert expected.count(b"\n") == 3001
+    assert path.read_bytes() == expected

@@ -12,7 +12,7 @@ pytest.importorskip("torch_geometric")
 from torch_geometric.data import Data, HeteroData  # noqa: E402
 
 from amlgraph.errors import InputError  # noqa: E402
-from amlgraph.export import export_graph  # noqa: E402
+from amlgraph.export import FILES, export_graph  # noqa: E402
 from amlgraph.export._pyg import load_pyg  # noqa: E402
 from amlgraph.graph import random_graph  # noqa: E402
 
@@ -27,7 +27,7 @@ def assert_matches(data, g, fwd=None):
     np.testing.assert_array_equal(edges.edge_index.numpy(), g.edge_index)
     np.testing.assert_array_equal(edges.edge_attr.numpy(), g.edge_attr)
     np.testing.assert_array_equal(edges.y.numpy(), g.y)
-    np.testing.assert_array_equal(edges.timestamps.numpy(), g.timestamp)
+    np.testing.assert_array_equal(edges.timestamp.numpy(), g.timestamp)
     np.testing.assert_array_equal(edges.edge_row.numpy(), g.edge_row)
     for name in ("train_mask", "val_mask", "test_mask"):
         assert getattr(edges, name).dtype == torch.bool
@@ -64,7 +64,7 @@ def test_to_pyg_reverse_edges_hetero_shapes():
 def test_export_round_trip_weights_only(tmp_path, reverse):
     g = random_graph(25, 150, seed=3)
     paths = export_graph(g, "pyg", tmp_path / "out", reverse_edges=reverse)
-    assert sorted(p.name for p in paths) == ["graph.json", "graph.pt"]
+    assert [p.name for p in paths] == list(FILES["pyg"])
     raw = torch.load(tmp_path / "out" / "graph.pt", weights_only=True)
     assert isinstance(raw, dict) and all(torch.is_tensor(v) for v in raw.values())
     meta = json.loads((tmp_path / "out" / "graph.json").read_text())

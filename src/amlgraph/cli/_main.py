@@ -36,15 +36,21 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                     details="The files of a format are switched into --out as one set (docs/EXPORTS.md).",
                     examples=("amlgraph export ckpt/ --format pyg --out graph/",
                               "amlgraph export ckpt/ --format parquet --out tables/",
+                              "amlgraph export ckpt/ --format parquet --unscaled --out raw-tables/",
                               "amlgraph export ckpt/ --format multignn --out multignn/"))
     p.add_argument("checkpoint_dir", type=Path, help="a finished run's checkpoint directory")
     p.add_argument("--format", required=True, choices=("pyg", "multignn", "networkx", "parquet"),
-                   help="pyg: torch_geometric Data; multignn: formatted_transactions.csv; networkx: GraphML; "
-                        "parquet: node and edge tables")
+                   help="pyg: torch_geometric Data, the full graph and one per split; multignn: "
+                        "formatted_transactions.csv; networkx: GraphML; parquet: a node table per split's "
+                        "view and the edge table")
     p.add_argument("--out", required=True, type=Path, help="the output directory (its files of this format "
                                                            "are replaced as a set)")
     p.add_argument("--reverse-edges", action="store_true", help="pyg only: HeteroData with reverse edges")
     p.add_argument("--force", action="store_true", help="networkx only: export even above the size limit")
+    p.add_argument("--unscaled", action="store_true",
+                   help="parquet only: the features as defined, before any log or scaling (from the run's "
+                        "node_features and edge_features checkpoints), and each edge's raw amounts, "
+                        "currencies and payment format")
     p.set_defaults(func=_cmd_export)
 
 

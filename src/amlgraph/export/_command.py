@@ -14,21 +14,29 @@ from amlgraph.errors import ConfigError
 from amlgraph.export._io import committed_export
 
 if TYPE_CHECKING:
+    from amlgraph.export._parquet import Unscaled
     from amlgraph.graph import TransactionGraph
 
 FORMATS = ("pyg", "multignn", "networkx", "parquet")
 #: The files of each format, in the order ``export_graph`` returns them.
 FILES = {
-    "pyg": ("graph.pt", "graph.json"),
+    "pyg": ("graph.pt", "graph.json", "train.pt", "train.json", "val.pt", "val.json",
+            "test.pt", "test.json"),
     "multignn": ("formatted_transactions.csv",),
     "networkx": ("graph.graphml",),
-    "parquet": ("nodes.parquet", "edges.parquet"),
+    "parquet": ("nodes_train.parquet", "nodes_val.parquet", "nodes_test.parquet", "edges.parquet"),
 }
-KNOWN_FILES = frozenset(name for names in FILES.values() for name in names)
+#: Files a format wrote in earlier versions and no longer does: still recognised as export files,
+#: and removed when the format is exported again (never carried over beside the new set).
+RETIRED = {
+    "parquet": ("nodes.parquet",),
+}
+KNOWN_FILES = frozenset(name for names in (*FILES.values(), *RETIRED.values()) for name in names)
 
 
 def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
-                 reverse_edges: bool = False, force: bool = False) -> list[Path]:
+                 reverse_edges: bool = False, force: bool = False,
+                 unscaled: "Unscaled | None" = None) -> list[Path]:
     """Write ``graph`` in format ``fmt`` into ``out_dir`` (created when absent), all files at once.
 
     ``out_dir`` must be absent, empty, or hold earlier exports only: the files of this format are
@@ -40,30 +48,40 @@ def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
         out_dir: the output directory.
         reverse_edges: pyg only: load as a ``HeteroData`` with reverse edges.
         force: networkx only: export even above the size limit.
+        unscaled: parquet only: write these features (before any log or scaling, read from the
+            run's checkpoints by ``amlgraph.runner._unscaled.load_unscaled``) instead of the graph's
+            normalised ones, and the raw amount, currency and format columns of each edge.
 
     Returns:
         The written paths.
 
     Raises:
-        ConfigError: for an unknown format, a refused networkx export, or an ``out_dir`` that is a
-            file, a mount point or a directory holding other things than exports. Nothing is
-            created then.
+        ConfigError: for an unknown format, an option of another format, a refused networkx
+            export, unscaled tables of another graph, or an ``out_dir`` that is a file, a mount
+            point or a directory holding other things than exports. Nothing is created then.
         ExportWriteError: when the storage fails (no space, read-only, no permission): nothing of
             the export is left and an earlier one in ``out_dir`` is intact.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {set(FORMATS)} (got {fmt!r})")
+    if unscaled is not None and fmt != "parquet":
+        raise ConfigError(f"unscaled features apply to --format parquet only, not {fmt}")
     if fmt == "networkx":
         from amlgraph.export._networkx import DEFAULT_LIMIT, check_size
 
         check_size(graph, force=force, limit=DEFAULT_LIMIT)
-    with committed_export(Path(out_dir), fmt, FILES[fmt], KNOWN_FILES) as stage:
-        _write(graph, fmt, stage, reverse_edges=reverse_edges, force=force)
+    if unscaled is not None:
+        from amlgraph.export._parquet import check_unscaled
+
+        check_unscaled(graph, unscaled)
+    own = FILES[fmt] + RETIRED.get(fmt, ())
+    with committed_export(Path(out_dir), fmt, own, KNOWN_FILES) as stage:
+        _write(graph, fmt, stage, reverse_edges=reverse_edges, force=force, unscaled=unscaled)
     return [Path(out_dir) / name for name in FILES[fmt]]
 
 
 def _write(graph: "TransactionGraph", fmt: str, out: Path, *, reverse_edges: bool,
-           force: bool) -> list[Path]:
+           force: bool, unscaled: "Unscaled | None") -> list[Path]:
     if fmt == "pyg":
         from amlgraph.export._pyg import write_pyg
 
@@ -78,4 +96,4 @@ def _write(graph: "TransactionGraph", fmt: str, out: Path, *, reverse_edges: boo
         return write_networkx(graph, out, force=force)
     from amlgraph.export._parquet import write_parquet
 
-    return write_parquet(graph, out)
+    return write_parquet(graph, out, unscaled=unscaled)

@@ -57,7 +57,7 @@ def write_graphml(graph: "TransactionGraph", path: Path) -> None:
     writes it into a staging directory and commits that).
 
     Nodes carry ``bank``, ``account``, ``node_y`` and the node features; edges, with
-    ``id`` = ``edge_row``, carry ``timestamp``, ``label``, ``split`` and the edge features.
+    ``id`` = ``edge_row``, carry ``timestamp``, ``y``, ``split`` and the edge features.
     """
     check_names(graph.node_feature_names, NODE_ATTRS, "node")
     check_names(graph.edge_feature_names, EDGE_ATTRS, "edge")
@@ -72,7 +72,7 @@ def write_graphml(graph: "TransactionGraph", path: Path) -> None:
     edges = pl.DataFrame({
         "id": graph.edge_row, "src": graph.edge_index[0], "dst": graph.edge_index[1],
         "timestamp": graph.timestamp,
-        "label": pl.Series(graph.y, dtype=pl.Int64),
+        "y": pl.Series(graph.y, dtype=pl.Int64),
         "split": pl.Series(graph.split, dtype=pl.Int64),
         **{f"f{j}": pl.Series(graph.edge_attr[:, j], dtype=pl.Float32)
            for j in range(len(graph.edge_feature_names))},

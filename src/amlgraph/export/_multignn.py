@@ -10,7 +10,10 @@ columns in file order:
 - payment formats: by first appearance;
 - Timestamp: seconds since (midnight of the first row's day minus 10 s), the first row in file
   order, which need not be the earliest;
-- rows sorted by Timestamp, stably (ties keep file order).
+- rows sorted by Timestamp, stably (ties keep file order);
+- amounts written as the script's last step writes them: it reads its ``%f`` output back with
+  datatable's ``fread`` and writes it again with ``to_csv`` (``10779.65``, ``1.0e+15``; see
+  ``_dtfloat``), so the file is byte for byte the script's.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import ConfigError
+from amlgraph.export._dtfloat import multignn_amount_text
 from amlgraph.export._io import output_file
 
 if TYPE_CHECKING:
@@ -102,8 +106,22 @@ def format_multignn(graph: "TransactionGraph") -> pl.DataFrame:
     return frame[by_time]
 
 
+def amount_texts(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its two amount columns as the text the script writes for them.
+
+    Each distinct value (by its bits) is formatted once: most rows pay and receive the same amount.
+    """
+    e = frame.height
+    both = np.concatenate([frame["Amount Sent"].to_numpy(), frame["Amount Received"].to_numpy()])
+    bits = pl.Series(both.view(np.int64))
+    distinct = bits.unique()
+    text = bits.replace_strict(distinct, multignn_amount_text(distinct.to_numpy().view(np.float64)),
+                               return_dtype=pl.String)
+    return frame.with_columns(text[:e].alias("Amount Sent"), text[e:].alias("Amount Received"))
+
+
 def write_multignn(graph: "TransactionGraph", out_dir: Path) -> list[Path]:
-    """Write ``formatted_transactions.csv`` with amounts as ``%f`` (six decimals).
+    """Write ``formatted_transactions.csv``, byte for byte as ``format_kaggle_files.py`` writes it.
 
     Args:
         graph: the graph.
@@ -114,7 +132,7 @@ def write_multignn(graph: "TransactionGraph", out_dir: Path) -> list[Path]:
         The written path.
     """
     path = Path(out_dir) / FILENAME
-    frame = format_multignn(graph)
+    frame = amount_texts(format_multignn(graph))
     with output_file(path) as fh:
-        frame.write_csv(fh, float_precision=6, float_scientific=False)
+        frame.write_csv(fh, quote_style="never")
     return [path]

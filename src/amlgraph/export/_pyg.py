@@ -1,17 +1,24 @@
-"""PyTorch Geometric conversion and the tensors-only ``graph.pt`` export.
+"""PyTorch Geometric conversion and the tensors-only ``.pt`` export: the full graph and one graph
+per split.
 
-``graph.pt`` is a flat dict of tensors written by ``torch.save`` and read back with
+Each graph is a flat dict of tensors written by ``torch.save`` and read back with
 ``torch.load(..., weights_only=True)``: no pickled Python objects, so loading a file cannot run
-code. Names, class weights and vocabularies go to ``graph.json`` beside it; ``load_pyg`` rebuilds
-the ``Data`` / ``HeteroData`` object from both.
+code. Names, class weights and vocabularies go to a JSON file beside it; ``load_pyg`` rebuilds the
+``Data`` / ``HeteroData`` object from both.
+
+Files: ``graph.pt``/``graph.json`` (the full graph, every mask) and ``<split>.pt``/``<split>.json``
+for train, val and test: ``graph.for_split(split)``, the graph a model of that split may see as IBM
+Multi-GNN builds it, whose ``<split>_mask`` marks the edges to score.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amlgraph.errors import InputError
+from amlgraph.errors import ConfigError, InputError
 from amlgraph.export._io import output_file
 from amlgraph.graph._pyg import (  # noqa: F401  (FORMAT_VERSION: public here)
     _EDGE_FIELDS, _NODE_FIELDS, FORMAT_VERSION, _build, _meta, graph_tensors,
@@ -20,8 +27,44 @@ from amlgraph.graph._pyg import (  # noqa: F401  (FORMAT_VERSION: public here)
 if TYPE_CHECKING:
     from amlgraph.graph import TransactionGraph
 
+#: The graphs of a PyG export: the full one, then one per split (the file stems).
+GRAPHS = ("graph", "train", "val", "test")
+SPLITS = ("train", "val", "test")
+FILES = tuple(f"{stem}.{ext}" for stem in GRAPHS for ext in ("pt", "json"))
+
+
+def _tensor_dict(graph: "TransactionGraph") -> dict:
+    nodes, edges = graph_tensors(graph)
+    tensors = {f"node.{k}": v for k, v in nodes.items()}
+    tensors.update({f"edge.{k}": v for k, v in edges.items()})
+    return tensors
+
+
+def _write_one(graph: "TransactionGraph", out_dir: Path, stem: str, split: str | None,
+               reverse_edges: bool, same_as: Path | None = None) -> list[Path]:
+    """Write ``<stem>.pt`` and ``<stem>.json``; ``same_as``: a ``.pt`` file of the same tensors,
+    hard-linked instead of written again where the file system allows it."""
+    import torch
+
+    pt, meta_path = out_dir / f"{stem}.pt", out_dir / f"{stem}.json"
+    linked = False
+    if same_as is not None:
+        with contextlib.suppress(OSError):
+            os.link(same_as, pt)
+            linked = True
+    if not linked:
+        tensors = _tensor_dict(graph)
+        with output_file(pt) as fh:
+            torch.save(tensors, fh)
+        del tensors
+    with output_file(meta_path) as fh:
+        fh.write((json.dumps(_meta(graph, reverse_edges, split), indent=1) + "\n").encode())
+    return [pt, meta_path]
+
+
 def write_pyg(graph: "TransactionGraph", out_dir: Path, *, reverse_edges: bool = False) -> list[Path]:
-    """Write ``graph.pt`` (dict of tensors) and ``graph.json`` (names, weights, vocab).
+    """Write the full graph and the graph of each split, each as ``.pt`` (dict of tensors) and
+    ``.json`` (names, weights, vocabularies, the split).
 
     Args:
         graph: the graph.
@@ -30,41 +73,50 @@ def write_pyg(graph: "TransactionGraph", out_dir: Path, *, reverse_edges: bool =
         reverse_edges: record that ``load_pyg`` must build the reverse-edge ``HeteroData``.
 
     Returns:
-        The two written paths.
+        The written paths, in the order of ``FILES``.
     """
-    import torch
-
-    nodes, edges = graph_tensors(graph)
-    tensors = {f"node.{k}": v for k, v in nodes.items()}
-    tensors.update({f"edge.{k}": v for k, v in edges.items()})
-    pt, meta_path = Path(out_dir) / "graph.pt", Path(out_dir) / "graph.json"
-    with output_file(pt) as fh:
-        torch.save(tensors, fh)
-    with output_file(meta_path) as fh:
-        fh.write((json.dumps(_meta(graph, reverse_edges), indent=1) + "\n").encode())
-    return [pt, meta_path]
+    out_dir = Path(out_dir)
+    paths = _write_one(graph, out_dir, "graph", None, reverse_edges)
+    for split in SPLITS:
+        # The test graph has every edge and the test view of the node features, which is ``x``:
+        # the full graph's tensors, linked rather than written twice.
+        same = paths[0] if split == "test" else None
+        paths += _write_one(graph.for_split(split), out_dir, split, split, reverse_edges, same)
+    return paths
 
 
-def load_pyg(path: str | Path, *, reverse_edges: bool | None = None):
-    """Load an export written by ``write_pyg`` without unpickling anything.
+def load_pyg(path: str | Path, *, split: str | None = None, reverse_edges: bool | None = None):
+    """Load a graph of an export written by ``write_pyg`` without unpickling anything.
 
     Args:
-        path: the export directory or its ``graph.pt``; ``graph.json`` must sit beside it.
+        path: the export directory, or one of its ``.pt`` files (the ``.json`` of the same name
+            must sit beside it).
+        split: with a directory, ``"train"``, ``"val"`` or ``"test"`` loads that split's graph
+            (``<split>.pt``), None the full graph (``graph.pt``).
         reverse_edges: override the kind recorded at export (None keeps it).
 
     Returns:
         ``torch_geometric.data.Data``, or ``HeteroData`` for a reverse-edge export.
 
     Raises:
-        InputError: when a file is missing or ``graph.pt`` holds anything but tensors.
+        ConfigError: an unknown ``split``, or one given with a ``.pt`` path of another graph.
+        InputError: when a file is missing or the ``.pt`` file holds anything but tensors.
     """
     import pickle
 
     import torch
 
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"split must be one of None, 'train', 'val', 'test' (got {split!r})")
     path = Path(path)
-    pt = path / "graph.pt" if path.is_dir() else path
-    meta_path = pt.with_name("graph.json")
+    if path.is_dir():
+        pt = path / f"{split or 'graph'}.pt"
+    else:
+        pt = path
+        if split is not None and pt.stem != split:
+            raise ConfigError(f"{pt} is not the {split} graph of a PyG export; pass the export "
+                              f"directory with split={split!r}, or the file alone")
+    meta_path = pt.with_suffix(".json")
     for p in (pt, meta_path):
         if not p.is_file():
             raise InputError("missing file of a PyG export", path=str(p),
@@ -79,6 +131,8 @@ def load_pyg(path: str | Path, *, reverse_edges: bool | None = None):
     meta = json.loads(meta_path.read_text())
     if reverse_edges is not None:
         meta["kind"] = "hetero" if reverse_edges else "data"
+    if meta.get("format_version", 1) < 2 and "edge.timestamps" in tensors:
+        tensors["edge.timestamp"] = tensors.pop("edge.timestamps")  # the version 1 name
     try:
         nodes = {k: tensors[f"node.{k}"] for k in _NODE_FIELDS}
         edges = {k: tensors[f"edge.{k}"] for k in ("edge_index",) + _EDGE_FIELDS}

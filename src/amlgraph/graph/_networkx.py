@@ -14,7 +14,7 @@ from amlgraph.errors import ConfigError
 
 # ``graph`` below is a TransactionGraph; not imported here, since its methods import this module.
 NODE_ATTRS = ("bank", "account", "node_y")
-EDGE_ATTRS = ("timestamp", "label", "split")
+EDGE_ATTRS = ("timestamp", "y", "split")
 
 
 def check_names(names: list[str], reserved: tuple[str, ...], what: str) -> None:
@@ -52,7 +52,7 @@ def to_networkx(graph: Any, *, force: bool = False, limit: int = DEFAULT_LIMIT):
     """See ``TransactionGraph.to_networkx``.
 
     Nodes carry ``bank``, ``account``, ``node_y`` and one attribute per node feature; edges,
-    keyed by ``edge_row``, carry ``timestamp``, ``label``, ``split`` and one attribute per edge
+    keyed by ``edge_row``, carry ``timestamp``, ``y`` (the label), ``split`` and one attribute per edge
     feature. Values are plain Python numbers so that GraphML can write them.
     """
     import networkx as nx
@@ -66,7 +66,7 @@ def to_networkx(graph: Any, *, force: bool = False, limit: int = DEFAULT_LIMIT):
     }
     edge_cols = {
         "timestamp": graph.timestamp.tolist(),
-        "label": graph.y.astype(np.int64).tolist(),
+        "y": graph.y.astype(np.int64).tolist(),
         "split": graph.split.astype(np.int64).tolist(),
         **_columns(graph.edge_feature_names, graph.edge_attr, EDGE_ATTRS, "edge"),
     }

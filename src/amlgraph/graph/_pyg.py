@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 # ``graph`` below is a TransactionGraph; not imported here, since its methods import this module.
-FORMAT_VERSION = 1
+#: 2: the edge times are ``timestamp`` (``timestamps`` in version 1, still read by ``load_pyg``).
+FORMAT_VERSION = 2
 FWD = ("node", "to", "node")
 REV = ("node", "rev_to", "node")
-_EDGE_FIELDS = ("edge_attr", "y", "timestamps", "edge_row", "train_mask", "val_mask", "test_mask")
+_EDGE_FIELDS = ("edge_attr", "y", "timestamp", "edge_row", "train_mask", "val_mask", "test_mask")
 _NODE_FIELDS = ("x", "node_y")
 
 
@@ -30,7 +31,7 @@ def graph_tensors(graph: Any) -> tuple[dict, dict]:
 
     Returns:
         (node fields, edge fields): ``x`` float32 (N, F), ``node_y`` int64 (N,); ``edge_index``
-        int64 (2, E), ``edge_attr`` float32 (E, D), ``y`` int64 (E,), ``timestamps`` int64 (E,),
+        int64 (2, E), ``edge_attr`` float32 (E, D), ``y`` int64 (E,), ``timestamp`` int64 (E,),
         ``edge_row`` int64 (E,), boolean masks (E,).
     """
     import torch
@@ -40,7 +41,7 @@ def graph_tensors(graph: Any) -> tuple[dict, dict]:
         "edge_index": _tensor(graph.edge_index),
         "edge_attr": _tensor(graph.edge_attr),
         "y": _tensor(graph.y, torch.long),
-        "timestamps": _tensor(graph.timestamp),
+        "timestamp": _tensor(graph.timestamp),
         "edge_row": _tensor(graph.edge_row),
         "train_mask": _tensor(graph.train_mask),
         "val_mask": _tensor(graph.val_mask),
@@ -49,10 +50,13 @@ def graph_tensors(graph: Any) -> tuple[dict, dict]:
     return nodes, edges
 
 
-def _meta(graph: Any, reverse_edges: bool) -> dict:
+def _meta(graph: Any, reverse_edges: bool, split: str | None = None) -> dict:
+    """The JSON beside the tensors; ``split`` names the split whose graph it is (None: the full
+    graph), whose mask (``<split>_mask``) marks the edges to score."""
     return {
         "format_version": FORMAT_VERSION,
         "kind": "hetero" if reverse_edges else "data",
+        "split": split,
         "num_nodes": graph.num_nodes,
         "node_feature_names": list(graph.node_feature_names),
         "edge_feature_names": list(graph.edge_feature_names),
