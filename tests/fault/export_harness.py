@@ -29,12 +29,7 @@ from pathlib import Path
 
 from harness import amlgraph, env
 
-FILES = {
-    "pyg": ("graph.pt", "graph.json"),
-    "multignn": ("formatted_transactions.csv",),
-    "networkx": ("graph.graphml",),
-    "parquet": ("nodes.parquet", "edges.parquet"),
-}
+from amlgraph.export._command import FILES  # noqa: E402  (the files of each format, one list)
 
 
 def export_command(ckpt: Path, fmt: str, out: Path) -> list[str]:
