@@ -13,6 +13,18 @@ os.environ.setdefault("POLARS_MAX_THREADS", "2")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _subnormals_survive() -> bool:
+    return 2.2250738585072014e-308 / 2 != 0.0
+
+
+@pytest.fixture(autouse=True)
+def _no_flush_to_zero():
+    """A library built with -ffast-math sets the flush-to-zero flag when imported, which silently
+    changes all later arithmetic in the process; a test that lets one in fails here."""
+    yield
+    assert _subnormals_survive(), "a test imported a library that flushes subnormals to zero"
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """The tiny preset (~10K rows), generated once per test session."""

@@ -2,7 +2,11 @@
 and a cross-check against Snap ML's GraphFeaturePreprocessor where the definitions coincide."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+import subprocess
+import sys
 
 import networkx as nx
 import numpy as np
@@ -344,14 +348,46 @@ def test_bad_inputs_raise():
 
 # --- Snap ML's GraphFeaturePreprocessor ----------------------------------------------------------
 
-def _gfp_stream(src, dst, ts, amount, **params):
-    """GFP fed one edge at a time: then each edge's features see exactly the edges before it."""
-    snapml = pytest.importorskip("snapml")
+# Importing snapml sets the CPU's flush-to-zero flag for the whole process (its library is built
+# with -ffast-math), which would silently change every later test's arithmetic on subnormals.
+# GFP therefore runs in one child process per module, fed jobs as JSON lines (floats round-trip
+# exactly through Python's repr).
+_GFP_CHILD = r"""
+import json, sys
+import numpy as np
+import snapml
+for line in sys.stdin:
+    job = json.loads(line)
     gfp = snapml.GraphFeaturePreprocessor()
-    gfp.set_params({"num_threads": 1, "vertex_stats": False, "fan": False, "degree": False,
-                    "time_window": 10**7, **params})
+    gfp.set_params(job["params"])
+    x = np.asarray(job["x"], dtype=np.float64)
+    out = np.vstack([gfp.transform(x[k: k + 1]) for k in range(len(x))])
+    sys.stdout.write(json.dumps(out.tolist()) + "\n")
+    sys.stdout.flush()
+"""
+
+
+@pytest.fixture(scope="module")
+def gfp_child():
+    if importlib.util.find_spec("snapml") is None:
+        pytest.skip("snapml is not installed (pip install -e '.[dev]')")
+    proc = subprocess.Popen([sys.executable, "-c", _GFP_CHILD], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    yield proc
+    proc.stdin.close()
+    proc.wait(60)
+
+
+def _gfp_stream(child, src, dst, ts, amount, **params):
+    """GFP fed one edge at a time: then each edge's features see exactly the edges before it."""
+    params = {"num_threads": 1, "vertex_stats": False, "fan": False, "degree": False,
+              "time_window": 10**7, **params}
     x = np.column_stack([np.arange(len(src)), src, dst, ts, amount]).astype(np.float64)
-    return np.vstack([gfp.transform(x[k: k + 1]) for k in range(len(x))])[:, 5:]
+    child.stdin.write(json.dumps({"params": params, "x": x.tolist()}) + "\n")
+    child.stdin.flush()
+    line = child.stdout.readline()
+    assert line, "the snapml child process died"
+    return np.asarray(json.loads(line), dtype=np.float64)[:, 5:]
 
 
 def _one_hot(counts, bins):
@@ -365,7 +401,7 @@ def _one_hot(counts, bins):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_cross_check_with_snapml_patterns(seed):
+def test_cross_check_with_snapml_patterns(seed, gfp_child):
     # The definitions coincide without self-loops, without timestamp ties and with unit-step
     # bins (GFP bins non-unit steps unlike its documentation says): docs/PATTERNS.md.
     rng = np.random.default_rng(100 + seed)
@@ -376,7 +412,7 @@ def test_cross_check_with_snapml_patterns(seed):
     params = PatternParams(window=50, scatter_gather_window=40, temporal_cycle_window=60,
                            simple_cycle_window=45, max_cycle_length=5, bins=bins)
     ours = pattern_features(src, dst, ts, amount, n_context=0, params=params)
-    theirs = _gfp_stream(src, dst, ts, amount, **{
+    theirs = _gfp_stream(gfp_child, src, dst, ts, amount, **{
         "fan": True, "fan_tw": 50, "fan_bins": list(bins),
         "degree": True, "degree_tw": 50, "degree_bins": list(bins),
         "scatter-gather": True, "scatter-gather_tw": 40, "scatter-gather_bins": list(bins),
@@ -394,12 +430,12 @@ def test_cross_check_with_snapml_patterns(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_cross_check_with_snapml_vertex_stats(seed):
+def test_cross_check_with_snapml_vertex_stats(seed, gfp_child):
     # GFP's windowed statistics could not be pinned down; with no edge expiring they coincide.
     src, dst, ts, amount = random_edges(seed, n=40, nodes=6, self_loops=False, base=1_600_000_000)
     ours = pattern_features(src, dst, ts, amount, n_context=0,
                             params=PatternParams(window=10**6, families=("fan", "vertex_stats")))
-    theirs = _gfp_stream(src, dst, ts, amount, vertex_stats=True, vertex_stats_tw=10**6,
+    theirs = _gfp_stream(gfp_child, src, dst, ts, amount, vertex_stats=True, vertex_stats_tw=10**6,
                          vertex_stats_cols=[4], vertex_stats_feats=[0, 1, 3, 4, 5, 6, 8])
     for k, (end, d) in enumerate(SETS):
         g = theirs[:, 7 * k: 7 * k + 7]

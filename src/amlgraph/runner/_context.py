@@ -35,7 +35,9 @@ class StoreInputs:
         ckpt = self._store.load(name, key=key)
         if ckpt is None:
             ok, reason = self._store.check(name, key) if key else (False, "missing")
-            raise CheckpointError(f"input checkpoint {name} is not usable ({reason}); "
+            root = getattr(self._store, "root", None)
+            where = f" in {root}" if root is not None else ""
+            raise CheckpointError(f"input checkpoint {name}{where} is not usable ({reason}); "
                                   "rerun the same command to recompute it")
         return ckpt
 
