@@ -5,7 +5,8 @@
 
 Each pair runs A then B (then B then A in the next pair, so that neither always goes first),
 each ``amlgraph run DATA --quiet`` into an empty checkpoint directory with ``src`` of its tree
-first on ``PYTHONPATH``. Prints every run, the medians, the ratio B/A, and whether the graphs of
+first on ``PYTHONPATH``. Prints every run, the medians, the ratio B/A, each step's median compute
+seconds (from its checkpoints' manifests), and whether the graphs of
 A and B are byte-identical (sha256 of every graph array and the node table).
 """
 from __future__ import annotations
@@ -39,6 +40,18 @@ def _env(tree: Path) -> dict:
     return {"PYTHONPATH": str(tree.resolve() / "src")}
 
 
+def _step_seconds(ckpt: Path) -> dict[str, float]:
+    """Compute seconds each step's checkpoints record (chunks summed), from their manifests."""
+    out: dict[str, float] = {}
+    for manifest in ckpt.glob("*/manifest.json"):
+        m = json.loads(manifest.read_text())
+        seconds = (m.get("metadata") or {}).get("seconds")
+        if isinstance(seconds, (int, float)):
+            step = m.get("step") or manifest.parent.name
+            out[step] = out.get(step, 0.0) + seconds
+    return out
+
+
 def _run(tree: Path, data: Path) -> tuple[float, float, dict]:
     ckpt = scratch() / "ckpt"
     wall, rss = measure([sys.executable, "-m", "amlgraph", "run", str(data), "--checkpoint-dir", str(ckpt),
@@ -50,6 +63,7 @@ def _run(tree: Path, data: Path) -> tuple[float, float, dict]:
         out = subprocess.run([sys.executable, "-c", code, str(ckpt)], env={**os.environ, **_env(tree)},
                              capture_output=True, text=True, check=True)
         digest = json.loads(out.stdout)
+        digest["_steps"] = _step_seconds(ckpt)
     finally:
         shutil.rmtree(ckpt.parent)
     return wall, rss, digest
@@ -65,15 +79,24 @@ def main() -> None:
     times: dict[str, list[float]] = {"A": [], "B": []}
     peaks: dict[str, list[float]] = {"A": [], "B": []}
     digests: dict[str, dict] = {}
+    steps: dict[str, list[dict]] = {"A": [], "B": []}
     for i in range(args.pairs):
         order = ("A", "B") if i % 2 == 0 else ("B", "A")
         for side in order:
             wall, rss, digest = _run(args.a if side == "A" else args.b, args.data)
             times[side].append(wall)
             peaks[side].append(rss)
+            steps[side].append(digest.pop("_steps"))
             digests[side] = digest
             print(f"pair {i + 1} {side}: {wall:.2f} s, peak RSS {rss:,.0f} MB", flush=True)
     ma, mb = median(times["A"]), median(times["B"])
+    names = sorted({n for side in steps.values() for run in side for n in run})
+    if names:
+        print(f"{'step (median s)':<16}{'A':>9}{'B':>9}{'B/A':>7}")
+    for n in names:
+        a = median([r.get(n, 0.0) for r in steps["A"]])
+        b = median([r.get(n, 0.0) for r in steps["B"]])
+        print(f"{n:<16}{a:>9.2f}{b:>9.2f}{(b / a if a else float('nan')):>7.2f}")
     print(json.dumps({
         "pairs": args.pairs, "a_median_s": round(ma, 2), "b_median_s": round(mb, 2),
         "ratio_b_over_a": round(mb / ma, 3),

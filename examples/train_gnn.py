@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint_dir", type=Path, nargs="?",
                    help="a finished run's checkpoint directory (its --checkpoint-dir).")
     p.add_argument("--pyg", type=Path, default=None,
-                   help="read a PyG export (`amlgraph export --format pyg`) instead; it holds one "
-                        "node-feature view (x), so every split then sees the same node features.")
+                   help="read a PyG export (`amlgraph export --format pyg`) instead; its per-split "
+                        "graphs give each split its node features, as the checkpoints do.")
     p.add_argument("--epochs", type=int, default=20,
                    help="passes over the training edges (default 20).")
     p.add_argument("--batch-size", type=int, default=8192,
@@ -491,13 +491,27 @@ def train_gbt(views: dict[str, View], y_train: np.ndarray, class_weights: dict, 
 class PygGraph:
     """The fields of a TransactionGraph this script uses, read from a PyG export.
 
-    An export that carries ``x_train`` and ``x_val`` gives per-split node features; one that
-    carries only ``x`` gives every split that view (``has_split_views`` is then False).
+    ``graph.pt`` holds the test view of the node features (``x``); the export's per-split graphs
+    (``train.pt``, ``val.pt``, read with ``load_pyg(dir, split=...)``) hold the training and
+    validation views, which :meth:`from_export` takes as ``x_train`` and ``x_val``. Given only a
+    ``Data`` with ``x``, every split sees that view (``has_split_views`` is then False).
     """
 
-    def __init__(self, data):
+    @classmethod
+    def from_export(cls, path: Path) -> "PygGraph":
+        """The full graph of a PyG export and, where it has them, its per-split node features."""
+        from amlgraph.export._pyg import load_pyg
+
+        data = load_pyg(path, reverse_edges=False)
+        views = {}
+        if Path(path).is_dir() and all((Path(path) / f"{s}.pt").exists() for s in ("train", "val")):
+            views = {f"x_{s}": load_pyg(path, split=s, reverse_edges=False).x for s in ("train", "val")}
+        return cls(data, **views)
+
+    def __init__(self, data, *, x_train=None, x_val=None):
         self.x = data.x.numpy()
-        views = {name: getattr(data, name, None) for name in ("x_train", "x_val")}
+        views = {"x_train": x_train if x_train is not None else getattr(data, "x_train", None),
+                 "x_val": x_val if x_val is not None else getattr(data, "x_val", None)}
         self.x_train = self.x if views["x_train"] is None else views["x_train"].numpy()
         self.x_val = self.x if views["x_val"] is None else views["x_val"].numpy()
         self.edge_index = data.edge_index.numpy()
@@ -551,9 +565,7 @@ def main(argv: list[str] | None = None, *, graph=None) -> dict:
     """
     args = parse_args(argv)
     if graph is None and args.pyg is not None:
-        from amlgraph.export._pyg import load_pyg
-
-        graph = PygGraph(load_pyg(args.pyg, reverse_edges=False))
+        graph = PygGraph.from_export(args.pyg)
     if graph is None:
         if args.checkpoint_dir is None:
             raise SystemExit("give a CHECKPOINT_DIR (the --checkpoint-dir of a finished run)")

@@ -278,3 +278,23 @@ def test_pyg_export_input_carries_the_same_fields(tmp_path):
         mine, theirs = view.for_split(name), graph.for_split(name)
         for field in ("x", "edge_index", "edge_attr", "y", "split"):
             np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field))
+
+
+def test_pyg_export_input_gives_each_split_its_node_features(tmp_path):
+    import dataclasses
+
+    from amlgraph.export import export_graph
+
+    base = random_graph(30, 200, seed=5)
+    rng = np.random.default_rng(0)
+    graph = dataclasses.replace(base, x_train=rng.normal(size=base.x.shape).astype(np.float32),
+                                x_val=rng.normal(size=base.x.shape).astype(np.float32))
+    assert graph.has_split_views
+    export_graph(graph, "pyg", tmp_path)
+    view = load_example().PygGraph.from_export(tmp_path)
+    assert view.has_split_views
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(view.node_features_of(name), graph.node_features_of(name))
+        mine, theirs = view.for_split(name), graph.for_split(name)
+        for field in ("x", "edge_index", "edge_attr", "y", "split"):
+            np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field))

@@ -175,7 +175,7 @@ class TransactionGraph:
 
         Returns:
             ``Data`` with ``x`` (N, F), ``edge_index`` (2, E), ``edge_attr`` (E, D), ``y`` (E,),
-            ``timestamps`` (E,), ``edge_row`` (E,), ``train_mask``/``val_mask``/``test_mask``
+            ``timestamp`` (E,), ``edge_row`` (E,), ``train_mask``/``val_mask``/``test_mask``
             (E,), ``node_y`` (N,), feature names and class weights; or the ``HeteroData``.
         """
         from amlgraph.graph._pyg import to_pyg
