@@ -243,17 +243,10 @@ class TransactionReader:
                 more = limit is None or next_row + n_lines < limit
                 ahead = pool.submit(_split_block, blocks) if READ_AHEAD and more else None
                 if fields is not None:
-                    # No blank line in the block: line i is row next_row + i.
                     self.fast_blocks += 1
-                    frame = fields.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line,
-                                                row=pl.int_range(pl.len(), dtype=pl.Int64) + next_row,
-                                                _nfields=pl.lit(None, pl.Int64))
                 else:
                     self.slow_blocks += 1
-                    frame = (pl.DataFrame([split_lines(buf)])
-                             .with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
-                             .filter(~pl.col("raw").is_in(BLANK_LINES)))
-                    frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64) + next_row)
+                frame = lines_frame(buf, fields, first_line, next_row)
                 del item, buf, fields
                 if limit is not None:
                     frame = frame.head(max(limit - next_row, 0))
@@ -268,23 +261,46 @@ class TransactionReader:
     def _validate(self, lines: pl.DataFrame, checks: list[tuple[int, Check]], parse: list[pl.Expr],
                   quarantine: _Quarantine | None) -> pl.DataFrame:
         """Classify a slice of a block (`raw` lines, or fields already split) and type its good rows."""
-        if "raw" in lines.columns:
-            lines = split_fields(lines, TRANS_COLUMNS)
-        fields = classify(lines, checks, parse)
-        bad = fields.filter(pl.col("_bad") >= 0)
-        if bad.height:
-            if "raw" not in bad.columns:
-                # Fast path: the line is exactly its 11 fields joined by commas (ingest_fast).
-                bad = bad.with_columns(raw=pl.concat_str(TRANS_COLUMNS, separator=","))
-            described = describe_bad(bad, checks, TRANS_LABELS)
+        typed, described = check_rows(lines, checks, parse)
+        if described is not None:
             if quarantine is None:
                 raise_bad_row(described, self.path)
             quarantine.write(described)
-            self.bad_rows += bad.height
-            fields = fields.filter(pl.col("_bad") < 0)
-        typed = typed_trans(fields)
+            self.bad_rows += described.height
         self.rows_read += typed.height
         return typed
+
+
+def lines_frame(buf: bytes | None, fields: pl.DataFrame | None, first_line: int, first_row: int) -> pl.DataFrame:
+    """The lines of a block numbered: ``line`` (1-based line of the file) and ``row`` (0-based data
+    row, blank lines skipped), from its fields (fast path) or its bytes (line splitter)."""
+    if fields is not None:
+        # No blank line in the block: line i is row first_row + i.
+        return fields.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line,
+                                   row=pl.int_range(pl.len(), dtype=pl.Int64) + first_row,
+                                   _nfields=pl.lit(None, pl.Int64))
+    frame = (pl.DataFrame([split_lines(buf)])
+             .with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
+             .filter(~pl.col("raw").is_in(BLANK_LINES)))
+    return frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64) + first_row)
+
+
+def check_rows(lines: pl.DataFrame, checks: list[tuple[int, Check]],
+               parse: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Validate numbered lines (:func:`lines_frame`): the good rows typed (reader output), and
+    the bad ones described (``QUARANTINE_COLUMNS``), None when there is none."""
+    if "raw" in lines.columns:
+        lines = split_fields(lines, TRANS_COLUMNS)
+    fields = classify(lines, checks, parse)
+    bad = fields.filter(pl.col("_bad") >= 0)
+    described = None
+    if bad.height:
+        if "raw" not in bad.columns:
+            # Fast path: the line is exactly its 11 fields joined by commas (ingest_fast).
+            bad = bad.with_columns(raw=pl.concat_str(TRANS_COLUMNS, separator=","))
+        described = describe_bad(bad, checks, TRANS_LABELS)
+        fields = fields.filter(pl.col("_bad") < 0)
+    return typed_trans(fields), described
 
 
 def _split_block(blocks: Iterator[tuple[bytes, int, int]]) -> tuple | None:

@@ -2,6 +2,14 @@
 
 A file's batches are keyed by the file's fingerprint and the reader's code, not by the step's
 key: a file added to the data directory leaves the parsing of the earlier ones valid.
+
+A plain file is parsed by byte ranges (``ingest.plan_ranges``): one chunk task per range, run by
+the run's executor like every chunked phase (threads, worker processes or Dask), each saving its
+own checkpoint. A range stores its rows with ids counted from its first row; the ids of the file
+are that plus the range's ``row_offset`` (the data rows of the files and ranges before it), which
+the file's marker records and ``data_loaded`` adds when it encodes. A compressed file, or a run
+limited to the first rows (``sample_size``), is read as one stream by the streaming reader, whose
+batches hold the file's row ids (offset 0).
 """
 from __future__ import annotations
 
@@ -19,7 +27,6 @@ from amlgraph.steps._contract import (
     Part,
     StepContext,
     chunk_name,
-    parts_value,
 )
 from amlgraph.steps._layout import READ
 
@@ -27,10 +34,11 @@ SECONDS_PER_DAY = 86_400
 
 
 #: What a reader batch checkpoint holds (the rows; since 2 their summary; since 3 no account
-#: column whose rows all have keys, and no compression; since 4 the rate pairs' timestamps). Part of its key: bump it when that
+#: column whose rows all have keys, and no compression; since 4 the rate pairs' timestamps; since
+#: 5 byte ranges, rows counted from the range, and ``row_offset`` in the marker). Part of its key: bump it when that
 #: changes, so that batches parsed by an older version are parsed again. (The key's code version
 #: covers the reader and the batch functions of this step, not the rest of this module.)
-READ_FORMAT = 4
+READ_FORMAT = 5
 #: The modules whose code shapes a reader batch (the batch checkpoints' code version).
 READER_CODE = ("amlgraph.ingest", "amlgraph.steps._accounts", "amlgraph.schema", "amlgraph.steps._parse")
 
@@ -43,6 +51,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
     Row ids run on across files: a file's first row id is the number of rows before it.
     """
     parts: list[Part] = []
+    offsets: list[int] = []
     rows = bad = offset = 0
     quarantine = []
     remaining = ctx.params["sample_size"]
@@ -57,10 +66,11 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
         marker = Chunk(f"{READ}_{j}", -1, plan, {})
         got = _parsed(ctx, marker)
         if got is None:
-            got = _parse_file(ctx, marker, path, plan)
+            got = _parse(ctx, marker, path, plan)
         else:
             ctx.ok(f"{path.name}: already parsed ({got['rows']:,} rows)")
         parts += [Part(p["name"], p["key"]) for p in got["parts"]]
+        offsets += [p["row_offset"] for p in got["parts"]]
         rows += got["rows"]
         bad += got["bad_rows"]
         offset += got["file_rows"]
@@ -72,7 +82,75 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
                          hint="check the file, or the --sample-size and --on-bad-rows options")
     if bad:
         ctx.warn(f"{bad:,} bad rows quarantined to {', '.join(quarantine)}")
-    return {"rows": rows, "bad_rows": bad, "quarantine": quarantine or None, "parts": parts}
+    return {"rows": rows, "bad_rows": bad, "quarantine": quarantine or None, "parts": parts,
+            "row_offsets": offsets}
+
+
+def _parse(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:
+    """Parse one file: by byte ranges when it is plain and read whole, else as one stream."""
+    from amlgraph.ingest import plan_ranges
+
+    if plan["limit"] is not None:
+        ctx.info(f"{path.name}: read as one stream (a sample reads only the first "
+                 f"{plan['limit']:,} rows)")
+        return _parse_file(ctx, marker, path, plan)
+    ranges = plan_ranges(path, plan["chunk_rows"])
+    if ranges is None:
+        ctx.info(f"{path.name}: compressed, read as one stream (byte ranges need a plain file)")
+        return _parse_file(ctx, marker, path, plan)
+    return _parse_ranges(ctx, marker, path, plan, ranges)
+
+
+def _parse_ranges(ctx: StepContext, marker: Chunk, path: Any, plan: dict, ranges: Any) -> dict:
+    """Parse the byte ranges of a plain file as chunk tasks, then number their lines and rows."""
+    from amlgraph.ingest import write_quarantine
+
+    first = plan["first_chunk"]
+    key_plan = {"own_key": True, "file": plan["file"], "first_chunk": first, "ranges": ranges.n,
+                "on_bad_rows": plan["on_bad_rows"], "code": plan["code"], "format": READ_FORMAT}
+    chunks = [Chunk(chunk_name("data_loaded", first + k, "read"), first + k, key_plan,
+                    {"path": ranges.path, "size": ranges.size, "data_start": ranges.data_start,
+                     "n": ranges.n, "k": k, "on_bad_rows": plan["on_bad_rows"]})
+              for k in range(ranges.n)]
+    done = ctx.run_chunks("data_loaded (parse)", f"{__name__}:parse_range_chunk", chunks)
+    # Each range counted its lines and rows from its own start: the file's are prefix sums.
+    lines_before, rows_before, good, used, bad = 1, 0, 0, [], []
+    for part in done:
+        ckpt = ctx.inputs.load(part.name)
+        facts = ckpt.value("range")
+        if facts["rows"]:
+            used.append({**part.as_value(), "row_offset": plan["offset"] + rows_before})
+        if "bad" in ckpt.tables:
+            bad.append(ckpt.table("bad").with_columns(pl.col("line") + lines_before,
+                                                      pl.col("row") + rows_before))
+        good += facts["rows"]
+        lines_before += facts["lines"]
+        rows_before += facts["file_rows"]
+    quarantine = write_quarantine(path, bad) if plan["on_bad_rows"] == "quarantine" else None
+    if good == 0:
+        where = f" ({rows_before} bad rows quarantined in {quarantine})" if rows_before else ""
+        raise InputError(f"no valid data rows after the header{where}", path=str(path), line=2,
+                         hint="a graph needs at least one transaction")
+    summary = {"rows": good, "bad_rows": rows_before - good, "file_rows": rows_before,
+               "quarantine": str(quarantine) if quarantine else None, "parts": used}
+    ctx.save(marker, Output(values={"summary": summary}))
+    ctx.ok(f"{path.name}: parsed {good:,} transactions in {ranges.n} byte ranges")
+    return summary
+
+
+def parse_range_chunk(inputs: Any, *, path: str, size: int, data_start: int, n: int, k: int,
+                      on_bad_rows: str) -> Output:
+    """Chunk task: byte range ``k`` of ``n`` of a plain Trans file -> its reader batch checkpoint
+    (rows numbered from the range's start; its bad rows, lines numbered likewise, as ``bad``)."""
+    from amlgraph.ingest import RangePlan, parse_range
+
+    got = parse_range(RangePlan(path, size, data_start, n), k, on_bad_rows=on_bad_rows)
+    out = _batch_output(got.rows, 0) if got.rows.height else Output(metadata={"rows": 0}, compress=False)
+    out.values["range"] = {"rows": got.rows.height, "file_rows": got.file_rows, "lines": got.lines,
+                           "start": got.start, "end": got.end}
+    if got.bad is not None:
+        out.tables["bad"] = got.bad
+    return out
 
 
 def _parsed(ctx: StepContext, marker: Chunk) -> dict | None:
@@ -123,7 +201,7 @@ def _parse_file(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:
     rows = reader.rows_read
     summary = {"rows": rows, "bad_rows": reader.bad_rows, "file_rows": reader.rows_read + reader.bad_rows,
                "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None,
-               "parts": parts_value(parts)}
+               "parts": [{**p.as_value(), "row_offset": 0} for p in parts]}  # rows hold the file's ids
     ctx.save(marker, Output(values={"summary": summary}))
     ctx.ok(f"{path.name}: parsed {rows:,} transactions in {len(parts)} chunks")
     return summary

@@ -152,8 +152,10 @@ def encode_transactions(raw: pl.DataFrame, nodes: pl.DataFrame | None, vocab: di
 
 
 # --- the step -----------------------------------------------------------------------------------
-def encode_chunk(inputs: Inputs, *, read_chunk: str, boundaries: list[int], vocab: dict) -> Output:
-    """Raw reader batch -> coded transactions with their split, in row order."""
+def encode_chunk(inputs: Inputs, *, read_chunk: str, boundaries: list[int], vocab: dict,
+                 row_offset: int = 0) -> Output:
+    """Raw reader batch -> coded transactions with their split, in row order (the batch's row ids
+    plus ``row_offset``: a byte range numbers its rows from its own start)."""
     index = inputs.load(INDEX)
     keys = np.asarray(index.array("keys")) if "keys" in index.arrays else None
     if keys is not None:
@@ -162,6 +164,8 @@ def encode_chunk(inputs: Inputs, *, read_chunk: str, boundaries: list[int], voca
         nodes = None
     else:
         raw, nodes = restore_accounts(inputs.load(read_chunk).table("raw")), index.table("nodes")
+    if row_offset:
+        raw = raw.with_columns(pl.col("row") + row_offset)
     tx = encode_transactions(raw, nodes, vocab, keys=keys)
     split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
     tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
@@ -279,14 +283,18 @@ def compute(ctx: StepContext) -> Output:
     index = ctx.save(Chunk(INDEX, -1, {"phase": "index", "chunk_rows": chunk_rows}, {}),
                      Output(tables={"nodes": nodes}, arrays={} if keys is None else {"keys": keys},
                             values={"vocab": vocab}, metadata={"num_accounts": nodes.height}))
+    offsets = read["row_offsets"]
     chunks = [Chunk(chunk_name("data_loaded", i), i, {"phase": "encode", "chunk_rows": chunk_rows},
-                    {"read_chunk": name, "boundaries": boundaries, "vocab": vocab})
-              for i, name in enumerate(raw_names)]
+                    {"read_chunk": name, "boundaries": boundaries, "vocab": vocab, "row_offset": off})
+              for i, (name, off) in enumerate(zip(raw_names, offsets))]
 
     def matched() -> pl.DataFrame:
         # A pattern line equals its transaction in all 11 fields, the label 1 included: only the
         # few laundering rows can match, and one filtered scan of the raw batches reads just those.
-        laundering = restore_accounts(raw.filter(pl.col("is_laundering") == 1).collect(engine="streaming"))
+        laundering = restore_accounts(pl.concat([
+            ctx.inputs.scan([name], "raw", schema=RAW_SCHEMA).filter(pl.col("is_laundering") == 1)
+            .with_columns(pl.col("row") + off) for name, off in zip(raw_names, offsets)
+        ]).collect(engine="streaming"))
         return match_patterns(laundering, pat)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlgraph-patterns") as pool:
