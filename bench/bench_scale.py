@@ -4,6 +4,8 @@
     python bench/bench_scale.py workers [--preset hi-small]   # wall time with 1 and 2 workers
     python bench/bench_scale.py kill    [--preset hi-small]   # SIGKILL half-way through node_features
     python bench/bench_scale.py size --presets hi-small hi-medium hi-large   # time and peak RSS
+    python bench/bench_scale.py parse   [--preset hi-small]   # data_loaded, 1 vs 2 workers; N modelled
+    python bench/bench_scale.py parse --trees OLD NEW         # data_loaded of two source trees, A/B
 
 Every figure comes from a fresh process (`amlgraph run ...`) on an empty checkpoint directory,
 peak RSS from the kernel's accounting of that process and its children (wait4).
@@ -135,17 +137,130 @@ def size(args) -> dict:
     return out
 
 
+_DATA_LOADED = """
+import json, sys, time
+from pathlib import Path
+from amlgraph.config import PipelineConfig
+from amlgraph.runner._log import RunLog
+from amlgraph.runner._run import Run
+from amlgraph.store import CheckpointStore
+cfg = PipelineConfig(**json.loads(sys.argv[1]))
+store = CheckpointStore(cfg.resolved_checkpoint_dir)
+with store.lock():
+    run = Run(cfg, store, RunLog(quiet=True))
+    t0, start = time.time(), time.perf_counter()
+    run._compute("data_loaded")
+    step_s = time.perf_counter() - start
+    run.close()
+ranges = []
+for name in sorted(store.names(), key=lambda n: int(n.rsplit("_", 1)[1]) if n[-1].isdigit() else -1):
+    m = store.manifest(name)
+    if name.startswith("data_loaded_read_chunk_"):
+        ranges.append(m["metadata"].get("seconds"))
+marker = store.manifest("data_loaded_read_0")
+from datetime import datetime
+parsed = datetime.fromisoformat(marker["created"].replace("Z", "+00:00")).timestamp() - t0
+print(json.dumps({"step_s": step_s, "parse_s": parsed, "range_s": ranges}))
+"""
+
+
+def _data_loaded(tree: Path, data: Path, **cfg) -> dict:
+    """data_loaded alone, in a fresh process with ``tree``'s sources, into an empty directory:
+    the step's seconds, the parse phase's (step start to the parsed-file marker) and each
+    reader checkpoint's own seconds (its task: read, parse, summarise, write)."""
+    d = scratch()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
+        args = json.dumps({"data_path": str(data), "checkpoint_dir": str(d / "c"), "quiet": True, **cfg})
+        out = subprocess.run([sys.executable, "-c", _DATA_LOADED, args], env=env, check=True,
+                             capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _makespan(costs: list[float], n: int) -> float:
+    """Tasks taken in order by the first free of ``n`` workers (how every executor hands them out)."""
+    free = [0.0] * n
+    for c in costs:
+        i = free.index(min(free))
+        free[i] += c
+    return max(free)
+
+
+def parse(args) -> dict:
+    """data_loaded with one task at a time and with two worker processes, alternating in one
+    sitting (medians); then a paper model of N workers from the measured per-range costs."""
+    data = ensure_preset(args.preset, args.data)
+    repo = Path(__file__).resolve().parents[1]
+    if args.trees:
+        a, b = args.trees
+        runs = {"a": [], "b": []}
+        for i in range(args.runs):
+            for label in (("a", "b") if i % 2 == 0 else ("b", "a")):
+                got = _data_loaded(Path(a if label == "a" else b), data)
+                runs[label].append(got["step_s"])
+                print(f"{label} data_loaded {got['step_s']:.2f} s", flush=True)
+        out = {"a": str(a), "b": str(b), "a_s": round(median(runs["a"]), 2),
+               "b_s": round(median(runs["b"]), 2), "runs": runs}
+        out["b_over_a"] = round(out["b_s"] / out["a_s"], 3)
+        return out
+    configs = {"1 worker (--threads 1)": {"threads": 1},
+               "2 workers (--workers 2)": {"workers": 2},
+               "default (2 threads)": {}}
+    if args.chunk_rows:
+        configs = {k: {**v, "chunk_rows": args.chunk_rows} for k, v in configs.items()}
+    got: dict[str, list] = {k: [] for k in configs}
+    for i in range(args.runs):
+        order = list(configs) if i % 2 == 0 else list(reversed(configs))
+        for label in order:
+            r = _data_loaded(repo, data, **configs[label])
+            got[label].append(r)
+            print(f"{label}: data_loaded {r['step_s']:.2f} s, parse {r['parse_s']:.2f} s, "
+                  f"{len(r['range_s'])} ranges", flush=True)
+    out: dict = {}
+    for label, rs in got.items():
+        out[label] = {"data_loaded_s": round(median([r["step_s"] for r in rs]), 2),
+                      "parse_s": round(median([r["parse_s"] for r in rs]), 2)}
+    serial = got["1 worker (--threads 1)"]
+    n_ranges = len(serial[0]["range_s"])
+    costs = [median([r["range_s"][k] for r in serial]) for k in range(n_ranges)]
+    parse_1 = out["1 worker (--threads 1)"]["parse_s"]
+    rest_1 = out["1 worker (--threads 1)"]["data_loaded_s"] - parse_1
+    fixed = max(0.0, parse_1 - sum(costs))
+    out["per_range_s"] = [round(c, 3) for c in costs]
+    out["parse_fixed_s"] = round(fixed, 2)
+    model = {}
+    print(f"\nmodel: parse(N) = {fixed:.2f} s (plan, header, marker) + the makespan of the "
+          f"{n_ranges} measured range costs on N workers; the rest of data_loaded ({rest_1:.2f} s "
+          f"measured with one worker) is kept as it is", flush=True)
+    for n in (1, 2, 4, 8, 16, 32):
+        parse_n = fixed + _makespan(costs, n)
+        model[n] = {"parse_s": round(parse_n, 2), "data_loaded_s": round(parse_n + rest_1, 2),
+                    "parse_speedup": round(parse_1 / parse_n, 2)}
+        print(f"  N={n:>2}: parse {parse_n:6.2f} s (x{parse_1 / parse_n:.2f}), data_loaded "
+              f"{parse_n + rest_1:6.2f} s", flush=True)
+    out["model"] = model
+    out["note"] = (f"{n_ranges} ranges: beyond {n_ranges} workers the parse cannot shorten; "
+                   "a smaller --chunk-rows makes more, smaller ranges")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("memory", "workers", "kill", "size"))
+    ap.add_argument("what", choices=("memory", "workers", "kill", "size", "parse"))
     ap.add_argument("--preset", default="hi-small")
     ap.add_argument("--presets", nargs="+", default=["hi-small", "hi-medium"])
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--chunk-size", type=int, default=50_000)
     ap.add_argument("--compress", action="store_true", help="size: store the Trans file as .csv.zst")
+    ap.add_argument("--trees", nargs=2, type=Path, default=None,
+                    help="parse: A/B data_loaded of two source trees (default settings)")
+    ap.add_argument("--chunk-rows", type=int, default=None, help="parse: rows per chunk (sets the ranges)")
     args = ap.parse_args()
-    result = {"memory": memory, "workers": workers, "kill": kill, "size": size}[args.what](args)
+    result = {"memory": memory, "workers": workers, "kill": kill, "size": size,
+              "parse": parse}[args.what](args)
     print(json.dumps(result, indent=2))
 
 
