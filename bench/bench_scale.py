@@ -138,7 +138,7 @@ def size(args) -> dict:
 
 
 _DATA_LOADED = """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from amlgraph.config import PipelineConfig
 from amlgraph.runner._log import RunLog
@@ -148,10 +148,14 @@ cfg = PipelineConfig(**json.loads(sys.argv[1]))
 store = CheckpointStore(cfg.resolved_checkpoint_dir)
 with store.lock():
     run = Run(cfg, store, RunLog(quiet=True))
-    t0, start = time.time(), time.perf_counter()
+    def cpu():
+        return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+    cpu0, t0, start = cpu(), time.time(), time.perf_counter()
     run._compute("data_loaded")
     step_s = time.perf_counter() - start
-    run.close()
+    run.close()  # worker processes end here: their CPU time is counted once they are reaped
+    cpu_s = cpu() - cpu0
 ranges = []
 for name in sorted(store.names(), key=lambda n: int(n.rsplit("_", 1)[1]) if n[-1].isdigit() else -1):
     m = store.manifest(name)
@@ -160,14 +164,16 @@ for name in sorted(store.names(), key=lambda n: int(n.rsplit("_", 1)[1]) if n[-1
 marker = store.manifest("data_loaded_read_0")
 from datetime import datetime
 parsed = datetime.fromisoformat(marker["created"].replace("Z", "+00:00")).timestamp() - t0
-print(json.dumps({"step_s": step_s, "parse_s": parsed, "range_s": ranges}))
+print(json.dumps({"step_s": step_s, "cpu_s": cpu_s, "parse_s": parsed, "range_s": ranges}))
 """
 
 
 def _data_loaded(tree: Path, data: Path, **cfg) -> dict:
     """data_loaded alone, in a fresh process with ``tree``'s sources, into an empty directory:
-    the step's seconds, the parse phase's (step start to the parsed-file marker) and each
-    reader checkpoint's own seconds (its task: read, parse, summarise, write)."""
+    the step's seconds and CPU seconds (the process and its worker processes; less sensitive
+    than wall time to other work on the machine), the parse phase's seconds (step start to the
+    parsed-file marker) and each reader checkpoint's own seconds (its task: read, parse,
+    summarise, write)."""
     d = scratch()
     try:
         env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
@@ -195,15 +201,18 @@ def parse(args) -> dict:
     repo = Path(__file__).resolve().parents[1]
     if args.trees:
         a, b = args.trees
-        runs = {"a": [], "b": []}
+        runs: dict[str, list] = {"a": [], "b": []}
         for i in range(args.runs):
             for label in (("a", "b") if i % 2 == 0 else ("b", "a")):
                 got = _data_loaded(Path(a if label == "a" else b), data)
-                runs[label].append(got["step_s"])
-                print(f"{label} data_loaded {got['step_s']:.2f} s", flush=True)
-        out = {"a": str(a), "b": str(b), "a_s": round(median(runs["a"]), 2),
-               "b_s": round(median(runs["b"]), 2), "runs": runs}
+                runs[label].append(got)
+                print(f"{label} data_loaded {got['step_s']:.2f} s, {got['cpu_s']:.2f} CPU s", flush=True)
+        out = {"a": str(a), "b": str(b)}
+        for label in ("a", "b"):
+            out[f"{label}_s"] = round(median([r["step_s"] for r in runs[label]]), 2)
+            out[f"{label}_cpu_s"] = round(median([r["cpu_s"] for r in runs[label]]), 2)
         out["b_over_a"] = round(out["b_s"] / out["a_s"], 3)
+        out["b_over_a_cpu"] = round(out["b_cpu_s"] / out["a_cpu_s"], 3)
         return out
     configs = {"1 worker (--threads 1)": {"threads": 1},
                "2 workers (--workers 2)": {"workers": 2},
@@ -216,12 +225,13 @@ def parse(args) -> dict:
         for label in order:
             r = _data_loaded(repo, data, **configs[label])
             got[label].append(r)
-            print(f"{label}: data_loaded {r['step_s']:.2f} s, parse {r['parse_s']:.2f} s, "
-                  f"{len(r['range_s'])} ranges", flush=True)
+            print(f"{label}: data_loaded {r['step_s']:.2f} s ({r['cpu_s']:.2f} CPU s), parse "
+                  f"{r['parse_s']:.2f} s, {len(r['range_s'])} ranges", flush=True)
     out: dict = {}
     for label, rs in got.items():
         out[label] = {"data_loaded_s": round(median([r["step_s"] for r in rs]), 2),
-                      "parse_s": round(median([r["parse_s"] for r in rs]), 2)}
+                      "parse_s": round(median([r["parse_s"] for r in rs]), 2),
+                      "cpu_s": round(median([r["cpu_s"] for r in rs]), 2)}
     serial = got["1 worker (--threads 1)"]
     n_ranges = len(serial[0]["range_s"])
     costs = [median([r["range_s"][k] for r in serial]) for k in range(n_ranges)]

@@ -155,3 +155,21 @@ def test_range_count_follows_the_block_size(tmp_path):
     bounds = [small.bounds(k) for k in range(small.n)]
     assert bounds[0][0] == small.data_start and bounds[-1][1] == size
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_a_quoted_field_spanning_lines_is_refused_alike(tmp_path, n):
+    """A quote cannot carry a record over a line end (the IBM files have no quotes): the line that
+    opens it is a bad row, named by the same line whether the file is cut there or not."""
+    path = tmp_path / "Q_Trans.csv"
+    lines = [_line(i) for i in range(120)]
+    lines[90] = lines[90].replace("US Dollar,ACH", "\"US\nDollar\",ACH")
+    path.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
+    with pytest.raises(InputError) as streamed:
+        list(read_transactions(path))
+    plan = dataclasses.replace(plan_ranges(path, 1000), n=n)
+    with pytest.raises(InputError) as ranged:
+        for k in range(n):
+            parse_range(plan, k, on_bad_rows="raise")
+    assert str(ranged.value) == str(streamed.value)
+    assert f"{path}:92:" in str(ranged.value) and "unterminated quoted field" in str(ranged.value)

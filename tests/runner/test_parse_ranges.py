@@ -189,3 +189,32 @@ def test_quarantined_rows_of_every_range_are_the_streams(tiny_data, tmp_path):
     assert got.equals(want)
     assert got["line"].to_list() == [str(n) for n in bad]
     assert got["row"].to_list() == [str(n - 2) for n in bad]  # no blank lines: row = line - 2
+
+
+def test_a_new_file_after_ranges_without_rows_takes_new_chunk_names(tiny_data, tmp_path):
+    """A line longer than a range leaves ranges without rows (no parts, but chunk names): the
+    next Trans file's chunks are numbered after them, and the old file's stay as they were."""
+    header, *lines = (find_inputs(tiny_data).trans.read_text()).splitlines(keepends=True)
+    lines[3_000] = "X" * 300_000 + "\n"  # a bad row 4.6 ranges long
+    whole, data = tmp_path / "whole", tmp_path / "data"
+    for d in (whole, data):
+        shutil.copytree(tiny_data, d)
+    trans = find_inputs(data).trans
+    (whole / trans.name).write_text(header + "".join(lines))
+    trans.write_text(header + "".join(lines[:7_000]))
+    ckpt = tmp_path / "ckpt"
+    opts = {"quiet": True, "chunk_rows": 1, "on_bad_rows": "quarantine"}
+    first = run_preprocessing(data_path=data, checkpoint_dir=ckpt, **opts)
+    n = plan_ranges(trans, 1).n
+    assert first.chunks_computed[PARSE] == n
+    store = CheckpointStore(ckpt)
+    parts = [p for p in store.load("data_loaded").value("parts") if p["name"].startswith("data_loaded_read_chunk_")]
+    assert len(parts) < n  # some ranges have no rows
+    before = {k: store.manifest(k)["created"] for k in store.names() if k.startswith("data_loaded_read_chunk_")}
+    (data / trans.name.replace("_Trans.csv", "_Trans_2022-09-11.csv")).write_text(header + "".join(lines[7_000:]))
+    second = run_preprocessing(data_path=data, checkpoint_dir=ckpt, **opts)
+    after = {k: store.manifest(k)["created"] for k in store.names() if k.startswith("data_loaded_read_chunk_")}
+    assert {k: after[k] for k in before} == before
+    assert second.chunks_computed[PARSE] == len(after) - len(before) > 0
+    reference = run_preprocessing(data_path=whole, store=MemoryStore(), **opts)
+    assert graph_digest(second.graph) == graph_digest(reference.graph)

@@ -52,7 +52,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
     """
     parts: list[Part] = []
     offsets: list[int] = []
-    rows = bad = offset = 0
+    rows = bad = offset = next_chunk = 0
     quarantine = []
     remaining = ctx.params["sample_size"]
     reader_code = ctx.code_version(*READER_CODE)
@@ -60,7 +60,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
         if remaining is not None and remaining <= 0:
             break
         plan = {"own_key": True, "file": ctx.fingerprints["trans" if j == 0 else f"trans_{j}"],
-                "offset": offset, "first_chunk": len(parts), "limit": remaining,
+                "offset": offset, "first_chunk": next_chunk, "limit": remaining,
                 "on_bad_rows": ctx.params["on_bad_rows"], "chunk_rows": chunk_rows,
                 "code": reader_code, "format": READ_FORMAT}
         marker = Chunk(f"{READ}_{j}", -1, plan, {})
@@ -71,6 +71,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
             ctx.ok(f"{path.name}: already parsed ({got['rows']:,} rows)")
         parts += [Part(p["name"], p["key"]) for p in got["parts"]]
         offsets += [p["row_offset"] for p in got["parts"]]
+        next_chunk += got["chunks"]  # a range without rows is no part but keeps its chunk name
         rows += got["rows"]
         bad += got["bad_rows"]
         offset += got["file_rows"]
@@ -132,7 +133,7 @@ def _parse_ranges(ctx: StepContext, marker: Chunk, path: Any, plan: dict, ranges
         raise InputError(f"no valid data rows after the header{where}", path=str(path), line=2,
                          hint="a graph needs at least one transaction")
     summary = {"rows": good, "bad_rows": rows_before - good, "file_rows": rows_before,
-               "quarantine": str(quarantine) if quarantine else None, "parts": used}
+               "quarantine": str(quarantine) if quarantine else None, "parts": used, "chunks": ranges.n}
     ctx.save(marker, Output(values={"summary": summary}))
     ctx.ok(f"{path.name}: parsed {good:,} transactions in {ranges.n} byte ranges")
     return summary
@@ -201,7 +202,8 @@ def _parse_file(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:
     rows = reader.rows_read
     summary = {"rows": rows, "bad_rows": reader.bad_rows, "file_rows": reader.rows_read + reader.bad_rows,
                "quarantine": str(reader.quarantine_path) if reader.quarantine_path else None,
-               "parts": [{**p.as_value(), "row_offset": 0} for p in parts]}  # rows hold the file's ids
+               "parts": [{**p.as_value(), "row_offset": 0} for p in parts],  # rows hold the file's ids
+               "chunks": len(parts)}
     ctx.save(marker, Output(values={"summary": summary}))
     ctx.ok(f"{path.name}: parsed {rows:,} transactions in {len(parts)} chunks")
     return summary
