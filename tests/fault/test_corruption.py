@@ -128,7 +128,7 @@ SCENARIOS = [
                  id="encoded-chunk"),
     pytest.param([("data_loaded_read_chunk_3", "table-raw.parquet"), ("weights", "values.json"),
                   ("graph_created", "table-nodes.parquet")], "delete",
-                 ["data_loaded", "weights", "graph_created"], {}, id="raw-chunk"),
+                 ["data_loaded", "weights", "graph_created"], {"data_loaded (parse)": 1}, id="raw-chunk"),
     pytest.param([("data_loaded_index", "table-nodes.parquet"), ("imbalanced", "array-X_synthetic.npy"),
                   ("graph_created", "array-edge_attr.npy")], "flip",
                  ["data_loaded", "imbalanced", "graph_created"], {}, id="index"),

@@ -146,10 +146,13 @@ def test_compressed_files_have_no_ranges_and_headers_are_checked(tmp_path):
         plan_ranges(headless, 1000)
 
 
-def test_range_count_follows_the_block_size(tmp_path):
+def test_ranges_hold_about_batch_rows_lines_within_bounds(tmp_path):
     path = _awkward_file(tmp_path, n=3000)
     size = path.stat().st_size
     assert plan_ranges(path, 10**7).n == 1
+    assert plan_ranges(path, 1000).n in (3, 4)  # about 1,000 lines a range (3,000 lines, ~100 blank)
+    start = plan_ranges(path, 1).data_start
+    assert plan_ranges(path, 300).n == -(-(size - start) // (1 << 16))  # 300 lines are under 64 KiB
     small = plan_ranges(path, 1)  # the smallest block: 64 KiB
     assert small.n == -(-(size - small.data_start) // (1 << 16))
     bounds = [small.bounds(k) for k in range(small.n)]

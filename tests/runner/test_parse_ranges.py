@@ -29,13 +29,12 @@ PARSE = "data_loaded (parse)"
 
 def _rows_for(trans: Path, n: int) -> int:
     """A chunk_rows whose reader block size cuts ``trans`` into exactly ``n`` ranges."""
-    plan = plan_ranges(trans, 1)
-    data = plan.size - plan.data_start
-    guess = -(-data // (n * 128))
-    for rows in sorted(range(max(1, guess - 3), guess + 4), key=lambda r: abs(r - guess)):
-        if plan_ranges(trans, rows).n == n:
-            return rows
-    raise AssertionError(f"no chunk_rows gives {n} ranges")
+    lo, hi = 1, 10**8  # the count falls as the rows grow: the fewest rows giving at most n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if plan_ranges(trans, mid).n <= n else (mid + 1, hi)
+    assert plan_ranges(trans, lo).n == n, f"no chunk_rows gives {n} ranges"
+    return lo
 
 
 def _gzip_copy(src: Path, dst: Path) -> Path:

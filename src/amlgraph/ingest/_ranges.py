@@ -41,6 +41,7 @@ from amlgraph.schema import TRANS_COLUMNS, TRANS_HEADER
 __all__ = ["RangePlan", "RangeResult", "parse_range", "plan_ranges", "write_quarantine"]
 
 _PROBE = 1 << 16
+_MIN_RANGE = 1 << 16
 _COUNT_READ = 64 << 20
 
 
@@ -67,8 +68,10 @@ class RangePlan:
 
 
 def plan_ranges(path: Path, batch_rows: int) -> RangePlan | None:
-    """Check the header of a Trans file and cut its data into ranges of at most the reader's
-    block size for ``batch_rows`` (about ``batch_rows * 128`` bytes, 64 KiB to 64 MiB).
+    """Check the header of a Trans file and cut its data into ranges of about ``batch_rows``
+    lines each: ``batch_rows`` times the mean length of the first 64 KiB of lines, bounded to
+    64 KiB and to the reader's largest block (64 MiB). The count depends on the file's content
+    and ``batch_rows`` alone, so the plan (part of the ranges' keys) is the same on every run.
 
     Returns:
         The plan; None for a gzip or zstd file (no random access: it is read as one stream).
@@ -85,6 +88,7 @@ def plan_ranges(path: Path, batch_rows: int) -> RangePlan | None:
         size = os.fstat(fd).st_size
         header_end = _line_end_after(fd, 0, size)
         head = os.pread(fd, header_end, 0)
+        sample = os.pread(fd, min(_PROBE, size - header_end), header_end)
     finally:
         stream.close()
     if head:
@@ -92,7 +96,9 @@ def plan_ranges(path: Path, batch_rows: int) -> RangePlan | None:
     text = head.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n") if head else None
     check_header(text, TRANS_HEADER, path, "transactions")
     data = size - header_end
-    return RangePlan(str(path), size, header_end, max(1, math.ceil(data / _block_bytes(batch_rows))))
+    line = len(sample) / max(1, sample.count(b"\n"))
+    block = min(max(int(batch_rows * line), _MIN_RANGE), _block_bytes(10**9))
+    return RangePlan(str(path), size, header_end, max(1, math.ceil(data / block)))
 
 
 def _line_end_after(fd: int, pos: int, size: int) -> int:
