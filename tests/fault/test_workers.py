@@ -241,12 +241,16 @@ def test_sigterm_ends_the_run_and_its_workers(data, start, tmp_path):
 
 
 def test_a_failing_run_takes_its_workers_down(data, start, tmp_path):
-    """The checkpoint directory vanishes under the workers: the run fails with one line, and
-    no process of its tree is left."""
+    """The checkpoint directory vanishes under the workers once they have written checkpoints
+    the rest of the run reads (the parsed byte ranges, the first coded chunks): the run fails
+    with one line, and no process of its tree is left."""
     ckpt = tmp_path / "ckpt"
     run = start(data, ckpt)
     run.wait_for_workers()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 120
+    while not list(ckpt.glob("data_loaded_chunk_*/manifest.json")) and time.monotonic() < deadline:
+        assert run.proc.poll() is None, f"the run ended before it could be failed: {run.stderr()}"
+        time.sleep(0.01)
     tree = run.tree()
     shutil.rmtree(ckpt, ignore_errors=True)
     code = run.wait(120)
