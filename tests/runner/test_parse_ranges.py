@@ -217,3 +217,22 @@ def test_a_new_file_after_ranges_without_rows_takes_new_chunk_names(tiny_data, t
     assert second.chunks_computed[PARSE] == len(after) - len(before) > 0
     reference = run_preprocessing(data_path=whole, store=MemoryStore(), **opts)
     assert graph_digest(second.graph) == graph_digest(reference.graph)
+
+
+def test_the_log_says_which_files_keep_the_stream(tiny_data, tmp_path):
+    import io
+
+    from amlgraph.runner._log import RunLog
+
+    gz = _gzip_copy(tiny_data, tmp_path / "gz")
+    texts = {}
+    for label, data, extra in (("gz", gz, {}), ("sample", tiny_data, {"sample_size": 4_000}),
+                               ("plain", tiny_data, {})):
+        log = RunLog(stream=io.StringIO())
+        run_preprocessing(data_path=data, store=MemoryStore(), log=log, **extra)
+        texts[label] = log.stream.getvalue()
+    name = find_inputs(tiny_data).trans.name
+    assert f"{name}.gz: compressed, read as one stream (byte ranges need a plain file)" in texts["gz"]
+    assert f"{name}: read as one stream (a sample reads only the first 4,000 rows)" in texts["sample"]
+    assert "byte ranges" in texts["plain"] and "one stream" not in texts["plain"]
+    assert PARSE in texts["plain"] and PARSE not in texts["gz"]
