@@ -114,7 +114,7 @@ def _valid(ckpt: Path, prefix: str) -> int:
 
 def test_sigkill_mid_parse_then_resume_reuses_the_parsed_ranges(tiny_data, streamed, tmp_path):
     ckpt = tmp_path / "ckpt"
-    rows = 1  # the smallest reader block (64 KiB): the most ranges
+    rows = 500  # about 20 ranges of the tiny file
     total = plan_ranges(find_inputs(tiny_data).trans, rows).n
     assert total >= 10
     args = ["run", str(tiny_data), "--checkpoint-dir", str(ckpt), "--chunk-rows", str(rows), "--threads", "1",

@@ -41,7 +41,8 @@ from amlgraph.schema import TRANS_COLUMNS, TRANS_HEADER
 __all__ = ["RangePlan", "RangeResult", "parse_range", "plan_ranges", "write_quarantine"]
 
 _PROBE = 1 << 16
-_MIN_RANGE = 1 << 16
+#: The smallest range: a few lines. ``--chunk-rows`` sets the chunks as the stream's row batches did.
+_MIN_RANGE = 1 << 10
 _COUNT_READ = 64 << 20
 
 
@@ -70,7 +71,7 @@ class RangePlan:
 def plan_ranges(path: Path, batch_rows: int) -> RangePlan | None:
     """Check the header of a Trans file and cut its data into ranges of about ``batch_rows``
     lines each: ``batch_rows`` times the mean length of the first 64 KiB of lines, bounded to
-    64 KiB and to the reader's largest block (64 MiB). The count depends on the file's content
+    1 KiB and to the reader's largest block (64 MiB). The count depends on the file's content
     and ``batch_rows`` alone, so the plan (part of the ranges' keys) is the same on every run.
 
     Returns:
