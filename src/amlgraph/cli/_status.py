@@ -7,7 +7,7 @@ from pathlib import Path
 from amlgraph.cli._text import add_command, size_text
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import AmlGraphError
-from amlgraph.schema import STEPS
+from amlgraph.schema import ALL_STEPS, OPTIONAL_STEPS
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -58,8 +58,10 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
     names = store.names()
     run = _status_run(store, root, config)
     steps: dict = {}
-    for step in STEPS:
+    for step in ALL_STEPS:
         manifest = store.manifest(step)
+        if step in OPTIONAL_STEPS and manifest is None and (isinstance(run, str) or step not in run.order):
+            continue  # an optional step neither run nor asked for
         chunks = [n for n in names if (parse_chunk_name(n) or ("",))[0] == step]
         size = sum(store.size_bytes(n) for n in names if n == step or n.startswith(step + "_"))
         entry = {"state": "missing", "seconds": None, "created": None, "size_bytes": size,
@@ -78,7 +80,7 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
     plan = None
     if not isinstance(run, str):
         actions = run.plan()
-        plan = {a: [s for s in STEPS if actions[s] == a] for a in ("compute", "load", "skip")}
+        plan = {a: [s for s in actions if actions[s] == a] for a in ("compute", "load", "skip")}
     total = sum(store.size_bytes(n) for n in names)
     inputs = sum(f.stat().st_size for f in _input_files(run)) if not isinstance(run, str) else None
     return {"checkpoint_dir": str(root), "steps": steps, "next_run": plan, "damaged": sorted(problems),
