@@ -107,8 +107,9 @@ class StepContextImpl:
         if name == "chunk_size":
             return cfg.chunk_size or default_chunk_size(facts["num_accounts"], facts["num_rows"],
                                                         run.concurrency)
-        if name == "kernel_threads":
-            return max(1, (os.cpu_count() or 1) // run.concurrency)
+        if name == "kernel_threads":  # the cores, shared by the chunks in flight (fewer when the chunks are)
+            in_flight = max(1, min(run.concurrency, facts.get("num_chunks", run.concurrency)))
+            return max(1, (os.cpu_count() or 1) // in_flight)
         raise KeyError(name)
 
     def code_version(self, *modules: str) -> str:

@@ -133,7 +133,8 @@ class StepContext(Protocol):
         (accounts per node chunk; ``facts``: num_accounts, num_rows): the configured one, else
         the runner's one default for this machine and the chunks in flight; or
         ``"kernel_threads"``: threads one chunk's compiled kernels may use (the cores shared
-        among the chunks in flight)."""
+        among the chunks in flight; ``facts``: num_chunks, fewer chunks than the executor
+        runs at once leave their cores to those)."""
         ...
 
     def option(self, name: str) -> Any:

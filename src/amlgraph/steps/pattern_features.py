@@ -219,7 +219,7 @@ def compute(ctx: StepContext) -> Output:
         span = ctx.inputs.scan([name], "transactions").select(
             pl.col("timestamp").min().alias("lo"), pl.col("timestamp").max().alias("hi")).collect()
         spans.append((span["lo"][0], span["hi"][0]))
-    threads = ctx.sizing("kernel_threads")
+    threads = ctx.sizing("kernel_threads", num_chunks=len(coded))
     chunks = []
     for i, (name, (lo, hi)) in enumerate(zip(coded, spans)):
         sources = [] if lo is None else [
