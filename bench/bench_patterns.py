@@ -20,7 +20,7 @@ the same transactions, sorted by (timestamp, row), with the same windows, bins a
 
 Times cover the feature computation only (not reading the data, not numba's first compile,
 which the worker reports apart): wall seconds, and CPU seconds of all threads (steadier when the
-machine is shared). Peak RSS is the worker's whole process. Figures are medians over ``--runs``
+machine is shared). Peak RSS is the worker's whole process (VmHWM). Figures are medians over ``--runs``
 runs. Node identity is (bank, account); amounts are Amount Paid.
 """
 from __future__ import annotations
@@ -159,7 +159,7 @@ def _work(tool: str, family: str, arrays: Path, threads: int, batch: int) -> dic
                                              params=params, threads=threads))
     result["seconds"] = time.perf_counter() - start
     result["cpu_seconds"] = time.process_time() - cpu  # all threads; steadier on a busy machine
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
     result["outputs"] = len(outs)
     return result
 
@@ -208,9 +208,18 @@ def _step_work(family: str, data: Path, threads: int, chunk_rows: int) -> dict:
         result["seconds"] = time.perf_counter() - start
         result["cpu_seconds"] = time.process_time() - cpu
     run.close()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
     result["outputs"] = len(store.load("pattern_features").value("parts"))
     return result
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ``getrusage``'s ``ru_maxrss``: Linux keeps that across
+    ``execve``, so a worker would report its parent's size at the fork when that is larger."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 
 def _gfp(families: tuple[str, ...], threads: int):
     """A GFP with amlgraph's default windows and bins for ``families``."""
