@@ -38,3 +38,17 @@ def test_config_show_prints_the_section(tiny_data, tmp_path):
     shown = run_main("config", "show", tiny_data, "--config", toml)
     assert shown.returncode == 0, shown.stderr
     assert "patterns = {enabled = true, window = 600," in shown.stdout
+
+
+def test_status_lists_the_pattern_step_of_a_patterns_run(micro_data, tmp_path):
+    import json
+
+    ckpt = tmp_path / "ckpt"
+    assert run_main("run", micro_data, "--checkpoint-dir", ckpt, "--patterns", "--quiet").returncode == 0
+    status = json.loads(run_main("status", ckpt, "--json").stdout)
+    assert list(status["steps"])[3] == "pattern_features"
+    assert status["steps"]["pattern_features"]["state"] == "valid"
+    assert status["steps"]["pattern_features"]["seconds"] > 0
+    assert status["next_run"]["load"] == ["graph_created"]
+    text = run_main("status", ckpt).stdout
+    assert "  pattern_features valid" in text

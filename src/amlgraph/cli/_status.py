@@ -71,6 +71,8 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
             entry["seconds"] = (manifest.get("metadata") or {}).get("seconds")
         if step in problems:
             entry["state"], entry["reason"] = "damaged", ck.problem_text(problems[step])
+        elif manifest is not None and not isinstance(run, str) and step not in run.order:
+            entry["state"], entry["reason"] = "stale", "the configuration leaves this optional step out"
         elif manifest is not None and not isinstance(run, str):
             ok, reason = run.check(step)
             entry["state"], entry["reason"] = ("valid", None) if ok else ("stale", reason)
@@ -114,7 +116,7 @@ def print_status(directory: Path, *, as_json: bool = False, config: Path | None 
         for step, s in r["steps"].items():
             seconds = f"{s['seconds']:.1f} s" if s["seconds"] is not None else "-"
             why = f": {s['reason']}" if s["reason"] else ""
-            print(f"  {step:<14} {s['state']:<8} {size_text(s['size_bytes']):>10}  {seconds:>9}  "
+            print(f"  {step:<16} {s['state']:<8} {size_text(s['size_bytes']):>10}  {seconds:>9}  "
                   f"chunks {s['chunks']}{why}")
         if r["note"]:
             print(f"  cannot check staleness: {r['note']}")
@@ -162,6 +164,8 @@ def _flat_params(params: dict) -> dict:
     flat: dict = {}
     for step_params in params.values():
         flat.update(step_params)
+    if "pattern_features" in params:  # the optional step was part of the recorded run
+        flat["patterns"] = {**flat.get("patterns", {}), "enabled": True}
     if "split_fractions" in flat:
         flat["split_fractions"] = tuple(flat["split_fractions"])
     return flat
