@@ -196,11 +196,11 @@ def test_pattern_features_through_every_executor(micro_data, tmp_path, backend, 
     patterns = {"enabled": True, "window": 3_600, "scatter_gather_window": 1_800,
                 "temporal_cycle_window": 3_600, "simple_cycle_window": 1_800, "max_cycle_length": 4}
     local = run_preprocessing(data_path=micro_data, checkpoint_dir=tmp_path / "a", quiet=True, chunk_size=250,
-                              chunk_rows=150, patterns=patterns)
+                              chunk_rows=150, sample_size=600, patterns=patterns)
     options = ({"workers": 2, "backend": "processes"} if backend == "processes" else
                {"backend": "dask", "scheduler": request.getfixturevalue("cluster").scheduler_address})
     other = run_preprocessing(data_path=micro_data, checkpoint_dir=tmp_path / "b", quiet=True, chunk_size=250,
-                              chunk_rows=150, patterns=patterns, **options)
+                              chunk_rows=150, sample_size=600, patterns=patterns, **options)
     assert other.chunks_computed["pattern_features"] == 4
     assert any(n.startswith("pattern_") for n in other.graph.edge_feature_names)
     assert graph_digest(other.graph) == graph_digest(local.graph)

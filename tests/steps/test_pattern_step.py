@@ -57,7 +57,7 @@ def by_chunking(micro_data, tmp_path_factory):
     out = {}
     for rows in (13, 50, 600, 642):
         ckpt = base / f"ckpt_{rows}"
-        _run(micro_data, ckpt, chunk_rows=rows)
+        _run(micro_data, ckpt, chunk_rows=rows, sample_size=600)  # read as a stream: batches of `rows`
         out[rows] = ckpt
     return out
 
@@ -138,24 +138,25 @@ def test_a_run_without_patterns_keys_and_reads_as_before(micro_data, tmp_path):
 
 def test_changing_a_pattern_parameter_recomputes_the_step_and_what_follows(micro_data, tmp_path):
     ckpt = tmp_path / "ckpt"
+    # sample_size: read as a stream, in batches of chunk_rows rows (3 chunks)
     plain = run_preprocessing(data_path=micro_data, checkpoint_dir=tmp_path / "plain", quiet=True,
-                              chunk_rows=200, chunk_size=250)
-    first = _run(micro_data, ckpt, chunk_rows=200)
+                              chunk_rows=200, chunk_size=250, sample_size=600)
+    first = _run(micro_data, ckpt, sample_size=600, chunk_rows=200)
     assert "pattern_features" in first.computed
-    again = _run(micro_data, ckpt, chunk_rows=200)
+    again = _run(micro_data, ckpt, sample_size=600, chunk_rows=200)
     assert again.computed == [] and again.loaded == ["graph_created"]
-    wider = _run(micro_data, ckpt, chunk_rows=200, patterns={"enabled": True, **FAST, "window": 7_200})
+    wider = _run(micro_data, ckpt, sample_size=600, chunk_rows=200, patterns={"enabled": True, **FAST, "window": 7_200})
     assert wider.computed == ["pattern_features", "normalized", "imbalanced", "graph_created"]
     assert set(wider.loaded) == {"data_loaded", "node_features", "edge_features", "weights"}
     assert wider.chunks_computed["pattern_features"] == 3
     # without --patterns: the graph of a run that never had them, bit for bit
     off = run_preprocessing(data_path=micro_data, checkpoint_dir=ckpt, quiet=True, chunk_rows=200,
-                            chunk_size=250)
+                            chunk_size=250, sample_size=600)
     assert "pattern_features" not in off.computed + off.loaded
     assert graph_digest(off.graph) == graph_digest(plain.graph)
     assert not any(n.startswith("pattern_") for n in off.graph.edge_feature_names)
     # and back on: the step's checkpoint was kept, only its consumers run again
-    back = _run(micro_data, ckpt, chunk_rows=200, patterns={"enabled": True, **FAST, "window": 7_200})
+    back = _run(micro_data, ckpt, sample_size=600, chunk_rows=200, patterns={"enabled": True, **FAST, "window": 7_200})
     assert "pattern_features" in back.loaded
     assert back.computed == ["normalized", "imbalanced", "graph_created"]
     assert graph_digest(back.graph) == graph_digest(wider.graph)
