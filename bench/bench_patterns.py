@@ -2,6 +2,7 @@
 
     python bench/bench_patterns.py [--rows 500000] [--preset hi-small] [--runs 3] [--threads 2]
     python bench/bench_patterns.py --rows 0          # the whole preset
+    python bench/bench_patterns.py --tools gfp,amlgraph-step --runs 1   # GFP against the step
 
 For each family, and for all of them together ("total"), each tool runs in a fresh process on
 the same transactions, sorted by (timestamp, row), with the same windows, bins and threads:
@@ -10,11 +11,16 @@ the same transactions, sorted by (timestamp, row), with the same windows, bins a
   ``--batch`` rows in order (each batch is inserted into its dynamic graph, then featurised);
 * amlgraph: one ``pattern_features`` call over all rows;
 * amlgraph-stream: ``pattern_features`` on the same batches, each with its look-back window of
-  earlier rows as context (same output as one call, by the chunking contract).
+  earlier rows as context (same output as one call, by the chunking contract);
+* amlgraph-step: the checkpointed ``pattern_features`` step of the pipeline (``--patterns``), as a
+  run computes it: its chunk plan (one chunk per coded chunk of ``--chunk-rows`` rows, each
+  reading its look-back context from the coded checkpoints), ``--threads`` chunk tasks in flight
+  sharing the cores, every chunk and the step checkpoint written. ``data_loaded`` is computed
+  once beforehand, outside the timing; the time is the step's.
 
 Times cover the feature computation only (not reading the data, not numba's first compile,
 which the worker reports apart): wall seconds, and CPU seconds of all threads (steadier when the
-machine is shared). Peak RSS is the worker's whole process. Figures are medians over ``--runs``
+machine is shared). Peak RSS is the worker's whole process (VmHWM). Figures are medians over ``--runs``
 runs. Node identity is (bank, account); amounts are Amount Paid.
 """
 from __future__ import annotations
@@ -35,7 +41,7 @@ from _util import REPO, ensure_preset, median  # noqa: E402
 FAMILIES = ("fan", "degree", "scatter_gather", "temporal_cycle", "simple_cycle", "vertex_stats")
 GFP_NAMES = {"fan": "fan", "degree": "degree", "scatter_gather": "scatter-gather",
              "temporal_cycle": "temp-cycle", "simple_cycle": "lc-cycle"}
-TOOLS = ("gfp", "amlgraph", "amlgraph-stream")
+TOOLS = ("gfp", "amlgraph", "amlgraph-stream", "amlgraph-step")
 
 
 def main() -> None:
@@ -46,24 +52,33 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--chunk-rows", type=int, default=125_000,
+                    help="amlgraph-step: rows per coded chunk, so per pattern chunk")
     ap.add_argument("--families", default=",".join(FAMILIES + ("total",)))
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--worker", nargs=3, metavar=("TOOL", "FAMILY", "ARRAYS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         tool, family, arrays = args.worker
-        print(json.dumps(_work(tool, family, Path(arrays), args.threads, args.batch)))
+        if tool == "amlgraph-step":
+            print(json.dumps(_step_work(family, Path(arrays).parent, args.threads, args.chunk_rows)))
+        else:
+            print(json.dumps(_work(tool, family, Path(arrays), args.threads, args.batch)))
         return
-    arrays = _arrays(_data(args))
+    data = _data(args)
+    arrays = _arrays(data)
     n_rows = len(np.load(arrays / "ts.npy", mmap_mode="r"))
     families = args.families.split(",")
     tools = args.tools.split(",")
     results: dict = {f: {t: [] for t in tools} for f in families}
+    if "amlgraph-step" in tools:
+        _prepare_step(data, args.threads, args.chunk_rows)
     for run in range(args.runs):
         for family in families:
             for tool in tools:
                 cmd = [sys.executable, __file__, "--threads", str(args.threads), "--batch",
-                       str(args.batch), "--worker", tool, family, str(arrays)]
+                       str(args.batch), "--chunk-rows", str(args.chunk_rows), "--worker", tool, family,
+                       str(arrays)]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 res = json.loads(out.strip().splitlines()[-1])
                 results[family][tool].append(res)
@@ -144,9 +159,66 @@ def _work(tool: str, family: str, arrays: Path, threads: int, batch: int) -> dic
                                              params=params, threads=threads))
     result["seconds"] = time.perf_counter() - start
     result["cpu_seconds"] = time.process_time() - cpu  # all threads; steadier on a busy machine
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
     result["outputs"] = len(outs)
     return result
+
+
+def _step_run(data: Path, threads: int, chunk_rows: int, families: tuple[str, ...] = FAMILIES):
+    """The runner's ``Run`` of a ``--patterns`` pipeline on ``data`` (checkpoints beside it)."""
+    from amlgraph.config import PipelineConfig
+    from amlgraph.runner._log import RunLog
+    from amlgraph.runner._run import Run
+    from amlgraph.store import CheckpointStore
+
+    cfg = PipelineConfig(data_path=data, checkpoint_dir=data / "pattern_step_ckpt", threads=threads,
+                         chunk_rows=chunk_rows, quiet=True,
+                         patterns={"enabled": True, "families": list(families)})
+    store = CheckpointStore(cfg.checkpoint_dir)
+    return Run(cfg, store, RunLog(quiet=True)), store
+
+
+def _prepare_step(data: Path, threads: int, chunk_rows: int) -> None:
+    """``data_loaded`` of ``data`` at ``chunk_rows``, computed once (the step reads it)."""
+    run, store = _step_run(data, threads, chunk_rows)
+    with store.lock():
+        if not run.check("data_loaded")[0]:
+            print(f"parsing {data} into coded chunks of {chunk_rows:,} rows ...", flush=True)
+            run._compute("data_loaded")
+    run.close()
+
+
+def _step_work(family: str, data: Path, threads: int, chunk_rows: int) -> dict:
+    """Time the checkpointed pattern_features step (every chunk recomputed and written)."""
+    from amlgraph.steps.pattern_features import PatternParams, pattern_features
+
+    families = FAMILIES if family == "total" else (family,)
+    run, store = _step_run(data, threads, chunk_rows, families)
+    result: dict = {}
+    start = time.perf_counter()  # numba's first compile (or cache load), on the first 1000 rows
+    first = [np.load(data / "pattern_arrays" / f"{k}.npy", mmap_mode="r")[:1000]
+             for k in ("src", "dst", "ts", "amount")]
+    pattern_features(*first, n_context=0, params=PatternParams(families=families), threads=1)
+    result["compile_s"] = round(time.perf_counter() - start, 2)
+    with store.lock():
+        run.loaded["data_loaded"] = store.load("data_loaded", key=run.keys["data_loaded"])
+        run.forced = {"pattern_features"}  # every chunk computed, none reused
+        start, cpu = time.perf_counter(), time.process_time()
+        run._compute("pattern_features")
+        result["seconds"] = time.perf_counter() - start
+        result["cpu_seconds"] = time.process_time() - cpu
+    run.close()
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["outputs"] = len(store.load("pattern_features").value("parts"))
+    return result
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ``getrusage``'s ``ru_maxrss``: Linux keeps that across
+    ``execve``, so a worker would report its parent's size at the fork when that is larger."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _gfp(families: tuple[str, ...], threads: int):
@@ -173,10 +245,9 @@ def _gfp(families: tuple[str, ...], threads: int):
     gfp.set_params(params)
     return gfp
 
-
 def _report(results: dict, n_rows: int, args) -> None:
     print(f"\n{args.preset}, {n_rows:,} rows, {args.threads} threads, batches of {args.batch:,}, "
-          f"medians of {args.runs} runs (rows/s; peak RSS MB)")
+          f"step chunks of {args.chunk_rows:,} rows, medians of {args.runs} runs (rows/s; peak RSS MB)")
     tools = [t for t in TOOLS if t in next(iter(results.values()))]
     head = f"{'family':15}" + "".join(f"{t:>18}{'RSS':>7}" for t in tools)
     if "gfp" in tools:
@@ -195,8 +266,8 @@ def _report(results: dict, n_rows: int, args) -> None:
                                "cpu_seconds": round(cpu[t], 2), "peak_rss_mb": round(rss[t])}
                            for t in tools}
     print(json.dumps({"preset": args.preset, "rows": n_rows, "threads": args.threads,
-                      "batch": args.batch, "runs": args.runs, "results": summary}, indent=1))
-
+                      "batch": args.batch, "chunk_rows": args.chunk_rows, "runs": args.runs,
+                      "results": summary}, indent=1))
 
 if __name__ == "__main__":
     main()

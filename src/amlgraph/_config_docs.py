@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from amlgraph.config import PipelineConfig
+from amlgraph.config import PatternConfig, PipelineConfig
 
 #: field -> (what it changes, CLI flag or "")
 HELP: dict[str, tuple[str, str]] = {
@@ -44,7 +44,24 @@ HELP: dict[str, tuple[str, str]] = {
     "wait": ("wait for a checkpoint directory locked by another run instead of failing", "--wait"),
     "quiet": ("print nothing but errors", "--quiet"),
     "verify": ("checkpoint verification before use: `full` (content hashes), `quick` (sizes) or `none`", ""),
+    "patterns": ("the optional `pattern_features` step and its parameters: the `[patterns]` table below",
+                 "--patterns"),
     "extra": ("free-form values kept with the configuration (not used by the steps)", ""),
+}
+
+#: [patterns] field -> what it changes (docs/FEATURES.md defines the columns).
+PATTERN_HELP: dict[str, str] = {
+    "enabled": "run the `pattern_features` step (`--patterns`; a `[patterns]` table turns it on unless it "
+               "says `enabled = false`); off: the seven steps, keys and outputs as without the step",
+    "window": "seconds of the half-open window (t - w, t] of fan, degree and vertex statistics",
+    "scatter_gather_window": "seconds of the closed window [t - w, t] of scatter-gather and gather-scatter",
+    "temporal_cycle_window": "seconds of the window [t - w, t) of temporal cycles",
+    "simple_cycle_window": "seconds of the window [t - w, t] of simple cycles",
+    "max_cycle_length": "longest simple cycle counted, the closing edge included (>= 2)",
+    "bins": "histogram bins of pattern sizes: bin k counts sizes in [bins[k], bins[k+1]), the last one "
+            "sizes >= bins[-1]; strictly increasing integers >= 1",
+    "families": "the families computed: a subset of fan, degree, scatter_gather, temporal_cycle, "
+                "simple_cycle, vertex_stats",
 }
 
 #: Fields that decide where and how a run happens, never what it computes.
@@ -67,7 +84,7 @@ def invalidated_steps() -> dict[str, list[str]]:
     for param, own in keyed.items():
         hit = set(own)
         for step in order:
-            if hit & set(decls[step].reads):
+            if hit & set(decls[step].inputs(decls)):
                 hit.add(step)
         out[param] = [s for s in order if s in hit]
     return out
@@ -75,7 +92,8 @@ def invalidated_steps() -> dict[str, list[str]]:
 
 def _type(field: dataclasses.Field) -> str:
     text = str(field.type).replace("Path", "path").replace("tuple[float, float, float]", "3 floats")
-    return text.replace(" | None", " or unset").replace("dict[str, Any]", "table")
+    text = text.replace("tuple[int, ...]", "list of integers").replace("tuple[str, ...]", "list of names")
+    return text.replace(" | None", " or unset").replace("dict[str, Any]", "table").replace("PatternConfig", "table")
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -109,13 +127,31 @@ def config_markdown() -> str:
     for field in dataclasses.fields(PipelineConfig):
         text, flag = HELP[field.name]
         steps = "*run control*" if field.name in _RUN_CONTROLS else ", ".join(invalid.get(field.name, [])) or "-"
-        default = _default(field)
-        lines.append(f"| `{field.name}` | {_type(field)} | `{default!r}` | {text} | "
+        default = "see `[patterns]`" if field.name == "patterns" else f"`{_default(field)!r}`"
+        lines.append(f"| `{field.name}` | {_type(field)} | {default} | {text} | "
                      f"{'`' + flag + '`' if flag else ''} | {steps} |")
+    lines += [
+        "",
+        "## `[patterns]`: the optional pattern_features step",
+        "",
+        "A table of its own in the TOML file (`[patterns]`, or `[amlgraph.patterns]`), or",
+        "`patterns = {...}` inline. Column definitions: docs/FEATURES.md; algorithms: docs/PATTERNS.md.",
+        "`enabled` only adds or removes the step; a change of any other field recomputes",
+        f"{', '.join(invalid.get('patterns', []))}.",
+        "",
+        "| name | type | default | what it changes |",
+        "|---|---|---|---|",
+    ]
+    for field in dataclasses.fields(PatternConfig):
+        lines.append(f"| `{field.name}` | {_type(field)} | `{_toml_value(_default(field))}` | "
+                     f"{PATTERN_HELP[field.name]} |")
     return "\n".join(lines) + "\n"
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, PatternConfig):
+        return "{" + ", ".join(f"{f.name} = {_toml_value(getattr(value, f.name))}"
+                               for f in dataclasses.fields(value)) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from amlgraph.errors import ConfigError
-from amlgraph.schema import STEPS
+from amlgraph.schema import ALL_STEPS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +23,57 @@ CURRENCY_MODES = ("usd", "raw")
 NODE_FEATURE_SOURCES = ("split", "all", "train")
 BAD_ROW_MODES = ("raise", "quarantine")
 BACKENDS = ("local", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class PatternConfig:
+    """The ``[patterns]`` section: whether the optional ``pattern_features`` step runs and what it
+    computes (``steps.pattern_features.PatternParams``; windows in seconds; docs/FEATURES.md).
+
+    A ``[patterns]`` section in a config file turns the step on unless it says
+    ``enabled = false``; ``amlgraph run --patterns`` turns it on with these values.
+    """
+
+    enabled: bool = False
+    window: int = 86_400
+    scatter_gather_window: int = 21_600
+    temporal_cycle_window: int = 86_400
+    simple_cycle_window: int = 86_400
+    max_cycle_length: int = 10
+    bins: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10)
+    families: tuple[str, ...] = ("fan", "degree", "scatter_gather", "temporal_cycle", "simple_cycle",
+                                 "vertex_stats")
+
+    def __post_init__(self) -> None:
+        from amlgraph.steps._patterns_params import PatternParams
+
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"patterns.enabled must be true or false (got {self.enabled!r})")
+        for name in ("bins", "families"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (tuple, list)):
+                raise ConfigError(f"patterns.{name} must be a list (got {value!r})")
+            object.__setattr__(self, name, tuple(value))
+        PatternParams(**self.params())  # validates, one line per problem
+
+    def params(self) -> dict[str, Any]:
+        """The fields that change the step's result (all but ``enabled``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "enabled"}
+
+
+def _pattern_config(value: Any) -> PatternConfig:
+    if isinstance(value, PatternConfig):
+        return value
+    if isinstance(value, bool):
+        return PatternConfig(enabled=value)
+    if isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(PatternConfig)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(f"[patterns]: unknown parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        return PatternConfig(**value)
+    raise ConfigError(f"patterns must be a [patterns] table or true/false (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -58,6 +109,7 @@ class PipelineConfig:
     wait: bool = False
     quiet: bool = False
     verify: str = "full"                   # checkpoint verification before use (content hashes)
+    patterns: PatternConfig = field(default_factory=PatternConfig)  # the optional pattern_features step
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,6 +119,7 @@ class PipelineConfig:
         if self.rates_file is not None:
             object.__setattr__(self, "rates_file", Path(self.rates_file))
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
+        object.__setattr__(self, "patterns", _pattern_config(self.patterns))
         _one_of("currency", self.currency, CURRENCY_MODES)
         _one_of("node_features_from", self.node_features_from, NODE_FEATURE_SOURCES)
         _one_of("strategy", self.strategy, STRATEGIES)
@@ -74,7 +127,10 @@ class PipelineConfig:
         _one_of("backend", self.backend, BACKENDS)
         _one_of("verify", self.verify, ("none", "quick", "full"))
         if self.resume_from is not None:
-            _one_of("resume_from", self.resume_from, STEPS)
+            _one_of("resume_from", self.resume_from, ALL_STEPS)
+            if self.resume_from not in self.steps:
+                raise ConfigError(f"resume_from {self.resume_from!r} names a step this run leaves out; "
+                                  "add --patterns or resume from another step")
         for name in ("sample_size", "chunk_size", "chunk_rows"):
             value = getattr(self, name)
             # bool is a subclass of int: True must not pass as 1
@@ -113,6 +169,16 @@ class PipelineConfig:
         name = find_inputs(self.data_path).name
         return base / f"checkpoints_{name}_{self.sample_size if self.sample_size else 'all'}"
 
+    @property
+    def optional_steps(self) -> tuple[str, ...]:
+        """The optional steps this run includes."""
+        return ("pattern_features",) if self.patterns.enabled else ()
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps this run computes or loads, in run order."""
+        return tuple(s for s in ALL_STEPS if s != "pattern_features" or self.patterns.enabled)
+
     def step_params(self, step: str) -> dict[str, Any]:
         """The parameters that change the result of ``step`` (and so are part of its key), as
         its declaration names them (``amlgraph.steps``), JSON-ready."""
@@ -133,12 +199,19 @@ class PipelineConfig:
             raise ConfigError(f"config file {path} not found") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        data = data.get("amlgraph", data)
+        section = data.get("patterns")
+        data = dict(data.get("amlgraph", data))
+        if section is not None and "patterns" not in data:  # a top-level [patterns] beside [amlgraph]
+            data["patterns"] = section
+        if isinstance(data.get("patterns"), dict):  # a section turns the step on unless it says not
+            data["patterns"] = {"enabled": True, **data["patterns"]}
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown parameter(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(known))}")
+        if overrides.get("patterns") is True and isinstance(data.get("patterns"), dict):
+            overrides = {**overrides, "patterns": {**data["patterns"], "enabled": True}}
         merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
         if "split_fractions" in merged:
             merged["split_fractions"] = tuple(merged["split_fractions"])
@@ -151,4 +224,6 @@ def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, PatternConfig):
+        return {k: _jsonable(v) for k, v in value.params().items()}
     return list(value) if isinstance(value, tuple) else value

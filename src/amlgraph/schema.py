@@ -39,6 +39,11 @@ STEPS = (
     "graph_created",
 )
 
+#: Steps that run only when the configuration asks for them (``--patterns``).
+OPTIONAL_STEPS = ("pattern_features",)
+#: Every step, optional ones included, in run order.
+ALL_STEPS = STEPS[:3] + OPTIONAL_STEPS + STEPS[3:]
+
 # Split codes stored in the `split` column.
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")

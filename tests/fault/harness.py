@@ -29,7 +29,7 @@ from pathlib import Path
 
 #: Small chunks: 13 row chunks and 6 account chunks on the tiny preset, so ~70 checkpoint writes.
 RUN_OPTIONS = ("--chunk-size", "200", "--chunk-rows", "1000")
-_STEP_RE = re.compile(r"^STEP (\d)/7: .* \((\w+)\)$")
+_STEP_RE = re.compile(r"^STEP (\d)/[78]: .* \((\w+)\)$")  # 8 with --patterns
 
 
 def env() -> dict[str, str]:

@@ -187,3 +187,20 @@ def test_dask_worker_killed_mid_task_is_retried(tiny_data, tmp_path, cluster):
     clean = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=20,
                               chunk_rows=2_000)
     assert graph_digest(result.graph) == graph_digest(clean.graph)
+
+
+@pytest.mark.parametrize("backend", ["processes", "dask"])
+def test_pattern_features_through_every_executor(micro_data, tmp_path, backend, request):
+    """The optional step's chunks run in worker processes and on Dask like every chunked step,
+    with the same graph as in this process."""
+    patterns = {"enabled": True, "window": 3_600, "scatter_gather_window": 1_800,
+                "temporal_cycle_window": 3_600, "simple_cycle_window": 1_800, "max_cycle_length": 4}
+    local = run_preprocessing(data_path=micro_data, checkpoint_dir=tmp_path / "a", quiet=True, chunk_size=250,
+                              chunk_rows=150, sample_size=600, patterns=patterns)
+    options = ({"workers": 2, "backend": "processes"} if backend == "processes" else
+               {"backend": "dask", "scheduler": request.getfixturevalue("cluster").scheduler_address})
+    other = run_preprocessing(data_path=micro_data, checkpoint_dir=tmp_path / "b", quiet=True, chunk_size=250,
+                              chunk_rows=150, sample_size=600, patterns=patterns, **options)
+    assert other.chunks_computed["pattern_features"] == 4
+    assert any(n.startswith("pattern_") for n in other.graph.edge_feature_names)
+    assert graph_digest(other.graph) == graph_digest(local.graph)

@@ -15,12 +15,12 @@ from amlgraph.config import (
     PipelineConfig,
 )
 from amlgraph.errors import AmlGraphError, ConfigError
-from amlgraph.schema import STEPS
+from amlgraph.schema import ALL_STEPS
 
 #: Flags that set a PipelineConfig field of the same name (``--minority-cost`` -> minority_cost).
 _FIELDS = ("sample_size", "chunk_size", "chunk_rows", "resume_from", "checkpoint_dir", "workers", "threads",
            "scheduler", "on_bad_rows", "currency", "rates_file", "node_features_from", "strategy",
-           "target_ratio", "minority_cost", "seed")
+           "target_ratio", "minority_cost", "seed", "patterns")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "amlgraph run data/ --checkpoint-dir ckpt/ --report   # and write ckpt/../report.html",
                   "amlgraph run data/ --minority-cost 3 --rates rates.csv",
                   "amlgraph run data/ --resume-from normalized          # reuse through normalized",
-                  "amlgraph run data/ --workers 2 --chunk-rows 500000"))
+                  "amlgraph run data/ --workers 2 --chunk-rows 500000",
+                  "amlgraph run data/ --patterns                        # add the pattern_* edge features"))
     p.add_argument("data_path", type=Path, help="a directory holding <NAME>_Trans.csv, or that file")
     _add_run_options(p)
     p.set_defaults(func=lambda args: run_from_cli(args, argv=sys.argv[1:]))
@@ -52,7 +53,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     where.add_argument("--checkpoint-dir", type=Path, default=None,
                        help="default: <data dir>/checkpoints_<NAME>_<sample size or all>")
     where.add_argument("--config", type=Path, default=None, help="a TOML file of parameters (docs/CONFIG.md)")
-    where.add_argument("--resume-from", choices=STEPS, default=None, metavar="STEP",
+    where.add_argument("--resume-from", choices=ALL_STEPS, default=None, metavar="STEP",
                        help="reuse the checkpoints through STEP, recompute the steps after it")
     where.add_argument("--fresh", action="store_true", help="ignore every checkpoint and recompute all")
     where.add_argument("--sample-size", type=int, default=None, help="first N rows in file order (default: all)")
@@ -79,6 +80,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     what.add_argument("--target-ratio", type=float, default=None, help="minority/majority after rebalancing")
     what.add_argument("--minority-cost", type=float, default=None, help="extra weight of the laundering class")
     what.add_argument("--seed", type=int, default=None, help="random seed of the rebalancing")
+    what.add_argument("--patterns", action="store_true", default=None,
+                      help="add the pattern_features step: causal fan, degree, scatter-gather, cycle and "
+                           "account-statistics features of each transaction (windows: [patterns] in --config)")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:

@@ -7,7 +7,7 @@ from pathlib import Path
 from amlgraph.cli._text import add_command, size_text
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import AmlGraphError
-from amlgraph.schema import STEPS
+from amlgraph.schema import ALL_STEPS, OPTIONAL_STEPS
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -58,8 +58,10 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
     names = store.names()
     run = _status_run(store, root, config)
     steps: dict = {}
-    for step in STEPS:
+    for step in ALL_STEPS:
         manifest = store.manifest(step)
+        if step in OPTIONAL_STEPS and manifest is None and (isinstance(run, str) or step not in run.order):
+            continue  # an optional step neither run nor asked for
         chunks = [n for n in names if (parse_chunk_name(n) or ("",))[0] == step]
         size = sum(store.size_bytes(n) for n in names if n == step or n.startswith(step + "_"))
         entry = {"state": "missing", "seconds": None, "created": None, "size_bytes": size,
@@ -69,6 +71,8 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
             entry["seconds"] = (manifest.get("metadata") or {}).get("seconds")
         if step in problems:
             entry["state"], entry["reason"] = "damaged", ck.problem_text(problems[step])
+        elif manifest is not None and not isinstance(run, str) and step not in run.order:
+            entry["state"], entry["reason"] = "stale", "the configuration leaves this optional step out"
         elif manifest is not None and not isinstance(run, str):
             ok, reason = run.check(step)
             entry["state"], entry["reason"] = ("valid", None) if ok else ("stale", reason)
@@ -78,7 +82,7 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
     plan = None
     if not isinstance(run, str):
         actions = run.plan()
-        plan = {a: [s for s in STEPS if actions[s] == a] for a in ("compute", "load", "skip")}
+        plan = {a: [s for s in actions if actions[s] == a] for a in ("compute", "load", "skip")}
     total = sum(store.size_bytes(n) for n in names)
     inputs = sum(f.stat().st_size for f in _input_files(run)) if not isinstance(run, str) else None
     return {"checkpoint_dir": str(root), "steps": steps, "next_run": plan, "damaged": sorted(problems),
@@ -112,7 +116,7 @@ def print_status(directory: Path, *, as_json: bool = False, config: Path | None 
         for step, s in r["steps"].items():
             seconds = f"{s['seconds']:.1f} s" if s["seconds"] is not None else "-"
             why = f": {s['reason']}" if s["reason"] else ""
-            print(f"  {step:<14} {s['state']:<8} {size_text(s['size_bytes']):>10}  {seconds:>9}  "
+            print(f"  {step:<16} {s['state']:<8} {size_text(s['size_bytes']):>10}  {seconds:>9}  "
                   f"chunks {s['chunks']}{why}")
         if r["note"]:
             print(f"  cannot check staleness: {r['note']}")
@@ -160,6 +164,8 @@ def _flat_params(params: dict) -> dict:
     flat: dict = {}
     for step_params in params.values():
         flat.update(step_params)
+    if "pattern_features" in params:  # the optional step was part of the recorded run
+        flat["patterns"] = {**flat.get("patterns", {}), "enabled": True}
     if "split_fractions" in flat:
         flat["split_fractions"] = tuple(flat["split_fractions"])
     return flat

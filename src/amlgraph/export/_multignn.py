@@ -14,6 +14,11 @@ columns in file order:
 - amounts written as the script's last step writes them: it reads its ``%f`` output back with
   datatable's ``fread`` and writes it again with ``to_csv`` (``10779.65``, ``1.0e+15``; see
   ``_dtfloat``), so the file is byte for byte the script's.
+
+A graph with pattern features (``amlgraph run --patterns``) adds its ``pattern_*`` columns after
+``Is Laundering``, as the graph holds them (log1p, standardised on the training rows, float32):
+Multi-GNN reads its columns by name, so the script's columns keep their meaning and a loader
+that lists the extra names gets them as edge features. Without them the file is the script's.
 """
 from __future__ import annotations
 
@@ -70,8 +75,9 @@ def format_multignn(graph: "TransactionGraph") -> pl.DataFrame:
         graph: the graph; its edges may be in any order.
 
     Returns:
-        A frame with exactly ``COLUMNS``, one row per edge, sorted by Timestamp (stable): EdgeID,
-        ids and codes Int64, amounts Float64.
+        A frame with ``COLUMNS`` (then the graph's ``pattern_*`` edge features, Float32, when it
+        has them), one row per edge, sorted by Timestamp (stable): EdgeID, ids and codes Int64,
+        amounts Float64.
 
     Raises:
         ConfigError: when two edges share an ``edge_row``.
@@ -102,6 +108,11 @@ def format_multignn(graph: "TransactionGraph") -> pl.DataFrame:
         "Payment Format": fmt,
         "Is Laundering": graph.y[order].astype(np.int64),
     })
+    patterns = [j for j, name in enumerate(graph.edge_feature_names) if name.startswith("pattern_")]
+    if patterns:
+        attr = graph.edge_attr
+        frame = frame.with_columns(pl.Series(graph.edge_feature_names[j], np.asarray(attr[:, j])[order],
+                                             dtype=pl.Float32) for j in patterns)
     by_time = np.argsort(frame["Timestamp"].to_numpy(), kind="stable")
     return frame[by_time]
 

@@ -7,6 +7,7 @@ asks for inputs and chunks, and returns an ``Output`` that the runner saves.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -86,9 +87,14 @@ class StepContextImpl:
 
     # --- inputs ---------------------------------------------------------------------------------
     def step(self, name: str):
-        if name not in self._run.declarations[self.name].reads:
+        if name not in self._run.reads(self.name):
             raise CheckpointError(f"step {self.name} reads {name} but does not declare it")
         return self._run.loaded[name]
+
+    def optional(self, name: str):
+        if name not in self._run.declarations[self.name].uses:
+            raise CheckpointError(f"step {self.name} uses {name} but does not declare it")
+        return self._run.loaded[name] if name in self._run.declarations else None
 
     def option(self, name: str) -> Any:
         """A configuration field that shapes only the chunk plan (never the result)."""
@@ -101,6 +107,9 @@ class StepContextImpl:
         if name == "chunk_size":
             return cfg.chunk_size or default_chunk_size(facts["num_accounts"], facts["num_rows"],
                                                         run.concurrency)
+        if name == "kernel_threads":  # the cores, shared by the chunks in flight (fewer when the chunks are)
+            in_flight = max(1, min(run.concurrency, facts.get("num_chunks", run.concurrency)))
+            return max(1, (os.cpu_count() or 1) // in_flight)
         raise KeyError(name)
 
     def code_version(self, *modules: str) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from amlgraph.errors import CheckpointError
 from amlgraph.graph import GRAPH_STEP, TransactionGraph
-from amlgraph.schema import STEPS
+from amlgraph.schema import ALL_STEPS
 from amlgraph.store import CheckpointStore
 
 
@@ -30,7 +30,7 @@ def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
     ckpt = store.load(GRAPH_STEP)
     if ckpt is None:
         names = store.names()
-        present = [n for n in names if n in STEPS] or names
+        present = [n for n in names if n in ALL_STEPS] or names
         raise CheckpointError(
             f"{path}: no valid {GRAPH_STEP!r} checkpoint (found: {', '.join(present) or 'none'}); "
             f"finish the run with `amlgraph run DATA --checkpoint-dir {path}` first")

@@ -1,4 +1,4 @@
-"""The runner: decides, for each of the seven steps, load or compute, and persists every result.
+"""The runner: decides, for each step of the run, load or compute, and persists every result.
 
 Keys are computed for all steps before anything runs (they depend only on parameters, code and
 input files), so the runner knows up front which checkpoints are valid and why the others are
@@ -20,7 +20,6 @@ from amlgraph.errors import CheckpointError
 from amlgraph.runner._code import code_modules
 from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
-from amlgraph.schema import STEPS
 from amlgraph.steps import declarations, is_chunk_name
 from amlgraph.store import STARTED
 
@@ -71,7 +70,9 @@ class Run:
 
         self.cfg, self.store, self.log = cfg, store, log
         self.inputs = find_inputs(cfg.data_path)
-        self.declarations = declarations()
+        # The seven steps and the optional ones this configuration asks for, in run order.
+        self.declarations = declarations(cfg.optional_steps)
+        self.order = list(self.declarations)
         self.after_save: dict[str, list[str]] = {}
         self._executor = executor
         self.keys: dict[str, str] = {}
@@ -119,12 +120,16 @@ class Run:
                 "step": step,
                 "params": self.cfg.step_params(step),
                 "code": code_version(*code_modules(decl.module, *decl.code, *RUNNER_CODE)),
-                "inputs": {dep: self.keys[dep] for dep in decl.reads},
+                "inputs": {dep: self.keys[dep] for dep in self.reads(step)},
                 "files": files if not decl.reads else {},
                 "version": __version__,
             }
             self.components[step] = comp
             self.keys[step] = make_key(comp)
+
+    def reads(self, step: str) -> tuple[str, ...]:
+        """The steps whose checkpoints ``step`` reads in this run (optional ones when present)."""
+        return self.declarations[step].inputs(self.declarations)
 
     # --- validity -----------------------------------------------------------------------------
     def check(self, step: str) -> tuple[bool, str | None]:
@@ -144,7 +149,7 @@ class Run:
     def _forced_steps(self) -> set[str]:
         cfg = self.cfg
         if cfg.fresh:
-            return set(STEPS)
+            return set(self.order)
         if cfg.resume_from is None:
             return set()
         ok, reason = self.check(cfg.resume_from)
@@ -154,7 +159,7 @@ class Run:
                 f"cannot resume from {cfg.resume_from}: its checkpoint is not usable ({reason}); "
                 f"valid checkpoints: {', '.join(have) or 'none'}; rerun without --resume-from "
                 "to recompute what is needed")
-        return set(STEPS[STEPS.index(cfg.resume_from) + 1:])
+        return set(self.order[self.order.index(cfg.resume_from) + 1:])
 
     # --- execution --------------------------------------------------------------------------
     @property
@@ -190,7 +195,7 @@ class Run:
         actions: dict[str, str] = {}
         self.reasons: dict[str, str | None] = {}
         needed = {"graph_created"}
-        for step in reversed(STEPS):
+        for step in reversed(self.order):
             if step not in needed:
                 actions[step] = "skip"
                 continue
@@ -198,13 +203,13 @@ class Run:
             self.reasons[step] = reason
             actions[step] = "load" if ok else "compute"
             if not ok:
-                needed.update(self.declarations[step].reads)
-        return {s: actions[s] for s in STEPS}
+                needed.update(self.reads(step))
+        return {s: actions[s] for s in self.order}
 
     def execute(self) -> PipelineResult:
         plan = self.plan()
-        for i, step in enumerate(STEPS, 1):
-            with self.log.step(i, len(STEPS), step, self.declarations[step].title, plan[step]):
+        for i, step in enumerate(self.order, 1):
+            with self.log.step(i, len(self.order), step, self.declarations[step].title, plan[step]):
                 action = plan[step]
                 if action == "skip":
                     self.log.skip(f"Skipping {step} (later checkpoints are valid)")

@@ -64,6 +64,16 @@ def _scan(store: CheckpointStore, path: Path, step: Any, table: str) -> pl.DataF
     return pl.read_parquet(files) if files else pl.DataFrame()
 
 
+class _Listed:
+    """Parts recorded by another checkpoint, read like a step checkpoint's by :func:`_scan`."""
+
+    def __init__(self, parts: list[dict], name: str):
+        self.parts, self.name = parts, name
+
+    def value(self, name: str) -> list[dict]:
+        return self.parts
+
+
 def load_unscaled(checkpoint_dir: str | Path,
                   graph: TransactionGraph) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """The node and edge features of ``graph`` as defined, before any log or scaling.
@@ -88,8 +98,9 @@ def load_unscaled(checkpoint_dir: str | Path,
     store = CheckpointStore(path, create=False)
     graph_inputs = _inputs(store, path, GRAPH_STEP)
     edge_step = _step(store, path, "edge_features", graph_inputs.get("edge_features"))
-    # normalized is only the way to node_features: its recorded inputs name the one it scaled.
-    _step(store, path, "normalized", graph_inputs.get("normalized"))
+    # normalized is the way to node_features (its recorded inputs name the one it scaled) and
+    # to the pattern_features chunks it paired with the edge chunks, when the run had them.
+    norm_step = _step(store, path, "normalized", graph_inputs.get("normalized"))
     node_step = _step(store, path, "node_features", _inputs(store, path, "normalized").get("node_features"))
 
     views = list(node_step.value("views")) if "views" in node_step.values else ["all"]
@@ -105,6 +116,13 @@ def load_unscaled(checkpoint_dir: str | Path,
                                   f"graph's nodes and feature names; {_rerun_hint(path, 'node_features')}")
 
     edges = _scan(store, path, edge_step, "features")
+    if "pattern_parts" in norm_step.values:
+        patterns = _scan(store, path, _Listed(norm_step.value("pattern_parts"), "pattern_features"), "features")
+        if not patterns["row"].equals(edges["row"]):
+            raise CheckpointError(f"{path}: the pattern_features chunks do not hold the edge_features rows "
+                                  f"in their order; {_rerun_hint(path, 'edge_features')}")
+        edges = pl.concat([edges, patterns.select(c for c in patterns.columns if c.startswith("pattern_"))],
+                          how="horizontal")
     missing = [c for c in ["row", *graph.edge_feature_names] if c not in edges.columns]
     if missing:
         raise CheckpointError(f"{path}: the edge_features chunks lack the columns {missing} of the graph; "

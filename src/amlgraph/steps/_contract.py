@@ -123,10 +123,18 @@ class StepContext(Protocol):
         """The checkpoint of a step this one declared in ``reads``."""
         ...
 
+    def optional(self, name: str) -> Checkpoint | None:
+        """The checkpoint of an optional step declared in ``uses``; None when the run leaves
+        that step out."""
+        ...
+
     def sizing(self, name: str, **facts: Any) -> int:
-        """A chunking size: ``"chunk_rows"`` (transactions per row chunk) or ``"chunk_size"``
+        """A chunking size: ``"chunk_rows"`` (transactions per row chunk), ``"chunk_size"``
         (accounts per node chunk; ``facts``: num_accounts, num_rows): the configured one, else
-        the runner's one default for this machine and the chunks in flight."""
+        the runner's one default for this machine and the chunks in flight; or
+        ``"kernel_threads"``: threads one chunk's compiled kernels may use (the cores shared
+        among the chunks in flight; ``facts``: num_chunks, fewer chunks than the executor
+        runs at once leave their cores to those)."""
         ...
 
     def option(self, name: str) -> Any:
@@ -195,6 +203,9 @@ class Step:
             although the step does not import them; the runner adds the step's own module and
             every library module it imports, transitively (``runner/_code.py``).
         compute: ``compute(ctx: StepContext) -> Output``, the step checkpoint's content.
+        uses: optional steps it reads when the run includes them (``ctx.optional(name)``); their
+            keys are part of its key then, and only then, so a run without them keys it as before.
+        optional: the step runs only when the configuration asks for it.
         module: the step's own module (set from ``compute``).
     """
 
@@ -204,6 +215,13 @@ class Step:
     params: tuple[str, ...]
     code: tuple[str, ...]
     compute: Callable[[StepContext], Output]
+    uses: tuple[str, ...] = ()
+    optional: bool = False
+
+    def inputs(self, present: Iterable[str]) -> tuple[str, ...]:
+        """The steps whose checkpoints it reads in a run of the steps ``present``."""
+        have = set(present)
+        return self.reads + tuple(u for u in self.uses if u in have)
 
     @property
     def module(self) -> str:

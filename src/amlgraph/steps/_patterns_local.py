@@ -15,13 +15,7 @@ import numpy as np
 from numba import njit
 
 from amlgraph.steps._patterns_graph import window_slice
-
-#: Order of the four (endpoint, direction) sets in every output.
-SETS = (("src", "out"), ("src", "in"), ("dst", "out"), ("dst", "in"))
-#: Statistics of the amounts and of the inter-arrival gaps of a set, in output order.
-STATS = ("count", "sum", "mean", "min", "max", "std")
-#: Rows per set in the vertex-statistics block: amount stats then gap stats.
-STAT_ROWS = 2 * len(STATS)
+from amlgraph.steps._patterns_params import SETS, STAT_ROWS, STATS  # noqa: F401  (re-exported)
 
 
 @njit(cache=True, nogil=True)

@@ -4,7 +4,8 @@ Amounts and counts in AML data span many orders of magnitude (0.01 to 10^9); sta
 raw leaves almost every value near zero and a few at hundreds of standard deviations. They are
 mapped through log1p first (all are >= 0 by construction). The edge feature ``amount_received``
 is the exception on purpose: it is Multi-GNN's raw received amount, z-scored without a log (the
-log of it is ``log_amount_received``).
+log of it is ``log_amount_received``). Every ``pattern_*`` feature (counts, histograms, amount
+and gap statistics, all >= 0) is heavy-tailed too.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ _HEAVY = re.compile(
     r"^(transaction_count|total_sent|total_received|avg_amount|max_amount|min_amount|temporal_span"
     r"|transaction_frequency|in_degree|out_degree|.*counterparties.*|sent_(mean|std|max)"
     r"|received_(mean|std|max)|self_transfer_count|bank_diversity"
-    r"|currency_diversity)$")
+    r"|currency_diversity|pattern_.*)$")
 
 
 def heavy_tailed(names: list[str]) -> list[str]:

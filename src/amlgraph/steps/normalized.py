@@ -190,15 +190,44 @@ def edge_matrix(feats: pl.DataFrame, columns: list[str], scaled: list[str], scal
     return out
 
 
+def edge_frame(inputs: Inputs, name: str, columns: list[str], rows: pl.Expr | None = None,
+               pattern: str | None = None) -> pl.DataFrame:
+    """``columns`` of edge_features chunk ``name`` (only ``rows`` when given), with the
+    ``pattern_*`` columns taken from its pattern_features chunk ``pattern``: the two chunks hold
+    the same rows in the same order, and a filter on ``row``, ``label`` or ``split`` reads the
+    same rows of both."""
+    if pattern is None:
+        frame = inputs.scan([name], "features")
+        return (frame if rows is None else frame.filter(rows)).select(columns).collect()
+    own = [c for c in columns if not c.startswith("pattern_")]
+    frames = []
+    for chunk, cols in ((name, ["row", *own]), (pattern, ["row", *(c for c in columns if c.startswith("pattern_"))])):
+        frame = inputs.scan([chunk], "features")
+        frames.append((frame if rows is None else frame.filter(rows)).select(cols).collect())
+    if not frames[0]["row"].equals(frames[1]["row"]):
+        from amlgraph.errors import CheckpointError
+
+        raise CheckpointError(f"pattern_features chunk {pattern} does not hold the rows of {name} in its "
+                              "order; rerun with --resume-from edge_features to recompute both")
+    return pl.concat([frames[0].drop("row"), frames[1].drop("row")], how="horizontal").select(columns)
+
+
+def pattern_chunk_of(norm: Any, name: str) -> str | None:
+    """The pattern_features chunk paired with edge_features chunk ``name`` by a ``normalized``
+    checkpoint ``norm`` (None when the run had no pattern features)."""
+    if "pattern_chunks" not in norm.values:
+        return None
+    return norm.value("pattern_chunks")[name]
+
+
 def scaled_edge_matrix(inputs: Inputs, norm: Any, name: str, rows: pl.Expr | None = None) -> np.ndarray:
     """The normalised edge matrix of edge_features chunk ``name`` (only ``rows`` when given),
-    from the ``normalized`` checkpoint ``norm``: the map the step fitted, applied where consumed."""
+    from the ``normalized`` checkpoint ``norm``: the map the step fitted, applied where consumed.
+    Its pattern_features columns, when the run has them, come from the paired pattern chunk."""
     cols, scaled = norm.value("edge_columns"), norm.value("edge_scaled")
-    frame = inputs.scan([name], "features")
-    if rows is not None:
-        frame = frame.filter(rows)
-    return edge_matrix(frame.select(cols).collect(), cols, scaled,
-                       StandardScaler.from_dict(norm.value("edge_scaler")), norm.value("edge_log"))
+    frame = edge_frame(inputs, name, cols, rows, pattern_chunk_of(norm, name))
+    return edge_matrix(frame, cols, scaled, StandardScaler.from_dict(norm.value("edge_scaler")),
+                       norm.value("edge_log"))
 
 
 def _float64_block(frame: pl.DataFrame) -> np.ndarray:
@@ -275,16 +304,27 @@ def compute(ctx: StepContext) -> Output:
         # (NumPy passes on one core, Parquet reads in between). Its errors surface in result().
         nodes = pool.submit(_node_scaling, inputs, chunk_names(nodes_ckpt), node_views,
                             coded_chunks(ctx.step("data_loaded")))
-        # Edges: one sequential pass over the training rows of every chunk, in row order.
-        edge_cols = edges.value("columns")
+        # Edges: one sequential pass over the training rows of every chunk, in row order. The
+        # optional pattern features are more edge columns, read from the paired pattern chunk.
+        patterns = ctx.optional("pattern_features")
+        edge_chunks = chunk_names(edges)
+        pairs: dict[str, str] = {}
+        edge_cols = list(edges.value("columns"))
+        if patterns is not None:
+            pattern_chunks = chunk_names(patterns)
+            if len(pattern_chunks) != len(edge_chunks):
+                raise StepError(f"pattern_features has {len(pattern_chunks)} chunks and edge_features "
+                                f"{len(edge_chunks)}; rerun with --resume-from data_loaded", step="normalized")
+            pairs = dict(zip(edge_chunks, pattern_chunks))
+            edge_cols += list(patterns.value("columns"))
         edge_scaled = columns_to_scale(edge_cols, list(CATEGORICAL_EDGE_FEATURES), list(FLAG_EDGE_FEATURES))
         edge_log = heavy_tailed(edge_scaled)
         edge_scaler = StandardScaler()
         fitted = False
         # Only the training rows of the scaled columns are decoded (projection and predicate pushed
         # into the Parquet reader), the next part while this one is added up.
-        for f in ahead([lambda name=name: inputs.scan([name], "features").filter(pl.col("split") == 0)
-                         .select(edge_scaled).collect() for name in chunk_names(edges)]):
+        for f in ahead([lambda name=name: edge_frame(inputs, name, edge_scaled, pl.col("split") == 0,
+                                                     pairs.get(name)) for name in edge_chunks]):
             if f.height:
                 edge_scaler.partial_fit(log_transform(_float64_block(f), edge_scaled, edge_log))
                 fitted = True
@@ -303,12 +343,13 @@ def compute(ctx: StepContext) -> Output:
     # ~13 GB of float32 is written once, in the graph, and not twice.
     names = node_array_names(node_views)
     x = matrices[node_views[-1]]
+    with_patterns = {} if patterns is None else {
+        "pattern_chunks": pairs, "pattern_parts": list(patterns.value("parts"))}
     return Output(arrays={names[v]: m for v, m in matrices.items()},
                   values={**node_values, "edge_columns": edge_cols, "edge_scaled": edge_scaled,
-                          "edge_log": edge_log, "edge_scaler": edge_scaler.to_dict()},
+                          "edge_log": edge_log, "edge_scaler": edge_scaler.to_dict(), **with_patterns},
                   metadata={"num_accounts": int(x.shape[0]), "num_features": int(x.shape[1])})
 
 
 STEP = Step("normalized", "Normalizing Features", reads=("data_loaded", "node_features", "edge_features"),
-            params=(), code=(),
-            compute=compute)
+            params=(), code=(), compute=compute, uses=("pattern_features",))

@@ -27,109 +27,20 @@ The kernels (``_patterns_*.py``) are compiled with numba (no GIL) and run on ``t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from amlgraph.errors import ConfigError, InputError
-from amlgraph.steps._patterns_cycles import simple_kernel, temporal_kernel
-from amlgraph.steps._patterns_graph import (bin_table, build_adjacency, compact_ids, max_window_edges,
-                                            run_workers, worker_blocks)
-from amlgraph.steps._patterns_local import SETS, STAT_ROWS, STATS, local_kernel
-from amlgraph.steps._patterns_sg import sg_kernel
+from amlgraph.steps._contract import Chunk, Inputs, Output, Step, StepContext, chunk_name, parts_value
+from amlgraph.steps._layout import coded_chunks
+from amlgraph.steps._patterns_params import (FAMILIES, STAT_ROWS, STATS, PatternParams, is_float_column,
+                                             lookback_seconds, pattern_feature_names)
 
-#: The feature families, in output order.
-FAMILIES = ("fan", "degree", "scatter_gather", "temporal_cycle", "simple_cycle", "vertex_stats")
+__all__ = ["FAMILIES", "PatternParams", "lookback_seconds", "pattern_feature_names", "pattern_features"]
+
 #: Edges per unit of work; workers take blocks cyclically, which keeps the threads balanced.
 BLOCK = 256
-
-
-@dataclass(frozen=True)
-class PatternParams:
-    """What :func:`pattern_features` computes. Windows are in seconds.
-
-    Attributes:
-        window: fan, degree and vertex statistics look at the half-open window (t - window, t].
-        scatter_gather_window: scatter-gather and gather-scatter look at [t - w, t].
-        temporal_cycle_window: temporal cycles use edges in [t - w, t).
-        simple_cycle_window: simple cycles use edges in [t - w, t] before the closing edge.
-        max_cycle_length: longest simple cycle counted, the closing edge included (>= 2).
-        bins: histogram bins of pattern sizes (scatter-gather intermediates, cycle lengths):
-            bin k counts sizes ``bins[k] <= s < bins[k + 1]``, the last bin ``s >= bins[-1]``,
-            sizes below ``bins[0]`` are not counted. Strictly increasing, >= 1.
-        families: the families to compute, a subset of :data:`FAMILIES`.
-    """
-
-    window: int = 86_400
-    scatter_gather_window: int = 21_600
-    temporal_cycle_window: int = 86_400
-    simple_cycle_window: int = 86_400
-    max_cycle_length: int = 10
-    bins: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10)
-    families: tuple[str, ...] = FAMILIES
-
-    def __post_init__(self) -> None:
-        for name in ("window", "scatter_gather_window", "temporal_cycle_window", "simple_cycle_window"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"PatternParams.{name} must be a positive number of seconds "
-                                  f"(got {value!r})")
-        if not isinstance(self.max_cycle_length, (int, np.integer)) or self.max_cycle_length < 2:
-            raise ConfigError(f"PatternParams.max_cycle_length must be an integer >= 2 "
-                              f"(got {self.max_cycle_length!r})")
-        bins = tuple(self.bins)
-        if (not bins or any(not isinstance(b, (int, np.integer)) or b < 1 for b in bins)
-                or any(b >= c for b, c in zip(bins, bins[1:]))):
-            raise ConfigError(f"PatternParams.bins must be strictly increasing integers >= 1 "
-                              f"(got {self.bins!r})")
-        unknown = [f for f in self.families if f not in FAMILIES]
-        if unknown or len(set(self.families)) != len(self.families):
-            raise ConfigError(f"PatternParams.families must be distinct names among {FAMILIES} "
-                              f"(got {self.families!r})")
-
-
-def _bin_labels(bins: tuple[int, ...]) -> list[str]:
-    labels = []
-    for k, lo in enumerate(bins):
-        if k == len(bins) - 1:
-            labels.append(f"{lo}plus")
-        elif bins[k + 1] - lo == 1:
-            labels.append(f"{lo}")
-        else:
-            labels.append(f"{lo}_{bins[k + 1] - 1}")
-    return labels
-
-
-def pattern_feature_names(params: PatternParams) -> list[str]:
-    """The ``pattern_*`` columns of :func:`pattern_features` for ``params``, in output order."""
-    names: list[str] = []
-    labels = _bin_labels(tuple(params.bins))
-    for family in FAMILIES:
-        if family not in params.families:
-            continue
-        if family in ("fan", "degree"):
-            names += [f"pattern_{family}_{d}_{end}" for end, d in SETS]
-        elif family == "vertex_stats":
-            names += [f"pattern_{end}_{d}_{what}_{stat}" for end, d in SETS
-                      for what in ("amount", "gap") for stat in STATS]
-        elif family == "scatter_gather":
-            names += [f"pattern_scatter_gather_{b}" for b in labels] + ["pattern_gather_scatter"]
-        else:
-            names += [f"pattern_{family}_{b}" for b in labels]
-    return names
-
-
-def lookback_seconds(params: PatternParams) -> int:
-    """Seconds of earlier transactions a chunk needs as context (0 when no family is asked).
-
-    Every edge with ``timestamp >= first_timestamp - lookback_seconds(params)`` that precedes
-    the chunk's first edge in (timestamp, row) order must be passed as context.
-    """
-    windows = {"fan": params.window, "degree": params.window, "vertex_stats": params.window,
-               "scatter_gather": params.scatter_gather_window,
-               "temporal_cycle": params.temporal_cycle_window,
-               "simple_cycle": params.simple_cycle_window}
-    return max((int(windows[f]) for f in params.families), default=0)
 
 
 def _check(src, dst, timestamp, amount, n_context):
@@ -182,12 +93,19 @@ def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, am
             timestamps, non-finite amounts.
         ConfigError: ``n_context`` out of range, ``threads`` < 1.
     """
+    # The compiled kernels load here, not on import: a run without patterns never needs them.
+    from amlgraph.steps._patterns_cycles import simple_kernel, temporal_kernel
+    from amlgraph.steps._patterns_graph import (bin_table, build_adjacency, compact_ids, max_window_edges,
+                                                run_workers, worker_blocks)
+    from amlgraph.steps._patterns_local import local_kernel
+    from amlgraph.steps._patterns_sg import sg_kernel
+
     src, dst, ts, amount = _check(src, dst, timestamp, amount, n_context)
     n_context = int(n_context)
     m = len(ts) - n_context
     names = pattern_feature_names(params)
     if m == 0 or not names:
-        return {name: np.zeros(m, dtype=np.float64 if _is_float(name) else np.int64) for name in names}
+        return {name: np.zeros(m, dtype=np.float64 if is_float_column(name) else np.int64) for name in names}
     if threads is None:
         threads = os.cpu_count() or 1
     if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
@@ -232,5 +150,89 @@ def pattern_features(src: np.ndarray, dst: np.ndarray, timestamp: np.ndarray, am
     return dict(zip(names, columns, strict=True))
 
 
-def _is_float(name: str) -> bool:
-    return ("_amount_" in name or "_gap_" in name) and not name.endswith("_count")
+
+
+# --- the step -----------------------------------------------------------------------------------
+#: Columns a pattern chunk carries besides the features: the edge's id and what consumers filter
+#: on, so that a filter reads the same rows of an edge_features chunk and of its pattern chunk.
+KEY_COLUMNS = ("row", "label", "split")
+
+
+def params_from(value: dict) -> PatternParams:
+    """``PatternParams`` from the step's JSON parameter (lists back to tuples)."""
+    return PatternParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+
+
+def _empty(names: list[str]) -> pl.DataFrame:
+    schema = {"row": pl.Int64, "label": pl.Int8, "split": pl.Int8}
+    schema.update({n: pl.Float64 if is_float_column(n) else pl.Int64 for n in names})
+    return pl.DataFrame(schema=schema)
+
+
+def pattern_chunk(inputs: Inputs, *, data_chunk: str, sources: list[str], params: dict,
+                  threads: int = 1) -> Output:
+    """The pattern features of the rows of coded chunk ``data_chunk``, in its row order.
+
+    The chunk's rows span the times [t_lo, t_hi]; every edge of ``sources`` (the coded chunks
+    whose times meet [t_lo - lookback, t_hi]) with a timestamp in that range is read, sorted by
+    (timestamp, row), and the edges ranked before the chunk's first one are the kernels'
+    context. An edge of [t_lo, t_hi] thus sees every earlier edge of its windows, so the
+    values equal one pass over all rows; rows of other chunks inside the range (a file not in
+    time order) are computed and dropped.
+    """
+    p = params_from(params)
+    names = pattern_feature_names(p)
+    own = (inputs.scan([data_chunk], "transactions")
+           .select("row", pl.col("is_laundering").cast(pl.Int8).alias("label"), pl.col("split").cast(pl.Int8),
+                   "timestamp").collect())
+    if own.height == 0:
+        return Output(tables={"features": _empty(names)}, metadata={"rows": 0, "context_rows": 0})
+    t_lo, t_hi = int(own["timestamp"].min()), int(own["timestamp"].max())
+    edges = (inputs.scan(sources, "transactions")
+             .filter(pl.col("timestamp").is_between(t_lo - lookback_seconds(p), t_hi))
+             .select("row", "src", "dst", "timestamp", "amount_paid")
+             .collect().sort("timestamp", "row"))
+    first = own.filter(pl.col("timestamp") == t_lo)["row"].min()
+    ts, rows = edges["timestamp"].to_numpy(), edges["row"].to_numpy()
+    n_context = int(((ts < t_lo) | ((ts == t_lo) & (rows < first))).sum())
+    feats = pattern_features(edges["src"].to_numpy(), edges["dst"].to_numpy(), ts,
+                             edges["amount_paid"].to_numpy(), n_context=n_context, params=p, threads=threads)
+    # Back to the chunk's row order: its rows among the computed ones (row ids are unique).
+    computed = rows[n_context:]
+    order = np.argsort(computed, kind="stable")
+    at = order[np.searchsorted(computed, own["row"].to_numpy(), sorter=order)]
+    frame = own.drop("timestamp").with_columns(pl.Series(n, v[at]) for n, v in feats.items())
+    return Output(tables={"features": frame},
+                  metadata={"rows": frame.height, "context_rows": n_context,
+                            "computed_rows": int(len(computed)), "num_features": len(names)})
+
+
+def compute(ctx: StepContext) -> Output:
+    """One chunk per coded data chunk (so pattern chunk i lines up with edge_features chunk i),
+    each with the chunks whose times reach into its look-back window as sources."""
+    data = ctx.step("data_loaded")
+    p = params_from(ctx.params["patterns"])
+    coded = coded_chunks(data)
+    lookback = lookback_seconds(p)
+    spans = []
+    for name in coded:  # the Parquet statistics answer this: no column is decoded
+        span = ctx.inputs.scan([name], "transactions").select(
+            pl.col("timestamp").min().alias("lo"), pl.col("timestamp").max().alias("hi")).collect()
+        spans.append((span["lo"][0], span["hi"][0]))
+    threads = ctx.sizing("kernel_threads", num_chunks=len(coded))
+    chunks = []
+    for i, (name, (lo, hi)) in enumerate(zip(coded, spans)):
+        sources = [] if lo is None else [
+            other for other, (a, b) in zip(coded, spans)
+            if a is not None and a <= hi and b >= lo - lookback]
+        chunks.append(Chunk(chunk_name("pattern_features", i), i, {"data": name, "sources": sources},
+                            {"data_chunk": name, "sources": sources, "params": ctx.params["patterns"],
+                             "threads": threads}))
+    parts = ctx.run_chunks("pattern_features", f"{__name__}:pattern_chunk", chunks)
+    return Output(values={"columns": pattern_feature_names(p), "lookback_seconds": lookback,
+                          "parts": parts_value(parts)},
+                  metadata={"num_chunks": len(parts), "num_features": len(pattern_feature_names(p))})
+
+
+STEP = Step("pattern_features", "Computing Pattern Features", reads=("data_loaded",),
+            params=("patterns",), code=(), compute=compute, optional=True)
