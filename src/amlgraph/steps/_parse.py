@@ -187,10 +187,10 @@ def _batch_output(batch: pl.DataFrame, offset: int) -> Output:
     # What data_loaded needs of every batch before it can encode any, taken while the batch
     # is in memory: the index, vocabularies, split and rates then cost no second scan.
     summary, keys, pairs = batch_summary(batch)
-    # Uncompressed, like the coded batches (see encode_chunk).
+    # zstd Parquet, like every table; the keys array is read once (the index): compressed too.
     return Output(tables={"raw": drop_keyed_accounts(batch), "pairs": pairs},
                   arrays={} if keys is None else {"keys": keys}, values={"summary": summary},
-                  metadata={"rows": batch.height}, compress=False)
+                  metadata={"rows": batch.height})
 
 
 def _parse_file(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:
