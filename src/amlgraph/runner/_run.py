@@ -18,6 +18,7 @@ import numpy as np
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError
 from amlgraph.runner._code import code_modules
+from amlgraph.runner._compact import compacted_reason
 from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
 from amlgraph.schema import STEPS
@@ -135,6 +136,9 @@ class Run:
         ckpt = self.store.load(step, key=self.keys[step], verify="none")
         if ckpt is None:
             return False, "corrupt"
+        compacted = compacted_reason(ckpt)
+        if compacted:
+            return False, compacted
         for part in _parts(ckpt):
             ok, reason = self.store.check(part["name"], part["key"])
             if not ok:
