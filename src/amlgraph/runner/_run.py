@@ -21,6 +21,7 @@ from amlgraph.runner._code import code_modules
 from amlgraph.runner._compact import compacted_reason
 from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
+from amlgraph.runner._space import check_space
 from amlgraph.schema import STEPS
 from amlgraph.steps import declarations, is_chunk_name
 from amlgraph.store import STARTED
@@ -220,6 +221,7 @@ class Run:
                 else:
                     if step not in self.forced:
                         self.log.line(f"Computing {step}: {self.reasons[step]}")
+                    check_space(self, step)
                     self._compute(step)
                     self.loaded[step] = self.store.load(step, key=self.keys[step])
                     if self.loaded[step] is None:
