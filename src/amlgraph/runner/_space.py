@@ -31,7 +31,7 @@ IMBALANCED_PER_EDGE_FEATURES = 0.15
 GRAPH_PER_EDGE_FEATURES, GRAPH_PER_CODED, GRAPH_PER_NODE_FEATURES = 0.95, 1.15, 0.85
 #: A compressed input decodes to about this many times its size.
 COMPRESSED_INPUT_FACTOR = 5
-_SMALL = 1 << 20  # a step that writes values only (normalized, weights)
+_SMALL = 64 << 10  # a step that writes values only (normalized, weights)
 #: Set to 0 to skip the check (a file system whose free space is not what it reports).
 ENV = "AMLGRAPH_SPACE_CHECK"
 
