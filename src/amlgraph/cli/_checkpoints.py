@@ -75,6 +75,9 @@ def _list(store: CheckpointStore) -> int:
         cells = [c.ljust(w) for c, w in zip(r, widths)] + list(r[len(widths):])
         print("  ".join(cells).rstrip())
     line = f"{len(names) - len(problems)} checkpoints, {human_bytes(total)} in {store.root}"
+    inputs = _input_bytes(_recorded_data_path(store))
+    if inputs:
+        line += f" ({total / inputs:.2f}x the input's {human_bytes(inputs)})"
     if problems:
         line += (f"; {len(problems)} damaged (content hashes checked; the next run recomputes those it needs; "
                  f"remove them: {clean_damaged_command(store.root)})")
