@@ -94,7 +94,9 @@ class _Decoded:
         import zstandard
 
         self._f = f
-        self._r = zstandard.ZstdDecompressor().stream_reader(f, closefd=False, read_across_frames=False)
+        # 4 MB reads: the default 128 kB ones cost ~30 % of the decoding time.
+        self._r = zstandard.ZstdDecompressor().stream_reader(f, read_size=1 << 22, closefd=False,
+                                                             read_across_frames=False)
         self._pos = 0
 
     def read(self, n: int = -1) -> bytes:
