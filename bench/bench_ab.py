@@ -5,7 +5,8 @@
 
 Each pair runs A then B (then B then A in the next pair, so that neither always goes first),
 each ``amlgraph run DATA --quiet`` into an empty checkpoint directory with ``src`` of its tree
-first on ``PYTHONPATH``. Prints every run, the medians, the ratio B/A, each step's median compute
+first on ``PYTHONPATH``. Prints every run (wall and CPU seconds: user + system, which moves far
+less with the other tenants' load), the medians, the ratios B/A, each step's median compute
 seconds (from its checkpoints' manifests), and whether the graphs of
 A and B are byte-identical (sha256 of every graph array and the node table).
 """
