@@ -113,6 +113,9 @@ def test_run_compact_compacts_after_a_finished_run(tiny_data, tmp_path):
     assert CheckpointStore(ckpt).names() == ["data_loaded", "imbalanced", "weights", "graph_created"]
     again = run_main("run", tiny_data, "--checkpoint-dir", ckpt, "--compact", "--quiet")
     assert again.returncode == 0 and again.stdout == ""
+    report = run_main("report", ckpt, "--out", tmp_path / "report.html")  # the report needs no removed checkpoint
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report.html").stat().st_size > 10_000
 
 
 def test_compact_refuses_a_directory_without_a_finished_run(tiny_data, tmp_path):
