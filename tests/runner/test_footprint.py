@@ -78,3 +78,23 @@ def test_status_and_list_show_the_footprint_and_its_ratio(hi_small):
 
     assert listing.endswith(f"{size_text(_total(ckpt))} in {ckpt} ({_total(ckpt) / inputs:.2f}x the input's "
                             f"{size_text(inputs)})")
+
+
+def test_a_graph_too_large_to_decode_in_memory_stays_plain_and_memory_mapped(tiny_data, tmp_path, monkeypatch):
+    """Compressed arrays are decoded on every load; a checkpoint whose arrays exceed the share of
+    memory allowed for that is written plain (memory-mapped on load), with the same values."""
+    import numpy as np
+
+    from amlgraph import run_preprocessing
+    from amlgraph.runner import _context
+    from pipeline_helpers import graph_digest
+
+    small = run_preprocessing({"data_path": str(tiny_data), "checkpoint_dir": str(tmp_path / "a"), "quiet": True})
+    monkeypatch.setattr(_context, "DECODE_MEMORY_FRACTION", 1e-12)
+    plain = run_preprocessing({"data_path": str(tiny_data), "checkpoint_dir": str(tmp_path / "b"), "quiet": True})
+    from amlgraph.store import CheckpointStore
+
+    files = CheckpointStore(tmp_path / "b").load("graph_created").manifest["arrays"]
+    assert all(info["file"].endswith(".npy") for info in files.values())
+    assert isinstance(plain.graph.edge_attr, np.memmap)
+    assert graph_digest(plain.graph) == graph_digest(small.graph)
