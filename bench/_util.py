@@ -17,6 +17,14 @@ def measure(cmd: list[str], *, env: dict | None = None, log: Path | None = None)
 
     Its standard output goes to ``log`` when given, else nowhere.
     """
+    wall, rss, _ = measure_cpu(cmd, env=env, log=log)
+    return wall, rss
+
+
+def measure_cpu(cmd: list[str], *, env: dict | None = None,
+                log: Path | None = None) -> tuple[float, float, float]:
+    """:func:`measure` plus the CPU seconds (user + system) of the command and its reaped children:
+    on a shared machine CPU time moves far less with the other tenants' load than wall time."""
     start = time.perf_counter()
     out = open(log, "wb") if log is not None else subprocess.DEVNULL
     try:
@@ -29,7 +37,7 @@ def measure(cmd: list[str], *, env: dict | None = None, log: Path | None = None)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def amlgraph(*args: str) -> list[str]:

@@ -5,7 +5,8 @@
 
 Each pair runs A then B (then B then A in the next pair, so that neither always goes first),
 each ``amlgraph run DATA --quiet`` into an empty checkpoint directory with ``src`` of its tree
-first on ``PYTHONPATH``. Prints every run, the medians, the ratio B/A, each step's median compute
+first on ``PYTHONPATH``. Prints every run (wall and CPU seconds: user + system, which moves far
+less with the other tenants' load), the medians, the ratios B/A, each step's median compute
 seconds (from its checkpoints' manifests), and whether the graphs of
 A and B are byte-identical (sha256 of every graph array and the node table).
 """
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import measure, median, scratch  # noqa: E402
+from _util import measure_cpu, median, scratch  # noqa: E402
 
 _DIGEST = """
 import hashlib, json, sys
@@ -54,8 +55,8 @@ def _step_seconds(ckpt: Path) -> dict[str, float]:
 
 def _run(tree: Path, data: Path) -> tuple[float, float, dict]:
     ckpt = scratch() / "ckpt"
-    wall, rss = measure([sys.executable, "-m", "amlgraph", "run", str(data), "--checkpoint-dir", str(ckpt),
-                         "--quiet"], env=_env(tree))
+    wall, rss, cpu = measure_cpu([sys.executable, "-m", "amlgraph", "run", str(data), "--checkpoint-dir",
+                                  str(ckpt), "--quiet"], env=_env(tree))
     try:
         # Old trees may keep load_graph in amlgraph.graph.
         code = _DIGEST if (tree / "src/amlgraph/runner/_graph.py").exists() else \
@@ -64,6 +65,7 @@ def _run(tree: Path, data: Path) -> tuple[float, float, dict]:
                              capture_output=True, text=True, check=True)
         digest = json.loads(out.stdout)
         digest["_steps"] = _step_seconds(ckpt)
+        digest["_cpu"] = cpu
     finally:
         shutil.rmtree(ckpt.parent)
     return wall, rss, digest
@@ -80,6 +82,7 @@ def main() -> None:
     peaks: dict[str, list[float]] = {"A": [], "B": []}
     digests: dict[str, dict] = {}
     steps: dict[str, list[dict]] = {"A": [], "B": []}
+    cpus: dict[str, list[float]] = {"A": [], "B": []}
     for i in range(args.pairs):
         order = ("A", "B") if i % 2 == 0 else ("B", "A")
         for side in order:
@@ -87,8 +90,10 @@ def main() -> None:
             times[side].append(wall)
             peaks[side].append(rss)
             steps[side].append(digest.pop("_steps"))
+            cpus[side].append(digest.pop("_cpu"))
             digests[side] = digest
-            print(f"pair {i + 1} {side}: {wall:.2f} s, peak RSS {rss:,.0f} MB", flush=True)
+            print(f"pair {i + 1} {side}: {wall:.2f} s, CPU {cpus[side][-1]:.2f} s, peak RSS {rss:,.0f} MB",
+                  flush=True)
     ma, mb = median(times["A"]), median(times["B"])
     names = sorted({n for side in steps.values() for run in side for n in run})
     if names:
@@ -100,6 +105,8 @@ def main() -> None:
     print(json.dumps({
         "pairs": args.pairs, "a_median_s": round(ma, 2), "b_median_s": round(mb, 2),
         "ratio_b_over_a": round(mb / ma, 3),
+        "a_cpu_median_s": round(median(cpus["A"]), 2), "b_cpu_median_s": round(median(cpus["B"]), 2),
+        "cpu_ratio_b_over_a": round(median(cpus["B"]) / median(cpus["A"]), 3),
         "a_peak_rss_mb_median": round(median(peaks["A"])), "b_peak_rss_mb_median": round(median(peaks["B"])),
         "graphs_identical": digests["A"] == digests["B"],
     }, indent=1))

@@ -25,7 +25,7 @@ TARGETS = [
     ("edge_features_chunk_7", "table-features.parquet"),
     ("edge_features_chunk_1", "manifest.json"),
     ("graph_created", "array-edge_attr.npy"),
-    ("normalized", "array-x.npy"),
+    ("normalized", "values.json"),
     ("imbalanced", "array-X_synthetic.npy"),
     ("weights", "values.json"),
     ("graph_created", "array-x.npy"),
@@ -38,6 +38,8 @@ def _file(root: Path, name: str, file: str) -> Path:
     if file == "manifest.json":
         return root / name / file
     (gen,) = [p for p in (root / name).iterdir() if p.name.startswith("gen-")]
+    if file.startswith("array-") and not (gen / file).exists():
+        return gen / f"{file}.zst"  # a compressed array (docs/CHECKPOINTS.md)
     return gen / file
 
 
@@ -119,7 +121,7 @@ SCENARIOS = [
                   ("graph_created", "manifest.json")], "flip",
                  ["edge_features", "normalized", "graph_created"], {"edge_features": 1},
                  id="edge-chunk"),
-    pytest.param([("node_features_chunk_2", "table-features_train.parquet"), ("normalized", "array-x.npy"),
+    pytest.param([("node_features_chunk_2", "table-features_train.parquet"), ("normalized", "values.json"),
                   ("graph_created", "values.json")], "truncate",
                  ["node_features", "normalized", "graph_created"], {"node_features": 1},
                  id="node-chunk"),
@@ -132,7 +134,7 @@ SCENARIOS = [
     pytest.param([("data_loaded_index", "table-nodes.parquet"), ("imbalanced", "array-X_synthetic.npy"),
                   ("graph_created", "array-edge_attr.npy")], "flip",
                  ["data_loaded", "imbalanced", "graph_created"], {}, id="index"),
-    pytest.param([("edge_features_chunk_1", "manifest.json"), ("normalized", "array-x.npy"),
+    pytest.param([("edge_features_chunk_1", "manifest.json"), ("normalized", "values.json"),
                   ("graph_created", "array-x.npy")], "delete_manifest",
                  ["edge_features", "normalized", "graph_created"], {"edge_features": 1},
                  id="chunk-manifest"),

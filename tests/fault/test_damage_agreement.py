@@ -38,10 +38,10 @@ def _main(capsys, *args) -> tuple[int, list[str]]:
 SCENARIOS = [  # flipped (checkpoint, file pattern) -> damaged checkpoints, steps the next run computes
     pytest.param([("node_features_chunk_1", "table-*.parquet")],
                  {"node_features_chunk_1", "node_features"}, [], id="unused-chunk"),
-    pytest.param([("graph_created", "array-x.npy")], {"graph_created"}, ["graph_created"], id="graph"),
+    pytest.param([("graph_created", "array-x.npy*")], {"graph_created"}, ["graph_created"], id="graph"),
     pytest.param([("edge_features_chunk_1", "table-*.parquet"), ("normalized", "values.json")],
                  {"edge_features_chunk_1", "edge_features", "normalized"}, [], id="chunk-and-step"),
-    pytest.param([("edge_features_chunk_2", "table-*.parquet"), ("graph_created", "array-y.npy")],
+    pytest.param([("edge_features_chunk_2", "table-*.parquet"), ("graph_created", "array-y.npy*")],
                  {"edge_features_chunk_2", "edge_features", "graph_created"}, ["edge_features", "graph_created"],
                  id="chunk-and-graph"),
 ]

@@ -36,9 +36,10 @@ def remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
 
 
-def _run(data: Path, ckpt: Path, **kw) -> subprocess.CompletedProcess:
+def _run(data: Path, ckpt: Path, *, space_check: bool = True, **kw) -> subprocess.CompletedProcess:
+    child = env() if space_check else {**env(), "AMLGRAPH_SPACE_CHECK": "0"}
     return subprocess.run(run_command(data, ckpt, "--quiet"), capture_output=True, text=True,
-                          timeout=300, env=env(), **kw)
+                          timeout=300, env=child, **kw)
 
 
 def _one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -58,9 +59,11 @@ def _rerun_equals_clean(reference, ckpt: Path) -> None:
 
 
 def test_disk_full_during_a_save(reference, tmp_path):
-    with tmpfs(tmp_path / "fs", "3m") as fs:
+    # The check of free space before each step is turned off: a save that fills the disk anyway
+    # (an estimate too low, another process writing) must still fail cleanly.
+    with tmpfs(tmp_path / "fs", "2m") as fs:  # about two thirds of what the run writes
         ckpt = fs / "ckpt"
-        result = _run(reference.data, ckpt)
+        result = _run(reference.data, ckpt, space_check=False)
         message = _one_line_error(result)
         assert result.returncode == 3
         assert "no space left on device while saving checkpoint" in message
@@ -72,6 +75,58 @@ def test_disk_full_during_a_save(reference, tmp_path):
 
         assert len(CheckpointStore(ckpt).names()) >= 5  # work done before the disk filled is kept
         remount(fs, "size=64m")
+        _rerun_equals_clean(reference, ckpt)
+
+
+def test_a_disk_too_small_for_the_input_stops_before_writing(tmp_path):
+    """A 40 MB file system and a 94 MB Trans file (1M rows): the run stops before the first step
+    writes, within seconds, in one line naming what it needs, what is free and what to do;
+    nothing partial is left (no checkpoint, no temp file)."""
+    import time
+
+    from amlgraph.synth import generate
+
+    data = tmp_path / "data"
+    generate("hi-small", data, seed=0, rows=1_000_000)
+    trans = sum(p.stat().st_size for p in data.glob("*_Trans*.csv"))
+    assert trans > 90e6
+    with tmpfs(tmp_path / "fs", "40m") as fs:
+        ckpt = fs / "ckpt"
+        start = time.monotonic()
+        result = _run(data, ckpt)
+        took = time.monotonic() - start
+        message = _one_line_error(result)
+        assert result.returncode == 3
+        assert "not enough free space for step data_loaded" in message
+        assert "it needs about" in message and "MB free" in message
+        assert "--checkpoint-dir" in message and "--compact" in message
+        assert took < 60, took  # not a wall-time figure: "before parsing 1M rows", with slack for a busy machine
+        assert leftovers(ckpt) == []
+        left = sorted(p.name for p in ckpt.iterdir())
+        assert [n for n in left if not n.startswith(".")] == ["amlgraph-store.json"], left
+        assert shutil.disk_usage(fs).used < 1 << 20
+
+
+def test_a_later_step_that_cannot_fit_stops_before_it_writes(reference, tmp_path):
+    """Room for the earlier steps only: the run stops before the step that would not fit (here
+    the graph), keeps every checkpoint it has (all valid), and resumes once there is room."""
+    from amlgraph.store import CheckpointStore
+
+    with tmpfs(tmp_path / "fs", "64m") as fs:
+        ckpt = reference.copy_to(fs / "ckpt")
+        store = CheckpointStore(ckpt)
+        graph = store.size_bytes("graph_created")
+        store.delete("graph_created")
+        ballast = fs / "ballast"
+        with open(ballast, "wb") as f:  # leave half the graph's size free
+            f.write(b"\0" * int(shutil.disk_usage(fs).free - graph // 2))
+        result = _run(reference.data, ckpt)
+        message = _one_line_error(result)
+        assert result.returncode == 3
+        assert "not enough free space for step graph_created" in message
+        assert store.load("graph_created") is None and store.load("normalized") is not None
+        assert verify_store(ckpt) == [] and leftovers(ckpt) == []
+        ballast.unlink()
         _rerun_equals_clean(reference, ckpt)
 
 

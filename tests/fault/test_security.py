@@ -47,8 +47,9 @@ def test_planted_pickles_are_never_executed(reference, tmp_path):
     blob = _hostile(marker)
     (root / "node_features.pkl").write_bytes(blob)            # the seed's legacy checkpoint name
     (root / "graph_created.pkl").write_bytes(blob)
-    (_gen(root, "normalized") / "array-x.npy").write_bytes(blob)           # disguised as an array
-    (_gen(root, "graph_created") / "array-edge_attr.npy").write_bytes(blob)
+    (_gen(root, "normalized") / "values.json").write_bytes(blob)           # disguised as values
+    for array in _gen(root, "graph_created").glob("array-edge_attr.npy*"):  # disguised as an array
+        array.write_bytes(blob)
     (_gen(root, "node_features_chunk_1") / "table-features_train.parquet").write_bytes(blob)
     (_gen(root, "weights") / "values.json").write_bytes(blob)
     (root / "imbalanced" / "manifest.json").write_bytes(blob)              # disguised as a manifest
@@ -82,10 +83,10 @@ def test_symlinks_pointing_outside_are_refused_never_followed(reference, tmp_pat
     os.rename(root / "weights", outside / "weights")
     os.symlink(outside / "weights", root / "weights")
     # a data file inside the store that is a symlink to a file outside
-    victim = outside / "victim.npy"
+    victim = outside / "victim.json"
     gen = _gen(root, "normalized")
-    os.rename(gen / "array-x.npy", victim)
-    os.symlink(victim, gen / "array-x.npy")
+    os.rename(gen / "values.json", victim)
+    os.symlink(victim, gen / "values.json")
     before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
     store = CheckpointStore(root)
     assert store.load("weights") is None and store.load("normalized") is None

@@ -269,16 +269,79 @@ def test_array_parts_of_the_wrong_size_are_refused_and_nothing_is_saved(store):
     assert store.load("weights") is None
 
 
-@pytest.mark.parametrize("compress, codec", [(True, "LZ4"), (False, "UNCOMPRESSED")])
-def test_tables_are_written_with_or_without_compression(tmp_path, compress, codec):
+@pytest.mark.parametrize("compress", [True, False])
+def test_tables_are_zstd_and_arrays_compressed_only_when_asked(tmp_path, compress):
     import pyarrow.parquet as pq
 
     store = CheckpointStore(tmp_path / "ckpt")
     tables, _, _ = sample_data(5)
-    store.save("data_loaded", step="data_loaded", key="k", tables=tables, compress=compress)
+    big = np.arange(100_000, dtype=np.int64).reshape(2, -1)      # 800 kB: compressed when asked
+    small = np.arange(10, dtype=np.float32)                         # below the threshold: never
+    store.save("data_loaded", step="data_loaded", key="k", tables=tables,
+               arrays={"big": big, "small": small}, compress=compress)
     cp = store.load("data_loaded", verify="full")
     meta = pq.ParquetFile(cp.table_path("transactions")).metadata
     codecs = {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
               for c in range(meta.num_columns)}
-    assert codecs == {codec}
+    assert codecs == {"ZSTD"}
     assert_frame_equal(cp.table("transactions"), tables["transactions"])
+    files = cp.manifest["arrays"]
+    assert files["big"]["file"] == ("array-big.npy.zst" if compress else "array-big.npy")
+    assert files["small"]["file"] == "array-small.npy"
+    size = cp.manifest["files"][files["big"]["file"]]["size"]
+    assert size < big.nbytes // 4 if compress else size > big.nbytes
+    for mmap in (True, False):
+        got = cp.array("big", mmap=mmap)
+        assert got.dtype == big.dtype and got.shape == big.shape and np.array_equal(got, big)
+        assert got.flags.writeable is (not mmap)
+        assert isinstance(got, np.memmap) is (mmap and not compress)
+    assert store.verify() == []
+
+
+def _rewrite_zst(path, data: bytes) -> None:
+    import zstandard
+
+    path.write_bytes(zstandard.ZstdCompressor().compress(data))
+
+
+@pytest.mark.parametrize("damage", ["flip", "short", "long", "header"])
+def test_a_damaged_compressed_array_is_refused_by_full_verification_and_by_loading(tmp_path, damage):
+    """A compressed array whose decoded bytes are not what the manifest says (the manifest
+    re-sealed so that sizes and hashes match) fails full verification and loading."""
+    import io
+    import json
+
+    import zstandard
+
+    from amlgraph.store._base import manifest_checksum
+    from amlgraph.store._files import hash_file, json_bytes
+
+    store = CheckpointStore(tmp_path / "ckpt")
+    arr = np.arange(50_000, dtype=np.float64)
+    store.save("weights", step="weights", key="k", arrays={"a": arr})
+    cp = store.load("weights")
+    path = cp._dir / cp.manifest["arrays"]["a"]["file"]
+    data = path.read_bytes()
+    raw = zstandard.ZstdDecompressor().decompress(data)
+    path.unlink()
+    if damage == "flip":
+        path.write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:150]) + data[150:])
+    elif damage == "short":
+        _rewrite_zst(path, raw[:-8])
+    elif damage == "long":
+        _rewrite_zst(path, raw + b"\0" * 8)
+    else:
+        buf = io.BytesIO()
+        np.save(buf, np.arange(100_000, dtype=np.float32))
+        _rewrite_zst(path, buf.getvalue())
+    mpath = tmp_path / "ckpt" / "weights" / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["files"][path.name] = {"size": path.stat().st_size, "hash": hash_file(path)}
+    m.pop("manifest_checksum")
+    m["manifest_checksum"] = manifest_checksum(m)
+    mpath.write_bytes(json_bytes(m))
+    fresh = CheckpointStore(tmp_path / "ckpt")
+    assert fresh.load("weights", verify="full") is None
+    assert [p.name for p in fresh.verify()] == ["weights"]
+    with pytest.raises(CheckpointError, match="damaged: array a"):
+        fresh.load("weights", verify="quick").array("a")

@@ -75,6 +75,9 @@ def _list(store: CheckpointStore) -> int:
         cells = [c.ljust(w) for c, w in zip(r, widths)] + list(r[len(widths):])
         print("  ".join(cells).rstrip())
     line = f"{len(names) - len(problems)} checkpoints, {human_bytes(total)} in {store.root}"
+    inputs = _input_bytes(_recorded_data_path(store))
+    if inputs:
+        line += f" ({total / inputs:.2f}x the input's {human_bytes(inputs)})"
     if problems:
         line += (f"; {len(problems)} damaged (content hashes checked; the next run recomputes those it needs; "
                  f"remove them: {clean_damaged_command(store.root)})")
@@ -132,11 +135,56 @@ def _broken_parts(store: CheckpointStore, names: list[str], damaged: set[str]) -
     return out
 
 
+def compact_and_say(root, *, quiet: bool = False, dry_run: bool = False, data_path=None,
+                    store: CheckpointStore | None = None) -> int:
+    """Compact a finished run's checkpoint directory and print one line (what went, what is left
+    and its ratio to the input files when they are known)."""
+    from amlgraph.runner._compact import compact_checkpoints
+
+    done = compact_checkpoints(root, store=store, dry_run=dry_run)
+    if not quiet:
+        ratio = ""
+        inputs = _input_bytes(data_path)
+        if inputs:
+            ratio = f" ({done.kept_bytes / inputs:.2f}x the input's {human_bytes(inputs)})"
+        verb = "would remove" if dry_run else "removed"
+        print(f"compacted {root}: {verb} {len(done.removed)} checkpoint(s), {human_bytes(done.freed_bytes)}; "
+              f"kept {human_bytes(done.kept_bytes)}{ratio}: the graph, weights, imbalanced and data_loaded")
+    return 0
+
+
+def _input_bytes(data_path) -> int | None:
+    if data_path is None:
+        return None
+    try:
+        from amlgraph.ingest import find_inputs
+
+        found = find_inputs(Path(data_path))
+    except Exception:  # noqa: BLE001 (the input may have moved since: the ratio is then not shown)
+        return None
+    files = list(found.trans_files) + [p for p in (found.accounts, found.patterns) if p]
+    return sum(f.stat().st_size for f in files if f.exists()) or None
+
+
+def _recorded_data_path(store: CheckpointStore):
+    data = store.load("data_loaded", verify="none")
+    try:
+        return data.value("config").get("data_path") if data is not None else None
+    except (CheckpointError, AttributeError):
+        return None
+
+
 def _clean(store: CheckpointStore, args: argparse.Namespace) -> int:
     keep_last, older_than = getattr(args, "keep_last", None), getattr(args, "older_than", None)
     only_damaged = bool(getattr(args, "damaged", False))
+    if getattr(args, "compact", False):
+        if keep_last is not None or older_than is not None or only_damaged:
+            raise ConfigError("--compact keeps what a finished run's graph needs; give it without --damaged, "
+                              "--keep-last or --older-than")
+        return compact_and_say(store.root, dry_run=bool(getattr(args, "dry_run", False)), store=store,
+                               data_path=_recorded_data_path(store))
     if keep_last is None and older_than is None and not only_damaged:
-        raise ConfigError("clean needs --damaged, --keep-last N and/or --older-than AGE (e.g. 7d); "
+        raise ConfigError("clean needs --compact, --damaged, --keep-last N and/or --older-than AGE (e.g. 7d); "
                           "add --dry-run to preview")
     if keep_last is not None and keep_last < 0:
         raise ConfigError(f"--keep-last must be >= 0 (got {keep_last})")
@@ -172,7 +220,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "checkpoints", "list, verify or clean the checkpoints of a directory",
         examples=("amlgraph checkpoints list ckpt/", "amlgraph checkpoints verify ckpt/",
-                  "amlgraph checkpoints clean ckpt/ --damaged", "amlgraph checkpoints clean ckpt/ --older-than 7d --dry-run"))
+                  "amlgraph checkpoints clean ckpt/ --damaged", "amlgraph checkpoints clean ckpt/ --older-than 7d --dry-run",
+                  "amlgraph checkpoints clean ckpt/ --compact"))
     csub = p.add_subparsers(dest="action", required=True, metavar="{list,verify,clean}")
     pl_ = csub.add_parser("list", help="every checkpoint with its step, chunk, size, age; damaged ones marked")
     pl_.add_argument("dir", type=Path, help="a checkpoint directory")
@@ -184,6 +233,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--older-than", default=None, help="remove those older than an age such as 7d, 12h, 30m")
     pc.add_argument("--damaged", action="store_true",
                     help="remove exactly the checkpoints that `checkpoints verify` reports damaged")
+    pc.add_argument("--compact", action="store_true",
+                    help="after a finished run, keep only the graph, weights, imbalanced and data_loaded "
+                         "(loadable, exportable, a rerun is a no-op); a later parameter change recomputes "
+                         "from the input")
     pc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     p.set_defaults(func=checkpoints_command)
 
@@ -197,7 +250,7 @@ def checkpoints_command(args: argparse.Namespace) -> int:
     """
     # list, verify and clean --damaged verify content hashes (each file is read once); a clean by
     # age alone uses the fast check
-    fast = args.action == "clean" and not getattr(args, "damaged", False)
+    fast = args.action == "clean" and not getattr(args, "damaged", False) and not getattr(args, "compact", False)
     store = CheckpointStore(args.dir, create=False, verify="quick" if fast else "full")
     if args.action == "list":
         return _list(store)

@@ -34,9 +34,13 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "amlgraph run data/ --minority-cost 3 --rates rates.csv",
                   "amlgraph run data/ --resume-from normalized          # reuse through normalized",
                   "amlgraph run data/ --workers 2 --chunk-rows 500000",
-                  "amlgraph run data/ --patterns                        # add the pattern_* edge features"))
+                  "amlgraph run data/ --patterns                        # add the pattern_* edge features",
+                  "amlgraph run data/ --compact                         # keep the graph, drop the rest"))
     p.add_argument("data_path", type=Path, help="a directory holding <NAME>_Trans.csv, or that file")
     _add_run_options(p)
+    p.add_argument("--compact", action="store_true",
+                   help="after a finished run, keep only what the graph, exports and a no-op rerun need "
+                        "(as `checkpoints clean --compact`); a later parameter change recomputes from the input")
     p.set_defaults(func=lambda args: run_from_cli(args, argv=sys.argv[1:]))
 
     d = add_command(
@@ -135,6 +139,10 @@ def run_from_cli(args: argparse.Namespace, *, argv: list[str]) -> int:
         from amlgraph.cli._report import write_report
 
         write_report(result.checkpoint_dir, None if report is True else report, quiet=cfg.quiet)
+    if getattr(args, "compact", False):
+        from amlgraph.cli._checkpoints import compact_and_say
+
+        compact_and_say(result.checkpoint_dir, quiet=cfg.quiet, data_path=cfg.data_path)
     return 0
 
 

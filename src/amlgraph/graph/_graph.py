@@ -223,30 +223,31 @@ class TransactionGraph:
 
     @classmethod
     def from_checkpoint(cls, ckpt) -> "TransactionGraph":
-        """Rebuild the graph from a loaded checkpoint, memory-mapping its arrays.
+        """Rebuild the graph from a loaded checkpoint: its arrays read-only, decoded from the
+        compressed files of the pipeline's checkpoint (or memory-mapped where a file is plain).
 
         Args:
             ckpt: a checkpoint with ``table(name)``, ``array(name, mmap=True)`` and ``value(name)``
                 holding what ``to_payload`` returned.
 
         Returns:
-            The graph; its arrays are read-only memory maps of the checkpoint files.
+            The graph; its arrays are read-only (decoded copies, or memory maps of plain files).
 
         Raises:
             CheckpointError: when an expected part of the checkpoint is missing.
         """
         try:
-            arrays = {name: ckpt.array(name, mmap=True) for name in _ARRAYS}
+            names = list(_ARRAYS) + [f"raw_{c}" for c in RAW_COLUMNS] + list(ckpt.value("node_views"))
+            if ckpt.value("has_synthetic"):
+                names += ["synthetic_edge_attr", "synthetic_y"]
+            got = _load_arrays(ckpt, names)
+            arrays = {name: got[name] for name in _ARRAYS}
             raw_dtypes = ckpt.value("raw_dtypes")
             raw = pl.DataFrame({
-                c: pl.Series(c, ckpt.array(f"raw_{c}", mmap=True), dtype=_polars_dtype(raw_dtypes[c]))
-                for c in RAW_COLUMNS
+                c: pl.Series(c, got[f"raw_{c}"], dtype=_polars_dtype(raw_dtypes[c])) for c in RAW_COLUMNS
             })
-            views = {name: ckpt.array(name, mmap=True) for name in ckpt.value("node_views")}
-            synthetic = {}
-            if ckpt.value("has_synthetic"):
-                synthetic = {name: ckpt.array(name, mmap=True)
-                             for name in ("synthetic_edge_attr", "synthetic_y")}
+            views = {name: got[name] for name in ckpt.value("node_views")}
+            synthetic = {name: got[name] for name in ("synthetic_edge_attr", "synthetic_y") if name in got}
             return cls(
                 nodes=ckpt.table("nodes"),
                 node_feature_names=list(ckpt.value("node_feature_names")),
@@ -262,6 +263,16 @@ class TransactionGraph:
             raise CheckpointError(
                 f"checkpoint {GRAPH_STEP!r} lacks {exc}; it was not written by this version of "
                 "amlgraph: rerun with `amlgraph run ... --resume-from graph_created`") from exc
+
+
+def _load_arrays(ckpt, names: list[str]) -> dict[str, Any]:
+    """The named arrays of ``ckpt``, two at a time: a compressed array is decoded as it is read
+    (zstd releases the GIL), a plain one memory-mapped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="amlgraph-load") as pool:
+        futures = {name: pool.submit(ckpt.array, name, mmap=True) for name in names}
+        return {name: f.result() for name, f in futures.items()}
 
 
 def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str, Any],

@@ -56,6 +56,22 @@ class StoreInputs:
         return pl.concat(frames, how="vertical")
 
 
+#: Compressed arrays are decoded into memory on every load (a plain .npy file is memory-mapped):
+#: a checkpoint whose arrays together exceed this share of the machine's memory is written plain.
+DECODE_MEMORY_FRACTION = 0.25
+
+
+def decodable(arrays: dict[str, Any]) -> bool:
+    """Whether ``arrays`` are small enough to be stored compressed: their decoded bytes fit
+    :data:`DECODE_MEMORY_FRACTION` of the machine's total memory (hi-small's graph, ~1 GB, does
+    on a 24 GB machine; a hi-large graph, ~30 GB, does not and stays memory-mappable)."""
+    import numpy as np
+    import psutil
+
+    total = sum(int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize for a in arrays.values())
+    return total <= psutil.virtual_memory().total * DECODE_MEMORY_FRACTION
+
+
 def save_output(store: Any, name: str, *, step: str, key: str, out: Output, chunk: int | None = None,
                 key_components: dict | None = None) -> None:
     """The one place an ``Output`` becomes a checkpoint."""
@@ -64,7 +80,7 @@ def save_output(store: Any, name: str, *, step: str, key: str, out: Output, chun
     kwargs: dict[str, Any] = {}
     if out.row_group_rows is not None:
         kwargs["row_group_rows"] = out.row_group_rows
-    if not out.compress:
+    if not out.compress or not decodable(arrays):
         kwargs["compress"] = False
     if key_components is not None:
         kwargs["key_components"] = key_components

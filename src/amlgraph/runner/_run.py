@@ -18,8 +18,10 @@ import numpy as np
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError
 from amlgraph.runner._code import code_modules
+from amlgraph.runner._compact import compacted_reason
 from amlgraph.runner._context import StepContextImpl, save_output
 from amlgraph.runner._log import RunLog
+from amlgraph.runner._space import check_space
 from amlgraph.steps import declarations, is_chunk_name
 from amlgraph.store import STARTED
 
@@ -140,6 +142,9 @@ class Run:
         ckpt = self.store.load(step, key=self.keys[step], verify="none")
         if ckpt is None:
             return False, "corrupt"
+        compacted = compacted_reason(ckpt)
+        if compacted:
+            return False, compacted
         for part in _parts(ckpt):
             ok, reason = self.store.check(part["name"], part["key"])
             if not ok:
@@ -221,6 +226,7 @@ class Run:
                 else:
                     if step not in self.forced:
                         self.log.line(f"Computing {step}: {self.reasons[step]}")
+                    check_space(self, step)
                     self._compute(step)
                     self.loaded[step] = self.store.load(step, key=self.keys[step])
                     if self.loaded[step] is None:

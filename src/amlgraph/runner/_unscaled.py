@@ -22,6 +22,7 @@ import polars as pl
 
 from amlgraph.errors import CheckpointError
 from amlgraph.graph import GRAPH_STEP, TransactionGraph
+from amlgraph.runner._compact import compacted_reason
 from amlgraph.store import CheckpointStore
 
 SPLIT_VIEWS = ("train", "val", "test")
@@ -96,6 +97,11 @@ def load_unscaled(checkpoint_dir: str | Path,
     """
     path = Path(checkpoint_dir)
     store = CheckpointStore(path, create=False)
+    if compacted_reason(store.load("data_loaded", verify="none")):
+        raise CheckpointError(f"{path}: its checkpoints were compacted (checkpoints clean --compact), which "
+                              "removed the feature checkpoints the unscaled features are read from; rerun "
+                              f"`amlgraph run DATA --checkpoint-dir {path} --fresh` (without --compact), then "
+                              "export again")
     graph_inputs = _inputs(store, path, GRAPH_STEP)
     edge_step = _step(store, path, "edge_features", graph_inputs.get("edge_features"))
     # normalized is the way to node_features (its recorded inputs name the one it scaled) and

@@ -31,7 +31,8 @@ class Output:
         arrays: NumPy arrays (or the store's lazily assembled ``ArrayParts``), saved as ``.npy``.
         values: JSON-able values.
         metadata: small JSON-able facts shown by ``amlgraph checkpoints list``.
-        compress: LZ4-compress the tables (cold data) or not (data every later step reads).
+        compress: zstd-compress the arrays (cold data, loaded as copies) or not (memory-mapped);
+            tables are always zstd Parquet.
         row_group_rows: Parquet row-group size, when the reader filters by row-group statistics.
     """
 

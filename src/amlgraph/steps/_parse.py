@@ -35,10 +35,11 @@ SECONDS_PER_DAY = 86_400
 
 #: What a reader batch checkpoint holds (the rows; since 2 their summary; since 3 no account
 #: column whose rows all have keys, and no compression; since 4 the rate pairs' timestamps; since
-#: 5 byte ranges, rows counted from the range, and ``row_offset`` in the marker). Part of its key: bump it when that
+#: 5 byte ranges, rows counted from the range, and ``row_offset`` in the marker; since 6 zstd
+#: Parquet and a compressed ``keys`` array). Part of its key: bump it when that
 #: changes, so that batches parsed by an older version are parsed again. (The key's code version
 #: covers the reader and the batch functions of this step, not the rest of this module.)
-READ_FORMAT = 5
+READ_FORMAT = 6
 #: The modules whose code shapes a reader batch (the batch checkpoints' code version).
 READER_CODE = ("amlgraph.ingest", "amlgraph.steps._accounts", "amlgraph.schema", "amlgraph.steps._parse")
 
@@ -187,10 +188,10 @@ def _batch_output(batch: pl.DataFrame, offset: int) -> Output:
     # What data_loaded needs of every batch before it can encode any, taken while the batch
     # is in memory: the index, vocabularies, split and rates then cost no second scan.
     summary, keys, pairs = batch_summary(batch)
-    # Uncompressed, like the coded batches (see encode_chunk).
+    # zstd Parquet, like every table; the keys array is read once (the index): compressed too.
     return Output(tables={"raw": drop_keyed_accounts(batch), "pairs": pairs},
                   arrays={} if keys is None else {"keys": keys}, values={"summary": summary},
-                  metadata={"rows": batch.height}, compress=False)
+                  metadata={"rows": batch.height})
 
 
 def _parse_file(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:

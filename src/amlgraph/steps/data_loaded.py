@@ -169,12 +169,11 @@ def encode_chunk(inputs: Inputs, *, read_chunk: str, boundaries: list[int], voca
     tx = encode_transactions(raw, nodes, vocab, keys=keys)
     split = assign_split(tx["timestamp"].to_numpy(), tuple(boundaries), unit=1)  # epoch seconds
     tx = tx.with_columns(pl.Series("split", split, dtype=pl.Int8))
-    # Uncompressed, like the reader batches: account keys, node ids and amounts are nearly
-    # incompressible (LZ4 saves ~20-35 % of these tables' bytes for ~40 % more write time, and
-    # every later step decompresses them again; docs/BENCHMARKS.md).
+    # zstd Parquet at level 1, like every table: it writes about as fast as uncompressed Parquet
+    # and shrinks these tables by ~45 % (docs/CHECKPOINTS.md, "Footprint").
     return Output(tables={"transactions": tx},
                   values={"split_counts": np.bincount(split, minlength=3).tolist()},
-                  metadata={"rows": tx.height}, compress=False)
+                  metadata={"rows": tx.height})
 
 
 def _unique_keys(batches: Iterable[np.ndarray]) -> np.ndarray:

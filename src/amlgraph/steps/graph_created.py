@@ -16,7 +16,7 @@ from amlgraph.graph import RAW_COLUMNS, graph_payload
 from amlgraph.steps._contract import Inputs, Output, Pieces, Step, StepContext
 from amlgraph.steps._finite import require_finite
 from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks
-from amlgraph.steps.normalized import scaled_edge_matrix
+from amlgraph.steps.normalized import scaled_edge_matrix, scaled_node_matrices
 
 
 def _numpy_dtype(dtype: pl.DataType) -> np.dtype:
@@ -33,7 +33,8 @@ def compute(ctx: StepContext) -> Output:
     inputs = ctx.inputs
     data, norm = ctx.step("data_loaded"), ctx.step("normalized")
     coded = coded_chunks(data)
-    x = np.asarray(norm.array("x"))
+    matrices = scaled_node_matrices(inputs, norm, chunk_names(ctx.step("node_features")))
+    x = matrices.pop("x")
     n_edges = data.value("summary")["rows"]
     # Laundering rows are few: one filtered scan finds every account that touches one.
     launder = (inputs.scan(coded, "transactions").filter(pl.col("is_laundering") == 1)
@@ -48,7 +49,7 @@ def compute(ctx: StepContext) -> Output:
     node_cols = list(norm.value("node_columns"))
     # Nothing that is not a number reaches the graph: each array is checked as it is written
     # (an exception in a piece aborts the save; the graph checkpoint is then not committed).
-    views = {name: np.asarray(norm.array(name)) for name in ("x_train", "x_val") if name in norm.arrays}
+    views = matrices
     for matrix in (x, *views.values()):
         require_finite(matrix, node_cols, step="graph_created", what="normalised node feature(s)",
                        where=lambda k: f"account {nodes.row(k, named=True)['account']!r} (node {k})",
@@ -100,5 +101,5 @@ def compute(ctx: StepContext) -> Output:
 
 
 STEP = Step("graph_created", "Creating Graph",
-            reads=("data_loaded", "edge_features", "normalized", "imbalanced", "weights"),
+            reads=("data_loaded", "node_features", "edge_features", "normalized", "imbalanced", "weights"),
             params=(), code=(), compute=compute)

@@ -240,11 +240,12 @@ def _float64_block(frame: pl.DataFrame) -> np.ndarray:
 
 
 def _node_scaling(inputs: Inputs, node_chunks: list[str], node_views: list[str],
-                  data_chunks: list[str]) -> tuple[dict[str, np.ndarray], dict]:
-    """The normalised node matrix of every view and what ``normalized`` records of them.
+                  data_chunks: list[str]) -> dict:
+    """The node scaler and what ``normalized`` records of the node features.
 
     The scaler is fitted on the first view (training rows, or all rows in the transductive
-    mode), on the accounts that take part in training transactions, and applied to every view.
+    mode), on the accounts that take part in training transactions; every view is checked here
+    (finite, in range) and scaled where it is consumed (:func:`scaled_node_matrices`).
     """
     feats = inputs.scan(node_chunks, f"features_{node_views[0]}").collect()
     node_cols = [c for c in feats.columns if c != "node_id"]
@@ -263,20 +264,31 @@ def _node_scaling(inputs: Inputs, node_chunks: list[str], node_views: list[str],
         is_train[ends["src"].to_numpy()] = True
         is_train[ends["dst"].to_numpy()] = True
     # Fitted on the training accounts' rows only (in node order, as a mask of the whole would
-    # give them); the matrix is then the edge matrix's map (log1p, standardise, float32), filled
-    # row block by row block in C order: the same values as transforming a float64 copy of all.
+    # give them).
     train = feats.filter(pl.Series(is_train)) if is_train.any() else feats
     block = log_transform(_float64_block(train.select(node_scaled)), node_scaled, node_log)
     node_scaler = StandardScaler().fit(block)
-    del block, train
-    matrices = {node_views[0]: edge_matrix(feats, node_cols, node_scaled, node_scaler, node_log)}
-    del feats
+    num_accounts = feats.height
+    del block, train, feats
     for view in node_views[1:]:
-        later = inputs.scan(node_chunks, f"features_{view}").collect()
-        check_node_features(later, node_cols, nodes, view)
-        matrices[view] = edge_matrix(later, node_cols, node_scaled, node_scaler, node_log)
-    return matrices, {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
-                      "node_scaler": node_scaler.to_dict(), "node_views": list(node_views)}
+        check_node_features(inputs.scan(node_chunks, f"features_{view}").collect(), node_cols, nodes, view)
+    return {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
+            "node_scaler": node_scaler.to_dict(), "node_views": list(node_views),
+            "num_accounts": num_accounts}
+
+
+def scaled_node_matrices(inputs: Inputs, norm: Any, node_chunks: list[str]) -> dict[str, np.ndarray]:
+    """The normalised node matrix of every view, by array name (:func:`node_array_names`), from
+    the ``node_features`` chunks and the ``normalized`` checkpoint ``norm``: the map the step
+    fitted (log1p, standardise, float32), filled row block by row block in C order, the same
+    values as transforming a float64 copy of all. Applied where consumed, like the edge map, so
+    that the matrices are stored once, in the graph."""
+    cols, scaled = norm.value("node_columns"), norm.value("node_scaled")
+    scaler, log = StandardScaler.from_dict(norm.value("node_scaler")), norm.value("node_log")
+    views = list(norm.value("node_views"))
+    names = node_array_names(views)
+    return {names[v]: edge_matrix(inputs.scan(node_chunks, f"features_{v}").select(cols).collect(),
+                                  cols, scaled, scaler, log) for v in views}
 
 
 #: The array of each node view in the ``normalized`` checkpoint and the graph: the last view
@@ -287,7 +299,7 @@ def node_array_names(node_views: list[str]) -> dict[str, str]:
 
 
 def compute(ctx: StepContext) -> Output:
-    """Fit both scalers on the training rows; store the node matrix and the edge map."""
+    """Fit both scalers on the training rows; store the node and the edge map."""
     from amlgraph.errors import StepError
     from amlgraph.steps.edge_features import (
         CATEGORICAL_EDGE_FEATURES,
@@ -328,7 +340,7 @@ def compute(ctx: StepContext) -> Output:
             if f.height:
                 edge_scaler.partial_fit(log_transform(_float64_block(f), edge_scaled, edge_log))
                 fitted = True
-        matrices, node_values = nodes.result()
+        node_values = nodes.result()
     if not fitted:
         raise StepError("the training split has no transactions; use more data or other "
                         "split_fractions", step="normalized")
@@ -338,17 +350,16 @@ def compute(ctx: StepContext) -> Output:
         raise StepError(f"edge feature(s) {', '.join(map(repr, overflow))}: the mean or standard deviation "
                         "of the training rows overflows float64; check the amounts of the transactions "
                         "(amlgraph check) for absurd values", step="normalized")
-    # The scaled edge matrix is not stored here: it is one affine map of the edge_features
-    # chunks, applied where the rows are consumed (imbalanced, graph_created), so hi-large's
-    # ~13 GB of float32 is written once, in the graph, and not twice.
-    names = node_array_names(node_views)
-    x = matrices[node_views[-1]]
+    # The scaled matrices are not stored here: each is one affine map of the edge_features or
+    # node_features chunks, applied where the rows are consumed (imbalanced, graph_created), so
+    # hi-large's ~13 GB of float32 edge matrix (and the node matrices) are written once, in the
+    # graph, and not twice.
+    num_accounts = node_values.pop("num_accounts")
     with_patterns = {} if patterns is None else {
         "pattern_chunks": pairs, "pattern_parts": list(patterns.value("parts"))}
-    return Output(arrays={names[v]: m for v, m in matrices.items()},
-                  values={**node_values, "edge_columns": edge_cols, "edge_scaled": edge_scaled,
+    return Output(values={**node_values, "edge_columns": edge_cols, "edge_scaled": edge_scaled,
                           "edge_log": edge_log, "edge_scaler": edge_scaler.to_dict(), **with_patterns},
-                  metadata={"num_accounts": int(x.shape[0]), "num_features": int(x.shape[1])})
+                  metadata={"num_accounts": num_accounts, "num_features": len(node_values["node_columns"])})
 
 
 STEP = Step("normalized", "Normalizing Features", reads=("data_loaded", "node_features", "edge_features"),

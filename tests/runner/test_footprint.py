@@ -1,0 +1,100 @@
+"""The disk footprint of a run on generated hi-small data, against the Trans file: default and
+compacted, and what makes it (zstd tables, compressed cold arrays, the node matrices stored once).
+Sizes, never times; the figures at 1M rows are bench/bench_footprint.py's (docs/BENCHMARKS.md)."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from cli_inprocess import run_main
+
+#: The ratios this layout keeps on hi-small (measured 1.85x and 0.77x at 100-200K rows, 1.90x
+#: and 0.77x at 1M); the issue's aim for the default, 1.5x, is not reached yet (docs/CHECKPOINTS.md).
+DEFAULT_MAX, COMPACTED_MAX = 2.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def hi_small(tmp_path_factory):
+    from amlgraph import run_preprocessing
+    from amlgraph.synth import generate
+
+    base = tmp_path_factory.mktemp("footprint")
+    generate("hi-small", base / "data", seed=0, rows=100_000)
+    ckpt = base / "ckpt"
+    run_preprocessing({"data_path": str(base / "data"), "checkpoint_dir": str(ckpt), "quiet": True})
+    trans = sum(p.stat().st_size for p in (base / "data").glob("*_Trans*.csv"))
+    return base, ckpt, trans
+
+
+def _total(ckpt) -> int:
+    from amlgraph.store import CheckpointStore
+
+    store = CheckpointStore(ckpt)
+    return sum(store.size_bytes(n) for n in store.names())
+
+
+def test_default_and_compacted_footprint_against_the_input(hi_small, tmp_path):
+    import shutil
+
+    _, ckpt, trans = hi_small
+    default = _total(ckpt)
+    assert default <= DEFAULT_MAX * trans, default / trans
+    compacted = tmp_path / "ckpt"
+    shutil.copytree(ckpt, compacted)
+    assert run_main("checkpoints", "clean", compacted, "--compact").returncode == 0
+    assert _total(compacted) <= COMPACTED_MAX * trans, _total(compacted) / trans
+
+
+def test_what_the_checkpoints_hold(hi_small):
+    """Every table is zstd Parquet; the graph's large arrays are zstd .npy.zst files; the
+    normalized step stores its scalers only (the node matrices live in the graph, once)."""
+    from amlgraph.store import CheckpointStore
+
+    _, ckpt, _ = hi_small
+    store = CheckpointStore(ckpt)
+    for name in store.names():
+        cp = store.load(name)
+        for table in cp.tables:
+            meta = pq.ParquetFile(cp.table_path(table)).metadata
+            assert {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
+                    for c in range(meta.num_columns)} <= {"ZSTD"}, (name, table)
+    assert store.load("normalized").arrays == []
+    graph = store.load("graph_created").manifest["arrays"]
+    for big in ("edge_attr", "edge_index", "x", "x_train", "x_val", "raw_amount_paid"):
+        assert graph[big]["file"].endswith(".npy.zst"), big
+
+
+def test_status_and_list_show_the_footprint_and_its_ratio(hi_small):
+    import json
+
+    base, ckpt, _ = hi_small
+    inputs = sum(p.stat().st_size for p in (base / "data").iterdir())
+    status = json.loads(run_main("status", ckpt, "--json").stdout)
+    assert status["footprint"]["bytes"] == _total(ckpt)
+    assert status["footprint"]["input_bytes"] == inputs
+    assert status["footprint"]["ratio"] == round(_total(ckpt) / inputs, 3)
+    listing = run_main("checkpoints", "list", ckpt).stdout.strip().splitlines()[-1]
+    from amlgraph.cli._text import size_text
+
+    assert listing.endswith(f"{size_text(_total(ckpt))} in {ckpt} ({_total(ckpt) / inputs:.2f}x the input's "
+                            f"{size_text(inputs)})")
+
+
+def test_a_graph_too_large_to_decode_in_memory_stays_plain_and_memory_mapped(tiny_data, tmp_path, monkeypatch):
+    """Compressed arrays are decoded on every load; a checkpoint whose arrays exceed the share of
+    memory allowed for that is written plain (memory-mapped on load), with the same values."""
+    import numpy as np
+
+    from amlgraph import run_preprocessing
+    from amlgraph.runner import _context
+    from pipeline_helpers import graph_digest
+
+    small = run_preprocessing({"data_path": str(tiny_data), "checkpoint_dir": str(tmp_path / "a"), "quiet": True})
+    monkeypatch.setattr(_context, "DECODE_MEMORY_FRACTION", 1e-12)
+    plain = run_preprocessing({"data_path": str(tiny_data), "checkpoint_dir": str(tmp_path / "b"), "quiet": True})
+    from amlgraph.store import CheckpointStore
+
+    files = CheckpointStore(tmp_path / "b").load("graph_created").manifest["arrays"]
+    assert all(info["file"].endswith(".npy") for info in files.values())
+    assert isinstance(plain.graph.edge_attr, np.memmap)
+    assert graph_digest(plain.graph) == graph_digest(small.graph)
