@@ -30,7 +30,7 @@ typical session:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from amlgraph.cli._text import add_command
+    from amlgraph.cli._text import add_command, location
 
     p = add_command(sub, "export", "write a finished run's graph as PyG, Multi-GNN CSV, GraphML or Parquet",
                     details="The files of a format are switched into --out as one set (docs/EXPORTS.md).",
@@ -38,7 +38,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                               "amlgraph export ckpt/ --format parquet --out tables/",
                               "amlgraph export ckpt/ --format parquet --unscaled --out raw-tables/",
                               "amlgraph export ckpt/ --format multignn --out multignn/"))
-    p.add_argument("checkpoint_dir", type=Path, help="a finished run's checkpoint directory")
+    p.add_argument("checkpoint_dir", type=location, help="a finished run's checkpoint directory")
     p.add_argument("--format", required=True, choices=("pyg", "multignn", "networkx", "parquet"),
                    help="pyg: torch_geometric Data, the full graph and one per split; multignn: "
                         "formatted_transactions.csv; networkx: GraphML; parquet: a node table per split's "

@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from amlgraph.cli._text import add_command
+from amlgraph.cli._text import add_command, location
 from amlgraph.config import (
     BAD_ROW_MODES,
     CURRENCY_MODES,
@@ -54,8 +54,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     where = p.add_argument_group("where and how")
-    where.add_argument("--checkpoint-dir", type=Path, default=None,
-                       help="default: <data dir>/checkpoints_<NAME>_<sample size or all>")
+    where.add_argument("--checkpoint-dir", type=location, default=None,
+                       help="a directory or an object-store URL (s3://bucket/ck, gs://, abfs://; docs/DEPLOY.md); "
+                            "default: <data dir>/checkpoints_<NAME>_<sample size or all>")
     where.add_argument("--config", type=Path, default=None, help="a TOML file of parameters (docs/CONFIG.md)")
     where.add_argument("--resume-from", choices=ALL_STEPS, default=None, metavar="STEP",
                        help="reuse the checkpoints through STEP, recompute the steps after it")

@@ -106,7 +106,8 @@ class Run:
         from amlgraph.store import HashCache, code_version, file_fingerprint, make_key
 
         root = getattr(self.store, "root", None)
-        cache = HashCache(Path(root) / ".hashcache.json") if root is not None else None
+        # An object store keeps no cache of input hashes: the inputs may be on another machine.
+        cache = HashCache(Path(root) / ".hashcache.json") if isinstance(root, Path) else None
         files = {}
         for j, path in enumerate(self.inputs.trans_files):
             files["trans" if j == 0 else f"trans_{j}"] = file_fingerprint(path, cache=cache)
@@ -295,9 +296,9 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
     else:
         cfg = PipelineConfig(**{**(config or {}), **overrides})
     if store is None:
-        from amlgraph.store import CheckpointStore
+        from amlgraph.store import open_store
 
-        store = CheckpointStore(cfg.resolved_checkpoint_dir, verify=cfg.verify)
+        store = open_store(cfg.resolved_checkpoint_dir, verify=cfg.verify)
     log = log or RunLog(quiet=cfg.quiet)
     start = time.perf_counter()
     with store.lock(wait=cfg.wait):
