@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from amlgraph.errors import CheckpointError, LockedError
 from amlgraph.store import CheckpointStore, is_store, open_store
 from amlgraph.store._fs import Bucket
-from object_stores import cache_files, objects, s3_server, store_url  # noqa: F401 (fixtures)
+from object_stores import cache_files, objects
 from store_helpers import sample_data, spawn
 
 SAVE_LOOP = r"""

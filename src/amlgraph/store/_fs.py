@@ -57,7 +57,9 @@ class Bucket:
         self.url = url.rstrip("/")
         self.protocol = url.split("://", 1)[0].lower()
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+            # No listing cache: other processes write the store, and a cached listing makes a
+            # backend answer "not found" for an object that exists (s3fs does, for cat_file).
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, use_listings_cache=False)
         except ImportError as exc:
             from amlgraph.errors import CheckpointError
 
