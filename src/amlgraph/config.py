@@ -86,14 +86,14 @@ class PipelineConfig:
     the work is cut and scheduled, never the result, so they only key chunk checkpoints.
     """
 
-    data_path: Path
+    data_path: Path | str                  # a path, or an fsspec URL (s3://bucket/data/) kept as a str
     checkpoint_dir: Path | str | None = None   # a path, or an fsspec URL (s3://bucket/ck) kept as a str
     sample_size: int | None = None
     chunk_size: int | None = None          # accounts per node_features chunk
     chunk_rows: int | None = None          # transactions per row chunk (loading, edge features)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     currency: str = "usd"
-    rates_file: Path | None = None         # CSV currency,usd_per_unit: given rates win over inferred
+    rates_file: Path | str | None = None         # CSV currency,usd_per_unit: given rates win over inferred
     node_features_from: str = "split"
     strategy: str = "smote"
     k_neighbors: int = 5
@@ -114,10 +114,11 @@ class PipelineConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data_path", Path(self.data_path))
+        if not _is_url(self.data_path):
+            object.__setattr__(self, "data_path", Path(self.data_path))
         if self.checkpoint_dir is not None and not _is_url(self.checkpoint_dir):
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
-        if self.rates_file is not None:
+        if self.rates_file is not None and not _is_url(self.rates_file):
             object.__setattr__(self, "rates_file", Path(self.rates_file))
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
         object.__setattr__(self, "patterns", _pattern_config(self.patterns))

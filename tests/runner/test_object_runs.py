@@ -92,3 +92,32 @@ def test_dask_workers_without_a_shared_disk_give_the_local_graph(tiny_data, stor
     assert dask.chunks_computed["node_features"] > 1
     # Each worker read its inputs from the store into its own folder.
     assert all(cache_files(d / "cache") for d in dirs)
+
+
+def test_inputs_and_exports_given_as_urls(tiny_data, store_url, tmp_path):
+    """The data set read from a bucket (the checkpoints beside it by default) and the export
+    written to one give what local paths give."""
+    from amlgraph.store._fs import Bucket
+
+    base = store_url.rsplit("/", 1)[0]
+    data = Bucket(f"{base}/data")
+    for f in sorted(tiny_data.iterdir()):
+        if f.is_file():
+            data.pipe(data.path(f.name), f.read_bytes())
+    run = subprocess.run(amlgraph_cmd("run", f"{base}/data/", "--chunk-rows", "3000", "--quiet"),
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    ckpt = f"{base}/data/checkpoints_Tiny_all"
+    local = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_rows=3_000)
+    assert graph_digest(load_graph(ckpt)) == graph_digest(local.graph)
+    assert not any(p.name.endswith(":") for p in tmp_path.iterdir())
+    out = subprocess.run(amlgraph_cmd("export", ckpt, "--format", "parquet", "--out", f"{base}/exports"),
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    mine = subprocess.run(amlgraph_cmd("export", ckpt, "--format", "parquet", "--out", str(tmp_path / "x")),
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert mine.returncode == 0, mine.stderr
+    exported = Bucket(f"{base}/exports")
+    names = sorted(p.name for p in (tmp_path / "x").iterdir() if p.is_file())
+    assert names and all(exported.cat(exported.path(n)) == (tmp_path / "x" / n).read_bytes() for n in names)
+    assert out.stdout.split() and all(line.startswith(f"{base}/exports/") for line in out.stdout.split())

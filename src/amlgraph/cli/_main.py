@@ -43,7 +43,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                    help="pyg: torch_geometric Data, the full graph and one per split; multignn: "
                         "formatted_transactions.csv; networkx: GraphML; parquet: a node table per split's "
                         "view and the edge table")
-    p.add_argument("--out", required=True, type=Path, help="the output directory (its files of this format "
+    p.add_argument("--out", required=True, type=location, help="the output directory or URL (its files of this format "
                                                            "are replaced as a set)")
     p.add_argument("--reverse-edges", action="store_true", help="pyg only: HeteroData with reverse edges")
     p.add_argument("--force", action="store_true", help="networkx only: export even above the size limit")

@@ -36,7 +36,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "amlgraph run data/ --workers 2 --chunk-rows 500000",
                   "amlgraph run data/ --patterns                        # add the pattern_* edge features",
                   "amlgraph run data/ --compact                         # keep the graph, drop the rest"))
-    p.add_argument("data_path", type=Path, help="a directory holding <NAME>_Trans.csv, or that file")
+    p.add_argument("data_path", type=location,
+                   help="a directory holding <NAME>_Trans.csv, or that file; or its URL (s3://bucket/data/)")
     _add_run_options(p)
     p.add_argument("--compact", action="store_true",
                    help="after a finished run, keep only what the graph, exports and a no-op rerun need "
@@ -77,7 +78,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                       help="raise: stop at the first bad row (default); quarantine: set them aside")
     what.add_argument("--currency", choices=CURRENCY_MODES, default=None,
                       help="usd: amounts in US Dollars, unpriced ones left out (default); raw: as written")
-    what.add_argument("--rates", dest="rates_file", type=Path, default=None, metavar="CSV",
+    what.add_argument("--rates", dest="rates_file", type=location, default=None, metavar="CSV",
                       help="exchange rates currency,usd_per_unit that win over the inferred ones")
     what.add_argument("--node-features-from", choices=NODE_FEATURE_SOURCES, default=None,
                       help="split: a view per split, no future rows (default); all: every row (leaks)")

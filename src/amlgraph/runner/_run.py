@@ -8,6 +8,7 @@ whose checkpoint already validates.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from amlgraph.config import PipelineConfig
-from amlgraph.errors import CheckpointError
+from amlgraph.errors import CheckpointError, InputError
 from amlgraph.runner._code import code_modules
 from amlgraph.runner._compact import compacted_reason
 from amlgraph.runner._context import StepContextImpl, save_output
@@ -295,6 +296,7 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
         cfg = config.replace(**overrides) if overrides else config
     else:
         cfg = PipelineConfig(**{**(config or {}), **overrides})
+    cfg = local_inputs(cfg)
     if store is None:
         from amlgraph.store import open_store
 
@@ -316,3 +318,36 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
     log.ok(f"Pipeline finished in {time.perf_counter() - start:.2f} seconds: "
            f"{result.graph.num_nodes:,} nodes, {result.graph.num_edges:,} edges")
     return result
+
+
+#: The files of a data set, as ``find_inputs`` looks for them (ingest/_reader.py).
+_INPUT_NAMES = r"^.+?_(Trans(_[^./]+)?\.csv|accounts\.csv|Patterns\.txt)(\.gz|\.zst)?$"
+
+
+def local_inputs(cfg: PipelineConfig) -> PipelineConfig:
+    """``cfg`` with inputs given as URLs replaced by this machine's copies of them
+    (``store.local_copy``: fetched once per version); a URL data path without a checkpoint
+    directory keeps its checkpoints beside the data, as a local one does."""
+    from amlgraph.store import is_url, local_copy
+
+    changes: dict[str, Any] = {}
+    if is_url(cfg.data_path):
+        url = cfg.data_path
+        try:
+            changes["data_path"] = local_copy(url, _INPUT_NAMES)
+        except FileNotFoundError as exc:
+            raise InputError("no such file or folder", path=url, hint="check the URL") from exc
+        except OSError as exc:
+            raise InputError(f"cannot read it ({exc.strerror or exc})", path=url,
+                             hint="check the URL and the credentials in the environment") from exc
+        if cfg.checkpoint_dir is None:
+            from amlgraph.ingest import find_inputs
+
+            folder = url.rstrip("/") if changes["data_path"].is_dir() else url.rsplit("/", 1)[0]
+            name = find_inputs(changes["data_path"]).name
+            changes["checkpoint_dir"] = f"{folder}/checkpoints_{name}_{cfg.sample_size or 'all'}"
+    if cfg.rates_file is not None and is_url(cfg.rates_file):
+        name = re.escape(cfg.rates_file.rsplit("/", 1)[-1])
+        changes["rates_file"] = local_copy(cfg.rates_file, f"^{name}$")
+    return cfg.replace(**changes) if changes else cfg
+

@@ -23,10 +23,11 @@ from amlgraph.store._keys import (
            make_key,
 )
 from amlgraph.store._memory import MemoryStore
+from amlgraph.store._remote import local_copy, upload_folder
 
 __all__ = ["STARTED", "ArrayParts", "Checkpoint", "CheckpointStore", "HashCache", "MemoryStore", "ObjectStore",
-           "Problem", "code_version", "explain_mismatch", "file_fingerprint", "is_store", "is_url", "location_text",
-           "make_key", "open_store"]
+           "Problem", "code_version", "explain_mismatch", "file_fingerprint", "is_store", "is_url", "local_copy",
+           "location_text", "make_key", "open_store", "upload_folder"]
 
 
 def open_store(location: str | os.PathLike, *, create: bool = True, verify: str = "quick") -> Any:
