@@ -31,6 +31,7 @@ def test_a_run_on_an_object_store_gives_the_local_graph_and_reruns_from_it(tiny_
     assert again.computed == [] and graph_digest(again.graph) == graph_digest(local.graph)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_the_rerun_resumes_from_the_store(tiny_data, store_url, tmp_path, monkeypatch):
     monkeypatch.setenv("AMLGRAPH_LEASE_SECONDS", "2")  # the killed run's lease expires quickly
     args = ["run", str(tiny_data), "--checkpoint-dir", store_url, "--chunk-size", "25", "--threads", "1",
@@ -81,6 +82,7 @@ def private_cluster(tmp_path):
     assert distributed
 
 
+@pytest.mark.slow
 def test_dask_workers_without_a_shared_disk_give_the_local_graph(tiny_data, store_url, tmp_path,
                                                                    private_cluster):
     cluster, dirs = private_cluster
@@ -94,6 +96,7 @@ def test_dask_workers_without_a_shared_disk_give_the_local_graph(tiny_data, stor
     assert all(cache_files(d / "cache") for d in dirs)
 
 
+@pytest.mark.slow
 def test_inputs_and_exports_given_as_urls(tiny_data, store_url, tmp_path):
     """The data set read from a bucket (the checkpoints beside it by default) and the export
     written to one give what local paths give."""

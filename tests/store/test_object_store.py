@@ -135,6 +135,7 @@ def test_manifest_missing_means_absent_and_orphans_are_cleaned_under_the_lease(s
     assert store.check("weights", "k") == (True, None)
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_leaves_the_old_or_the_new_checkpoint(store_url):
     proc = spawn(SAVE_LOOP, store_url)
     try:
@@ -157,6 +158,7 @@ def test_sigkill_during_saves_leaves_the_old_or_the_new_checkpoint(store_url):
     assert gens == {cp.manifest["generation"]}
 
 
+@pytest.mark.slow
 def test_the_lease_excludes_a_second_writer_and_names_its_holder(store_url):
     holder = spawn(HOLD, store_url, "2")
     try:
@@ -173,6 +175,7 @@ def test_the_lease_excludes_a_second_writer_and_names_its_holder(store_url):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_a_killed_holders_lease_expires_and_is_taken_over(store_url, monkeypatch):
     monkeypatch.setenv("AMLGRAPH_LEASE_SECONDS", "2")
     holder = spawn(HOLD, store_url, "600")
@@ -191,6 +194,7 @@ def test_a_killed_holders_lease_expires_and_is_taken_over(store_url, monkeypatch
     assert time.monotonic() - start < 30
 
 
+@pytest.mark.slow
 def test_two_writers_under_the_lease_keep_every_checkpoint_whole(store_url):
     open_store(store_url)
     writers = [spawn(LOCKED_WRITER, store_url, str(w), "4") for w in (1, 2)]

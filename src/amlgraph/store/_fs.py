@@ -78,6 +78,10 @@ class Bucket:
     # --- plain objects --------------------------------------------------------------------------
     def cat(self, path: str) -> bytes:
         """The bytes of an object. Raises FileNotFoundError when it does not exist."""
+        if self.s3:
+            # One GET: s3fs otherwise asks the size first (a HEAD, and a LIST when it is absent)
+            # to decide whether to fetch ranges in parallel, which pays only for large objects.
+            return self.fs.cat_file(path, max_concurrency=1)
         return self.fs.cat_file(path)
 
     def pipe(self, path: str, data: bytes) -> None:

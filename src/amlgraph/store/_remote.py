@@ -65,11 +65,20 @@ def upload_folder(local: Path, url: str) -> int:
     """Upload every file under ``local`` to the folder ``url`` (same relative names); returns bytes sent."""
     from amlgraph.store._fs import Bucket
 
+    import shutil
+
+    from amlgraph._atomic import atomic_file
+
     target = Bucket(url)
     sent = 0
     for file in sorted(p for p in Path(local).rglob("*") if p.is_file()):
-        rel = file.relative_to(local).as_posix()
-        target.fs.put_file(str(file), target.path(rel))
+        dest = target.path(file.relative_to(local).as_posix())
+        if target.local:  # file://: a copy renamed into place, as every local write
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            with open(file, "rb") as src, atomic_file(Path(dest)) as out:
+                shutil.copyfileobj(src, out, 8 << 20)
+        else:
+            target.fs.put_file(str(file), dest)
         sent += file.stat().st_size
     return sent
 
