@@ -224,3 +224,25 @@ def test_a_lease_taken_over_stops_the_next_save(store_url):
 def test_a_plain_path_keeps_the_local_file_store(tmp_path):
     assert type(open_store(tmp_path / "ck")) is CheckpointStore
     assert type(open_store(str(tmp_path / "ck2"))) is CheckpointStore
+
+
+def test_the_cache_is_bounded_and_drops_what_killed_processes_left(store_url, tmp_path, monkeypatch):
+    from amlgraph.store._cache import cache_dir
+    from store_helpers import dead_pid
+    from amlgraph._atomic import HOST_TAG
+
+    store = open_store(store_url)
+    _save(store, key="a")
+    orphan = cache_dir() / f".tmp-{dead_pid()}-{HOST_TAG}-0000abcd-upload"
+    orphan.write_bytes(b"half")
+    monkeypatch.setenv("AMLGRAPH_CACHE_BYTES", "1")  # every copy is over the bound
+    old = time.time() - 3600
+    for f in cache_files(cache_dir()):
+        os.utime(f, (old, old))  # last used an hour ago
+    _save(store, "edge_features", key="b")
+    left = cache_files(cache_dir())
+    assert not orphan.exists() and left
+    assert all(f.stat().st_mtime > old for f in left)  # only the copies just written are kept
+    # What was evicted is fetched again, and checked, when it is read.
+    cp = open_store(store_url).load("weights", verify="full")
+    assert cp is not None and cp.value("class_weights") == {"0": 0.5, "1": 12.25}

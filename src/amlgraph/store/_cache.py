@@ -11,8 +11,9 @@ nothing.
 The cache is private to the machine (``AMLGRAPH_CACHE_DIR``, default a folder in the system's
 temporary directory); nothing else depends on it, so workers with their own disks and a client
 with another disk share only the store. It is bounded (``AMLGRAPH_CACHE_BYTES``, default 20 GiB):
-the least recently used files are removed past the bound (a file still memory-mapped stays
-readable: Linux frees it when the map goes).
+the least recently used files (none used in the last two minutes) are removed past the bound (a
+file still memory-mapped stays readable: Linux frees it when the map goes). Temporary files of a
+killed process are removed too.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ import contextlib
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from amlgraph._atomic import AtomicFile, WriteOnlyFile
+from amlgraph._atomic import TMP_PREFIX, AtomicFile, WriteOnlyFile, writer_is_gone
 from amlgraph.store._files import is_plain_file, new_hasher
 
 CACHE_DIR_ENV = "AMLGRAPH_CACHE_DIR"
@@ -150,20 +152,32 @@ def _limit() -> int:
         return _DEFAULT_BYTES
 
 
+#: Copies used this recently are never evicted: a process may be about to open what it fetched.
+_IN_USE_S = 120.0
+
+
 def evict() -> None:
-    """Remove the least recently used copies while the cache holds more than its bound."""
+    """Remove the least recently used copies while the cache holds more than its bound (never
+    one used in the last two minutes: the cache may then exceed its bound for a while)."""
     limit = _limit()
+    recent = time.time() - _IN_USE_S
     with _evict_lock:
         entries = []
         with contextlib.suppress(OSError):
             for e in os.scandir(cache_dir()):
+                if e.name.startswith(TMP_PREFIX) and writer_is_gone(e.name, Path(e.path)):
+                    with contextlib.suppress(OSError):
+                        os.unlink(e.path)  # a download or upload cut off by a killed process
+                    continue
                 if e.is_file(follow_symlinks=False) and not e.name.startswith("."):
                     st = e.stat(follow_symlinks=False)
                     entries.append((st.st_mtime, st.st_size, e.path))
         total = sum(size for _, size, _ in entries)
         if total <= limit:
             return
-        for _, size, path in sorted(entries):
+        for used, size, path in sorted(entries):
+            if used > recent:
+                break
             with contextlib.suppress(OSError):
                 os.unlink(path)
             total -= size
