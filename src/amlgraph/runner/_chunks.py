@@ -365,7 +365,8 @@ class DaskExecutor(Executor):
     def __init__(self, store: Any, scheduler: Any, *, quiet: bool = True, retries: int = 3):
         super().__init__(store, quiet=quiet)
         if not hasattr(store, "root"):
-            raise ConfigError("the dask backend needs a checkpoint directory all workers can reach")
+            raise ConfigError("the dask backend needs a checkpoint directory all workers can reach, or a "
+                              "bucket URL such as s3://bucket/ck (docs/DEPLOY.md)")
         try:
             from distributed import Client
         except ImportError as exc:
