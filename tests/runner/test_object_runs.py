@@ -85,15 +85,23 @@ def private_cluster(tmp_path):
 @pytest.mark.slow
 def test_dask_workers_without_a_shared_disk_give_the_local_graph(tiny_data, store_url, tmp_path,
                                                                    private_cluster):
+    from amlgraph.store._fs import Bucket
+
     cluster, dirs = private_cluster
+    data = Bucket(store_url.rsplit("/", 1)[0] + "/data")
+    for f in sorted(tiny_data.iterdir()):
+        if f.is_file():
+            data.pipe(data.path(f.name), f.read_bytes())
     local = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=300,
                               chunk_rows=2_000)
-    dask = run_preprocessing(data_path=tiny_data, checkpoint_dir=store_url, quiet=True, chunk_size=300,
+    dask = run_preprocessing(data_path=data.url, checkpoint_dir=store_url, quiet=True, chunk_size=300,
                              chunk_rows=2_000, backend="dask", scheduler=cluster.scheduler_address)
     assert graph_digest(dask.graph) == graph_digest(local.graph)
     assert dask.chunks_computed["node_features"] > 1
-    # Each worker read its inputs from the store into its own folder.
+    # Each worker read the checkpoints it needed from the store into its own folder, and the
+    # parse's byte ranges from its own copy of the input, fetched by URL.
     assert all(cache_files(d / "cache") for d in dirs)
+    assert any((d / "cache" / "inputs").is_dir() for d in dirs)
 
 
 @pytest.mark.slow
