@@ -163,17 +163,6 @@ class RangeResult:
     end: int
 
 
-def _local(path: str) -> str:
-    """The file to read for ``path``: the path itself; for a URL (a range task on a worker that
-    shares no disk with the client), this machine's copy of the object, fetched once per version
-    (``amlgraph.store.local_copy``)."""
-    if "://" not in str(path):
-        return path
-    from amlgraph.store import local_copy
-
-    return str(local_copy(str(path), r"^$"))
-
-
 def parse_range(plan: RangePlan, k: int, *, on_bad_rows: str) -> RangeResult:
     """Parse range ``k`` of ``plan`` (reads only its own bytes, plus a probe for each of its ends).
 
@@ -182,8 +171,7 @@ def parse_range(plan: RangePlan, k: int, *, on_bad_rows: str) -> RangeResult:
             mode, bytes that are not UTF-8 text.
     """
     lo, hi = plan.bounds(k)
-    local = _local(plan.path)
-    fd = os.open(local, os.O_RDONLY)
+    fd = os.open(plan.path, os.O_RDONLY)
     try:
         start = plan.data_start if k == 0 else _line_end_after(fd, lo, plan.size)
         end = plan.size if k == plan.n - 1 else _line_end_after(fd, hi, plan.size)
@@ -192,11 +180,11 @@ def parse_range(plan: RangePlan, k: int, *, on_bad_rows: str) -> RangeResult:
         os.close(fd)
     if not buf:
         return RangeResult(_empty_rows(), None, 0, 0, start, end)
-    path = Path(plan.path) if local == plan.path else plan.path  # a URL stays as given in messages
+    path = Path(plan.path)
     try:
         _check_text(buf, path, 1, TRANS_LABELS)
     except InputError:
-        _check_text(buf, path, 1 + lines_before(local, start), TRANS_LABELS)  # the file's line
+        _check_text(buf, path, 1 + lines_before(plan.path, start), TRANS_LABELS)  # the file's line
         raise
     n_lines = count_lines(buf)
     fields = split_plain_block(buf, n_lines, TRANS_COLUMNS) if FAST_PATH else None
@@ -205,7 +193,7 @@ def parse_range(plan: RangePlan, k: int, *, on_bad_rows: str) -> RangeResult:
     file_rows = frame.height
     rows, bad = check_rows(frame, trans_checks(), trans_parse())
     if bad is not None and on_bad_rows == "raise":
-        before = lines_before(local, start)
+        before = lines_before(plan.path, start)
         raise_bad_row(bad.head(1).with_columns(pl.col("line") + before), path)
     return RangeResult(rows, bad, n_lines, file_rows, start, end)
 
