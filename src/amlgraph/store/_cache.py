@@ -1,7 +1,7 @@
 """A local, content-addressed copy of the object store's data files, per machine.
 
 Generation files are immutable and their manifest records each one's size and content hash, so a
-copy named ``<hash>-<size>`` can never be stale. A process that reads a table or an array of an
+copy named ``<hash>-<size>-<file>`` can never be stale. A process that reads a table or an array of an
 object store fetches it here once (hashing it as it streams in: a damaged object is refused
 before anything reads it) and then reads the local file: Parquet scans keep their predicate
 pushdown, arrays stay memory-mapped. A process that writes a data file keeps a copy as it
@@ -43,8 +43,10 @@ def cache_dir() -> Path:
     return path
 
 
-def cached_path(info: dict) -> Path:
-    return cache_dir() / f"{info['hash']}-{info['size']}"
+def cached_path(info: dict, name: str) -> Path:
+    """The copy of a file of content ``info`` (its manifest entry); the file's name ends it, so
+    that its kind (``.npy``, ``.npy.zst``, ``.parquet``) reads from the name as in the store."""
+    return cache_dir() / f"{info['hash']}-{info['size']}-{name.rsplit('/', 1)[-1]}"
 
 
 class DamagedObject(ValueError):
@@ -58,7 +60,7 @@ def fetch(bucket: Any, path: str, info: dict) -> Path:
     Raises:
         FileNotFoundError: the object is missing. DamagedObject: its size or hash differ.
     """
-    local = cached_path(info)
+    local = cached_path(info, path)
     if is_plain_file(local) and local.stat().st_size == info["size"]:
         with contextlib.suppress(OSError):
             os.utime(local)  # recently used
@@ -124,7 +126,7 @@ class TeeWriter(WriteOnlyFile):
         self._f.close()
         copy, self._copy = self._copy, None
         if copy is not None:
-            copy.final = cached_path(info)
+            copy.final = cached_path(info, self.path)
             try:
                 copy.commit()
             except OSError:

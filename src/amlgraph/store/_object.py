@@ -104,6 +104,7 @@ class ObjectStore(BaseStore):
     """
 
     parquet_compression = CheckpointStore.parquet_compression
+    parquet_compression_level = CheckpointStore.parquet_compression_level
     # The data files are written by the file store's code; only the writer differs (_writer).
     _write_table = CheckpointStore._write_table
     _write_arrays = CheckpointStore._write_arrays
@@ -285,7 +286,7 @@ class ObjectStore(BaseStore):
             files: dict[str, dict] = {}
             table_files = {t: self._write_table(gdir, t, df, files, row_group_rows, compress)
                            for t, df in tables.items()}
-            array_files = self._write_arrays(gdir, arrays, files)
+            array_files = self._write_arrays(gdir, arrays, files, compress)
             w = self._writer(gdir, "values.json")
             try:
                 w.write(vbytes)
