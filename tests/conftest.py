@@ -8,6 +8,9 @@ import pytest
 
 from pipeline_helpers import amlgraph_cmd  # noqa: F401  (re-exported for the tests)
 
+# The S3 server and store URLs of the object-store tests (one server per session).
+pytest_plugins = ["object_stores"]
+
 # Keep the suite's processes polite on a shared 2-core machine.
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
 REPO = Path(__file__).resolve().parents[1]

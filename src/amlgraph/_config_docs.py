@@ -13,9 +13,11 @@ from amlgraph.config import PatternConfig, PipelineConfig
 
 #: field -> (what it changes, CLI flag or "")
 HELP: dict[str, tuple[str, str]] = {
-    "data_path": ("directory holding `<NAME>_Trans.csv` (and `_accounts.csv`, `_Patterns.txt`), or the Trans file",
+    "data_path": ("directory holding `<NAME>_Trans.csv` (and `_accounts.csv`, `_Patterns.txt`), or the Trans file; "
+                  "or its URL (`s3://bucket/data/`, docs/DEPLOY.md)",
                   "DATA_PATH"),
-    "checkpoint_dir": ("where checkpoints go; default `<data dir>/checkpoints_<NAME>_<sample_size or all>`",
+    "checkpoint_dir": ("where checkpoints go, a directory or an object-store URL (`s3://bucket/ck`, docs/DEPLOY.md); "
+                       "default `<data dir>/checkpoints_<NAME>_<sample_size or all>`",
                        "--checkpoint-dir"),
     "sample_size": ("read only the first N rows in file order (all when unset)", "--sample-size"),
     "chunk_size": ("accounts per node_features chunk; default from the machine's memory and the data's density",
@@ -24,7 +26,8 @@ HELP: dict[str, tuple[str, str]] = {
     "split_fractions": ("target shares of train, validation and test days (Multi-GNN's temporal split)", ""),
     "currency": ("`usd`: amounts priced in US Dollars (unpriced ones left out and counted); `raw`: as written",
                  "--currency"),
-    "rates_file": ("CSV `currency,usd_per_unit` of exchange rates that win over the inferred ones", "--rates"),
+    "rates_file": ("CSV `currency,usd_per_unit` of exchange rates that win over the inferred ones (a path or a URL)",
+                   "--rates"),
     "node_features_from": ("`split`: one node-feature view per split, no future rows (default); `all`: every "
                            "row (transductive, leaks); `train`: training rows for every split",
                            "--node-features-from"),

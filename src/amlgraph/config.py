@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,14 +86,14 @@ class PipelineConfig:
     the work is cut and scheduled, never the result, so they only key chunk checkpoints.
     """
 
-    data_path: Path
-    checkpoint_dir: Path | None = None
+    data_path: Path | str                  # a path, or an fsspec URL (s3://bucket/data/) kept as a str
+    checkpoint_dir: Path | str | None = None   # a path, or an fsspec URL (s3://bucket/ck) kept as a str
     sample_size: int | None = None
     chunk_size: int | None = None          # accounts per node_features chunk
     chunk_rows: int | None = None          # transactions per row chunk (loading, edge features)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     currency: str = "usd"
-    rates_file: Path | None = None         # CSV currency,usd_per_unit: given rates win over inferred
+    rates_file: Path | str | None = None         # CSV currency,usd_per_unit: given rates win over inferred
     node_features_from: str = "split"
     strategy: str = "smote"
     k_neighbors: int = 5
@@ -113,10 +114,11 @@ class PipelineConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data_path", Path(self.data_path))
-        if self.checkpoint_dir is not None:
+        if not _is_url(self.data_path):
+            object.__setattr__(self, "data_path", Path(self.data_path))
+        if self.checkpoint_dir is not None and not _is_url(self.checkpoint_dir):
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
-        if self.rates_file is not None:
+        if self.rates_file is not None and not _is_url(self.rates_file):
             object.__setattr__(self, "rates_file", Path(self.rates_file))
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
         object.__setattr__(self, "patterns", _pattern_config(self.patterns))
@@ -155,8 +157,8 @@ class PipelineConfig:
 
     # --- derived ----------------------------------------------------------------------------
     @property
-    def resolved_checkpoint_dir(self) -> Path:
-        """``<data dir>/checkpoints_<data set>_<sample_size or all>`` unless set.
+    def resolved_checkpoint_dir(self) -> Path | str:
+        """``<data dir>/checkpoints_<data set>_<sample_size or all>`` unless set (a URL stays a str).
 
         Named after the data set (``HI-Small``, ``LI-Small``, ...), so that two data sets in one
         folder (as Kaggle ships them) never share a checkpoint directory.
@@ -216,6 +218,11 @@ class PipelineConfig:
         if "split_fractions" in merged:
             merged["split_fractions"] = tuple(merged["split_fractions"])
         return cls(**merged)
+
+
+def _is_url(value: Any) -> bool:
+    """``scheme://...``: an fsspec URL, which ``Path`` would mangle (``s3://b/ck`` -> ``s3:/b/ck``)."""
+    return isinstance(value, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) is not None
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -7,9 +7,9 @@ import re
 import shlex
 from pathlib import Path
 
-from amlgraph.cli._text import add_command, size_text
+from amlgraph.cli._text import add_command, location, size_text
 from amlgraph.errors import CheckpointError, ConfigError
-from amlgraph.store import CheckpointStore, Problem
+from amlgraph.store import CheckpointStore, Problem, open_store
 from amlgraph.store._base import order_key
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -224,11 +224,11 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "amlgraph checkpoints clean ckpt/ --compact"))
     csub = p.add_subparsers(dest="action", required=True, metavar="{list,verify,clean}")
     pl_ = csub.add_parser("list", help="every checkpoint with its step, chunk, size, age; damaged ones marked")
-    pl_.add_argument("dir", type=Path, help="a checkpoint directory")
+    pl_.add_argument("dir", type=location, help="a checkpoint directory or store URL")
     pv = csub.add_parser("verify", help="check every file's content hash (exit 1 when something is damaged)")
-    pv.add_argument("dir", type=Path, help="a checkpoint directory")
+    pv.add_argument("dir", type=location, help="a checkpoint directory or store URL")
     pc = csub.add_parser("clean", help="remove checkpoints: damaged ones, old ones, or all but the newest")
-    pc.add_argument("dir", type=Path, help="a checkpoint directory")
+    pc.add_argument("dir", type=location, help="a checkpoint directory or store URL")
     pc.add_argument("--keep-last", type=int, default=None, help="keep the N newest checkpoints")
     pc.add_argument("--older-than", default=None, help="remove those older than an age such as 7d, 12h, 30m")
     pc.add_argument("--damaged", action="store_true",
@@ -251,7 +251,7 @@ def checkpoints_command(args: argparse.Namespace) -> int:
     # list, verify and clean --damaged verify content hashes (each file is read once); a clean by
     # age alone uses the fast check
     fast = args.action == "clean" and not getattr(args, "damaged", False) and not getattr(args, "compact", False)
-    store = CheckpointStore(args.dir, create=False, verify="quick" if fast else "full")
+    store = open_store(args.dir, create=False, verify="quick" if fast else "full")
     if args.action == "list":
         return _list(store)
     if args.action == "verify":

@@ -30,7 +30,7 @@ typical session:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from amlgraph.cli._text import add_command
+    from amlgraph.cli._text import add_command, location
 
     p = add_command(sub, "export", "write a finished run's graph as PyG, Multi-GNN CSV, GraphML or Parquet",
                     details="The files of a format are switched into --out as one set (docs/EXPORTS.md).",
@@ -38,12 +38,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                               "amlgraph export ckpt/ --format parquet --out tables/",
                               "amlgraph export ckpt/ --format parquet --unscaled --out raw-tables/",
                               "amlgraph export ckpt/ --format multignn --out multignn/"))
-    p.add_argument("checkpoint_dir", type=Path, help="a finished run's checkpoint directory")
+    p.add_argument("checkpoint_dir", type=location, help="a finished run's checkpoint directory")
     p.add_argument("--format", required=True, choices=("pyg", "multignn", "networkx", "parquet"),
                    help="pyg: torch_geometric Data, the full graph and one per split; multignn: "
                         "formatted_transactions.csv; networkx: GraphML; parquet: a node table per split's "
                         "view and the edge table")
-    p.add_argument("--out", required=True, type=Path, help="the output directory (its files of this format "
+    p.add_argument("--out", required=True, type=location, help="the output directory or URL (its files of this format "
                                                            "are replaced as a set)")
     p.add_argument("--reverse-edges", action="store_true", help="pyg only: HeteroData with reverse edges")
     p.add_argument("--force", action="store_true", help="networkx only: export even above the size limit")

@@ -5,7 +5,7 @@ import argparse
 from argparse import Namespace
 from pathlib import Path
 
-from amlgraph.cli._text import add_command
+from amlgraph.cli._text import add_command, location
 
 #: Where `run --report` and `demo` write the report when no path is given: beside the
 #: checkpoint directory (never inside it: the store owns its directory).
@@ -13,7 +13,12 @@ DEFAULT_NAME = "report.html"
 
 
 def default_report_path(checkpoint_dir: str | Path) -> Path:
-    """``report.html`` in the directory that holds the checkpoint directory."""
+    """``report.html`` in the directory that holds the checkpoint directory (in the working
+    directory for a store URL)."""
+    from amlgraph.store import is_url
+
+    if is_url(checkpoint_dir):
+        return Path(DEFAULT_NAME).absolute()
     return Path(checkpoint_dir).absolute().parent / DEFAULT_NAME
 
 
@@ -34,7 +39,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         details="Data set, split over time, class balance and weights, timings, degrees, every\n"
                 "feature by class, checkpoint sizes; figures embedded and also saved beside it.",
         examples=("amlgraph report ckpt/ --out report.html", "amlgraph run data/ --report"))
-    p.add_argument("checkpoint_dir", type=Path, help="a finished run's checkpoint directory")
+    p.add_argument("checkpoint_dir", type=location, help="a finished run's checkpoint directory")
     p.add_argument("--out", type=Path, default=Path("report.html"),
                    help="the HTML file (default: report.html); figures go to <stem>_files/ beside it")
     p.add_argument("--sample", type=int, default=200_000,

@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from amlgraph.cli._text import add_command
+from amlgraph.cli._text import add_command, location
 from amlgraph.config import (
     BAD_ROW_MODES,
     CURRENCY_MODES,
@@ -36,7 +36,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "amlgraph run data/ --workers 2 --chunk-rows 500000",
                   "amlgraph run data/ --patterns                        # add the pattern_* edge features",
                   "amlgraph run data/ --compact                         # keep the graph, drop the rest"))
-    p.add_argument("data_path", type=Path, help="a directory holding <NAME>_Trans.csv, or that file")
+    p.add_argument("data_path", type=location,
+                   help="a directory holding <NAME>_Trans.csv, or that file; or its URL (s3://bucket/data/)")
     _add_run_options(p)
     p.add_argument("--compact", action="store_true",
                    help="after a finished run, keep only what the graph, exports and a no-op rerun need "
@@ -54,8 +55,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     where = p.add_argument_group("where and how")
-    where.add_argument("--checkpoint-dir", type=Path, default=None,
-                       help="default: <data dir>/checkpoints_<NAME>_<sample size or all>")
+    where.add_argument("--checkpoint-dir", type=location, default=None,
+                       help="a directory or an object-store URL (s3://bucket/ck, gs://, abfs://; docs/DEPLOY.md); "
+                            "default: <data dir>/checkpoints_<NAME>_<sample size or all>")
     where.add_argument("--config", type=Path, default=None, help="a TOML file of parameters (docs/CONFIG.md)")
     where.add_argument("--resume-from", choices=ALL_STEPS, default=None, metavar="STEP",
                        help="reuse the checkpoints through STEP, recompute the steps after it")
@@ -76,7 +78,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                       help="raise: stop at the first bad row (default); quarantine: set them aside")
     what.add_argument("--currency", choices=CURRENCY_MODES, default=None,
                       help="usd: amounts in US Dollars, unpriced ones left out (default); raw: as written")
-    what.add_argument("--rates", dest="rates_file", type=Path, default=None, metavar="CSV",
+    what.add_argument("--rates", dest="rates_file", type=location, default=None, metavar="CSV",
                       help="exchange rates currency,usd_per_unit that win over the inferred ones")
     what.add_argument("--node-features-from", choices=NODE_FEATURE_SOURCES, default=None,
                       help="split: a view per split, no future rows (default); all: every row (leaks)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amlgraph.cli._text import add_command, size_text
+from amlgraph.cli._text import add_command, location, size_text
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import AmlGraphError
 from amlgraph.schema import ALL_STEPS, OPTIONAL_STEPS
@@ -18,7 +18,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         examples=("amlgraph status data/checkpoints_HI-Small_all",
                   "amlgraph status ckpt/ --json | jq '.steps.node_features.seconds'",
                   "amlgraph status ckpt/ --config new.toml    # what would a run with new.toml recompute?"))
-    p.add_argument("dir", type=Path, nargs="?", default=Path("."),
+    p.add_argument("dir", type=location, nargs="?", default=Path("."),
                    help="a checkpoint directory, or a data directory holding checkpoints_* (default: .)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: steps -> {state, seconds, size_bytes, chunks, reason}, "
@@ -30,7 +30,10 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def _status_roots(directory: Path) -> list[Path]:
     from amlgraph.errors import CheckpointError
+    from amlgraph.store import is_url
 
+    if is_url(directory):
+        return [directory]
     directory = Path(directory)
     candidates = [directory] if (directory / "data_loaded").exists() or _is_store(directory) else \
         sorted(p for p in directory.glob("checkpoints*") if p.is_dir())
@@ -51,9 +54,9 @@ def status_data(root: Path, *, config: Path | None = None) -> dict:
     """
     from amlgraph.cli import _checkpoints as ck
     from amlgraph.schema import parse_chunk_name
-    from amlgraph.store import CheckpointStore
+    from amlgraph.store import open_store
 
-    store = CheckpointStore(root, create=False, verify="full")
+    store = open_store(root, create=False, verify="full")
     problems = {p.name: p for p in ck.damaged_checkpoints(store)}
     names = store.names()
     run = _status_run(store, root, config)

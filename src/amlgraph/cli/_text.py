@@ -2,6 +2,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def location(text: str) -> "Path | str":
+    """A command-line path or store URL: ``s3://bucket/ck`` stays a string (``Path`` would make it
+    ``s3:/bucket/ck``, a local directory named ``s3:``), anything else becomes a Path."""
+    from amlgraph.store import is_url
+
+    return text if is_url(text) else Path(text)
 
 
 def size_text(n: float | None) -> str:

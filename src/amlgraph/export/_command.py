@@ -64,6 +64,11 @@ def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
     """
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {set(FORMATS)} (got {fmt!r})")
+    from amlgraph.store import is_url
+
+    if is_url(out_dir):
+        return _export_to_url(graph, fmt, str(out_dir), reverse_edges=reverse_edges, force=force,
+                              unscaled=unscaled)
     if unscaled is not None and fmt != "parquet":
         raise ConfigError(f"unscaled features apply to --format parquet only, not {fmt}")
     if fmt == "networkx":
@@ -78,6 +83,29 @@ def export_graph(graph: "TransactionGraph", fmt: str, out_dir: str | Path, *,
     with committed_export(Path(out_dir), fmt, own, KNOWN_FILES) as stage:
         _write(graph, fmt, stage, reverse_edges=reverse_edges, force=force, unscaled=unscaled)
     return [Path(out_dir) / name for name in FILES[fmt]]
+
+
+def _export_to_url(graph: "TransactionGraph", fmt: str, url: str, **options) -> list:
+    """Export into a local temporary folder (all the checks and the atomic set of a local export),
+    then upload its files to ``url``, each one whole (one PUT or one completed multipart upload).
+    The set is not switched at once there: a reader during the upload may see new and old files."""
+    import shutil
+    import tempfile
+
+    from amlgraph.export._io import ExportWriteError
+    from amlgraph.store import upload_folder
+
+    stage = Path(tempfile.mkdtemp(prefix="amlgraph-export-"))
+    try:
+        export_graph(graph, fmt, stage / "out", **options)
+        try:
+            upload_folder(stage / "out", url)
+        except OSError as exc:
+            raise ExportWriteError(f"could not upload the {fmt} export to {url}: {exc.strerror or exc}; "
+                                   "check the URL and the credentials in the environment, then rerun") from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [f"{url.rstrip('/')}/{name}" for name in FILES[fmt]]
 
 
 def _write(graph: "TransactionGraph", fmt: str, out: Path, *, reverse_edges: bool,

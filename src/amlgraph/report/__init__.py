@@ -50,9 +50,11 @@ def build_report(checkpoint_dir: str | Path, out_path: str | Path, *, sample: in
     if sample < 1:
         raise ConfigError(f"sample must be >= 1 (got {sample})")
     out_path = Path(out_path)
-    ck = Path(checkpoint_dir).resolve()
+    from amlgraph.store import is_url
+
+    ck = None if is_url(checkpoint_dir) else Path(checkpoint_dir).resolve()
     target = out_path.resolve()
-    if target == ck or ck in target.parents:
+    if ck is not None and (target == ck or ck in target.parents):
         raise ConfigError(f"write the report outside the checkpoint directory {ck} (got {out_path}): "
                           "the store owns every entry of its directory")
     data = collect(checkpoint_dir, sample=sample, seed=seed)

@@ -69,13 +69,13 @@ def collect(checkpoint_dir: str | Path, *, sample: int = 200_000, seed: int = 0)
     Raises:
         CheckpointError: no store there, or no valid ``data_loaded`` / ``graph_created``.
     """
-    from amlgraph.store import CheckpointStore
+    from amlgraph.store import is_url, open_store
 
-    root = Path(checkpoint_dir)
-    if not root.is_dir():
+    root = checkpoint_dir if is_url(checkpoint_dir) else Path(checkpoint_dir)
+    if isinstance(root, Path) and not root.is_dir():
         raise CheckpointError(f"{root}: no such checkpoint directory; run `amlgraph run DATA "
                               f"--checkpoint-dir {root}` first")
-    store = CheckpointStore(root, create=False)
+    store = open_store(root, create=False)
     manifests = store.manifests()
     for need in ("data_loaded", GRAPH):
         if need not in manifests:

@@ -106,11 +106,20 @@ def run_task(store: Any, task: ChunkTask) -> dict:
     return resolve(task.func)(store, task.name, task.key, **task.kwargs)
 
 
-def run_task_at(root: str, task: ChunkTask) -> dict:
-    """Entry point on a worker process or Dask worker: open the shared store and run the task."""
-    from amlgraph.store import CheckpointStore
+def run_task_at(location: str, task: ChunkTask) -> dict:
+    """Entry point on a worker process or Dask worker: open the store itself from its location
+    (a path all workers share, or a URL such as ``s3://bucket/ck``) and run the task."""
+    from amlgraph.store import open_store
 
-    return run_task(CheckpointStore(Path(root)), task)
+    return run_task(open_store(location), task)
+
+
+def store_location(store: Any) -> str:
+    """Where workers open ``store``: its URL, or its absolute path."""
+    from amlgraph.store import is_url
+
+    root = store.root
+    return root if is_url(root) else str(Path(root).resolve())
 
 
 class Progress:
@@ -243,7 +252,7 @@ class ProcessExecutor(Executor):
             # it imports cannot print a traceback before worker_init has it ignored.
             with _sigint_blocked():
                 for t in todo:
-                    fut = pool.submit(run_task_at, str(self.store.root), t)
+                    fut = pool.submit(run_task_at, store_location(self.store), t)
                     futures[fut] = t
                     fut.add_done_callback(finished.put)
             for _ in range(len(futures)):
@@ -346,7 +355,8 @@ class _sigint_blocked:
 
 
 class DaskExecutor(Executor):
-    """Chunk tasks on a dask.distributed cluster that shares the checkpoint directory.
+    """Chunk tasks on a dask.distributed cluster: each worker opens the store itself from its
+    location, a checkpoint directory all workers share or an object-store URL (no shared disk).
 
     A worker lost mid-task is retried (``retries``); the task's checkpoint is written atomically,
     so a half-done attempt leaves nothing behind that could be mistaken for a result.
@@ -355,7 +365,8 @@ class DaskExecutor(Executor):
     def __init__(self, store: Any, scheduler: Any, *, quiet: bool = True, retries: int = 3):
         super().__init__(store, quiet=quiet)
         if not hasattr(store, "root"):
-            raise ConfigError("the dask backend needs a checkpoint directory all workers can reach")
+            raise ConfigError("the dask backend needs a checkpoint directory all workers can reach, or a "
+                              "bucket URL such as s3://bucket/ck (docs/DEPLOY.md)")
         try:
             from distributed import Client
         except ImportError as exc:
@@ -371,7 +382,7 @@ class DaskExecutor(Executor):
     def _run(self, todo: list[ChunkTask], progress: Progress) -> None:
         from distributed import as_completed
 
-        root = str(Path(self.store.root).resolve())
+        root = store_location(self.store)
         futures = {self.client.submit(run_task_at, root, t, key=f"amlgraph-{t.name}-{t.key[:16]}",
                                       retries=self.retries, pure=False): t for t in todo}
         try:

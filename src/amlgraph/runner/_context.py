@@ -146,8 +146,12 @@ class StepContextImpl:
         return make_key({"parent": self._run.keys[self.name], "chunk": chunk.index, "plan": chunk.plan})
 
     def _tasks(self, func: str, chunks: list[Chunk]) -> list[ChunkTask]:
+        # An input read from this machine's copy of a URL goes to the task as its URL: a worker
+        # with its own disk reads the object, not the client's copy.
+        urls = getattr(self._run, "input_urls", None) or {}
         return [ChunkTask(c.name, self.key(c), PHASE_TASK,
-                          {"func": func, "step": self.name, "index": c.index, "kwargs": c.kwargs},
+                          {"func": func, "step": self.name, "index": c.index,
+                           "kwargs": {k: urls.get(v, v) if isinstance(v, str) else v for k, v in c.kwargs.items()}},
                           chunk=c.index) for c in chunks]
 
     def pending(self, func: str, chunks: list[Chunk]) -> list[Chunk]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from amlgraph.errors import CheckpointError
 from amlgraph.graph import GRAPH_STEP, TransactionGraph
 from amlgraph.schema import ALL_STEPS
-from amlgraph.store import CheckpointStore
+from amlgraph.store import is_url, open_store
 
 
 def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
@@ -22,11 +22,11 @@ def load_graph(checkpoint_dir: str | Path) -> TransactionGraph:
         CheckpointError: when the directory or its ``graph_created`` checkpoint is absent; the
             message names the checkpoints that exist.
     """
-    path = Path(checkpoint_dir)
-    if not path.is_dir():
+    path = checkpoint_dir if is_url(checkpoint_dir) else Path(checkpoint_dir)
+    if isinstance(path, Path) and not path.is_dir():
         raise CheckpointError(f"{path}: no such checkpoint directory; run `amlgraph run DATA "
                               f"--checkpoint-dir {path}` first")
-    store = CheckpointStore(path, create=False)
+    store = open_store(path, create=False)
     ckpt = store.load(GRAPH_STEP)
     if ckpt is None:
         names = store.names()

@@ -8,6 +8,7 @@ whose checkpoint already validates.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from amlgraph.config import PipelineConfig
-from amlgraph.errors import CheckpointError
+from amlgraph.errors import CheckpointError, InputError
 from amlgraph.runner._code import code_modules
 from amlgraph.runner._compact import compacted_reason
 from amlgraph.runner._context import StepContextImpl, save_output
@@ -72,6 +73,8 @@ class Run:
 
         self.cfg, self.store, self.log = cfg, store, log
         self.inputs = find_inputs(cfg.data_path)
+        #: The URL of each input this machine read from a copy (see ``local_inputs``).
+        self.input_urls: dict[str, str] = {}
         # The seven steps and the optional ones this configuration asks for, in run order.
         self.declarations = declarations(cfg.optional_steps)
         self.order = list(self.declarations)
@@ -106,7 +109,8 @@ class Run:
         from amlgraph.store import HashCache, code_version, file_fingerprint, make_key
 
         root = getattr(self.store, "root", None)
-        cache = HashCache(Path(root) / ".hashcache.json") if root is not None else None
+        # An object store keeps no cache of input hashes: the inputs may be on another machine.
+        cache = HashCache(Path(root) / ".hashcache.json") if isinstance(root, Path) else None
         files = {}
         for j, path in enumerate(self.inputs.trans_files):
             files["trans" if j == 0 else f"trans_{j}"] = file_fingerprint(path, cache=cache)
@@ -294,10 +298,11 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
         cfg = config.replace(**overrides) if overrides else config
     else:
         cfg = PipelineConfig(**{**(config or {}), **overrides})
+    cfg, input_urls = local_inputs(cfg)
     if store is None:
-        from amlgraph.store import CheckpointStore
+        from amlgraph.store import open_store
 
-        store = CheckpointStore(cfg.resolved_checkpoint_dir, verify=cfg.verify)
+        store = open_store(cfg.resolved_checkpoint_dir, verify=cfg.verify)
     log = log or RunLog(quiet=cfg.quiet)
     start = time.perf_counter()
     with store.lock(wait=cfg.wait):
@@ -306,6 +311,7 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
         log.line(f"Checkpoint directory: {root if root is not None else '(in memory)'}")
         log.line(f"Available checkpoints: {[n for n in store.names() if not is_chunk_name(n)]}")
         run = Run(cfg, store, log, executor=executor)
+        run.input_urls = input_urls
         try:
             result = run.execute()
         finally:
@@ -315,3 +321,40 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
     log.ok(f"Pipeline finished in {time.perf_counter() - start:.2f} seconds: "
            f"{result.graph.num_nodes:,} nodes, {result.graph.num_edges:,} edges")
     return result
+
+
+#: The files of a data set, as ``find_inputs`` looks for them (ingest/_reader.py).
+_INPUT_NAMES = r"^.+?_(Trans(_[^./]+)?\.csv|accounts\.csv|Patterns\.txt)(\.gz|\.zst)?$"
+
+
+def local_inputs(cfg: PipelineConfig) -> tuple[PipelineConfig, dict[str, str]]:
+    """``cfg`` with inputs given as URLs replaced by this machine's copies of them
+    (``store.local_copy``: fetched once per version), and the URL of each copy: chunk tasks get
+    the URL, so that a worker with its own disk reads the input, not the client's copy. A URL data
+    path without a checkpoint directory keeps its checkpoints beside the data, as a local one does."""
+    from amlgraph.store import is_url, local_copy
+
+    changes: dict[str, Any] = {}
+    urls: dict[str, str] = {}
+    if is_url(cfg.data_path):
+        url = cfg.data_path
+        try:
+            changes["data_path"] = local_copy(url, _INPUT_NAMES)
+        except FileNotFoundError as exc:
+            raise InputError("no such file or folder", path=url, hint="check the URL") from exc
+        except OSError as exc:
+            raise InputError(f"cannot read it ({exc.strerror or exc})", path=url,
+                             hint="check the URL and the credentials in the environment") from exc
+        folder = url.rstrip("/") if changes["data_path"].is_dir() else url.rsplit("/", 1)[0]
+        local = changes["data_path"] if changes["data_path"].is_dir() else changes["data_path"].parent
+        urls = {str(f): f"{folder}/{f.name}" for f in local.iterdir() if not f.name.startswith(".")}
+        if cfg.checkpoint_dir is None:
+            from amlgraph.ingest import find_inputs
+
+            name = find_inputs(changes["data_path"]).name
+            changes["checkpoint_dir"] = f"{folder}/checkpoints_{name}_{cfg.sample_size or 'all'}"
+    if cfg.rates_file is not None and is_url(cfg.rates_file):
+        name = re.escape(cfg.rates_file.rsplit("/", 1)[-1])
+        changes["rates_file"] = local_copy(cfg.rates_file, f"^{name}$")
+    return (cfg.replace(**changes) if changes else cfg), urls
+

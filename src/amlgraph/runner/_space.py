@@ -99,7 +99,8 @@ def check_space(run: Any, step: str) -> None:
         CheckpointError: one line: needed, free, and what to do (exit 3).
     """
     root = getattr(run.store, "root", None)
-    if root is None or os.environ.get(ENV, "1") == "0":
+    # An object store (a URL root) has no free-space figure to check against.
+    if root is None or isinstance(root, str) or os.environ.get(ENV, "1") == "0":
         return
     needed = estimate_bytes(run, step)
     # What this step replaces is freed only after its new checkpoint commits: not counted.

@@ -19,7 +19,19 @@ def phase_task(store: Any, name: str, key: str, *, func: str, step: str, index: 
     """Compute chunk ``name`` with ``func`` (``"module:function"``) and save it under ``key``."""
     module, _, attr = func.partition(":")
     start = time.perf_counter()
+    kwargs = {k: _local_input(v) for k, v in kwargs.items()}
     out = getattr(importlib.import_module(module), attr)(StoreInputs(store), **kwargs)
     out.metadata[STARTED] = start
     save_output(store, name, step=step, key=key, out=out, chunk=index)
     return {k: v for k, v in out.metadata.items() if k != STARTED}
+
+
+def _local_input(value: Any) -> Any:
+    """An input file a task was given as a URL (``runner._run.local_inputs``: every other input
+    of a task is a checkpoint name) becomes this machine's copy of it, fetched once per version:
+    a worker with its own disk reads the object, never the client's copy."""
+    from amlgraph.store import is_url, local_copy
+
+    if isinstance(value, str) and is_url(value):
+        return str(local_copy(value, r"^$"))
+    return value

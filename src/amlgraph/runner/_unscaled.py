@@ -23,7 +23,7 @@ import polars as pl
 from amlgraph.errors import CheckpointError
 from amlgraph.graph import GRAPH_STEP, TransactionGraph
 from amlgraph.runner._compact import compacted_reason
-from amlgraph.store import CheckpointStore
+from amlgraph.store import CheckpointStore, is_url, open_store
 
 SPLIT_VIEWS = ("train", "val", "test")
 
@@ -95,8 +95,8 @@ def load_unscaled(checkpoint_dir: str | Path,
         CheckpointError: a checkpoint or chunk the graph was built from is missing, damaged or
             replaced, or its tables do not line up with the graph (rows, node ids, names).
     """
-    path = Path(checkpoint_dir)
-    store = CheckpointStore(path, create=False)
+    path = checkpoint_dir if is_url(checkpoint_dir) else Path(checkpoint_dir)
+    store = open_store(path, create=False)
     if compacted_reason(store.load("data_loaded", verify="none")):
         raise CheckpointError(f"{path}: its checkpoints were compacted (checkpoints clean --compact), which "
                               "removed the feature checkpoints the unscaled features are read from; rerun "

@@ -335,15 +335,22 @@ class CheckpointStore(BaseStore):
         gen = m.get("generation") if isinstance(m, dict) else None
         return gen if isinstance(gen, str) and gen.startswith("gen-") and "/" not in gen else None
 
+    def _writer(self, gdir: Path, fname: str) -> HashingWriter:
+        """The writer of one data file (the object store's uploads through its own)."""
+        return HashingWriter(gdir / fname)
+
+    def _commit(self, writer: HashingWriter) -> dict:
+        return written(writer.final, writer.commit())
+
     def _write_table(self, gdir: Path, name: str, df: pl.DataFrame, files: dict,
                      row_group_rows: int | None = None, compress: bool = True) -> str:
         fname = f"table-{name}.parquet"
-        w = HashingWriter(gdir / fname)
+        w = self._writer(gdir, fname)
         try:
             df.write_parquet(w, compression=self.parquet_compression,
                              compression_level=self.parquet_compression_level, statistics=True,
                              row_group_size=row_group_rows)
-            files[fname] = written(w.final, w.commit())
+            files[fname] = self._commit(w)
         except BaseException as exc:
             w.abort()
             if w.error is not None and w.error is not exc:
@@ -376,7 +383,7 @@ class CheckpointStore(BaseStore):
         # A small array is not worth a decoder on load; it stays memory-mappable.
         compress = compress and arr.dtype.itemsize * int(np.prod(arr.shape)) >= _COMPRESS_MIN_BYTES
         fname = f"array-{name}{ZST_SUFFIX if compress else '.npy'}"
-        w = HashingWriter(gdir / fname)
+        w = self._writer(gdir, fname)
         try:
             header = {"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False,
                       "shape": arr.shape}
@@ -395,7 +402,7 @@ class CheckpointStore(BaseStore):
                 w.write(head.getvalue())
                 for block in blocks:
                     w.write(block)
-            files[fname] = written(w.final, w.commit())
+            files[fname] = self._commit(w)
         except BaseException:
             w.abort()
             raise
