@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 import amlgraph
 import amlgraph.runner
 from amlgraph.steps import graph_created as graph_step
-from amlgraph.steps import normalized as normalized_step
 from amlgraph.compat import create_checkpoint_dir, save_checkpoint
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError, ConfigError, StepError
@@ -245,13 +244,13 @@ def test_features_that_overflow_never_reach_the_graph(base_data, tmp_path):
 
 
 def _poison_x(monkeypatch):
-    real = normalized_step._node_scaling
+    real = graph_step.scaled_node_matrices
 
     def poisoned(*args):
-        matrices, values = real(*args)
-        matrices[values["node_views"][-1]][3, 1] = np.inf  # the graph's x
-        return matrices, values
-    monkeypatch.setattr(normalized_step, "_node_scaling", poisoned)
+        matrices = real(*args)
+        matrices["x"][3, 1] = np.inf  # the graph's x
+        return matrices
+    monkeypatch.setattr(graph_step, "scaled_node_matrices", poisoned)
     return "'total_sent'"  # column 1 of x
 
 
