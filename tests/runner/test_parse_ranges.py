@@ -194,7 +194,7 @@ def test_a_new_file_after_ranges_without_rows_takes_new_chunk_names(tiny_data, t
     """A line longer than a range leaves ranges without rows (no parts, but chunk names): the
     next Trans file's chunks are numbered after them, and the old file's stay as they were."""
     header, *lines = (find_inputs(tiny_data).trans.read_text()).splitlines(keepends=True)
-    lines[3_000] = "X" * 300_000 + "\n"  # a bad row 4.6 ranges long
+    lines[3_000] = "X" * 300_000 + "\n"  # a bad row several ranges long (600 lines: ~64 KiB a range)
     whole, data = tmp_path / "whole", tmp_path / "data"
     for d in (whole, data):
         shutil.copytree(tiny_data, d)
@@ -202,9 +202,9 @@ def test_a_new_file_after_ranges_without_rows_takes_new_chunk_names(tiny_data, t
     (whole / trans.name).write_text(header + "".join(lines))
     trans.write_text(header + "".join(lines[:7_000]))
     ckpt = tmp_path / "ckpt"
-    opts = {"quiet": True, "chunk_rows": 1, "on_bad_rows": "quarantine"}
+    opts = {"quiet": True, "chunk_rows": 600, "on_bad_rows": "quarantine"}
     first = run_preprocessing(data_path=data, checkpoint_dir=ckpt, **opts)
-    n = plan_ranges(trans, 1).n
+    n = plan_ranges(trans, 600).n
     assert first.chunks_computed[PARSE] == n
     store = CheckpointStore(ckpt)
     parts = [p for p in store.load("data_loaded").value("parts") if p["name"].startswith("data_loaded_read_chunk_")]
