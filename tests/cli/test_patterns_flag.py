@@ -52,3 +52,14 @@ def test_status_lists_the_pattern_step_of_a_patterns_run(micro_data, tmp_path):
     assert status["next_run"]["load"] == ["graph_created"]
     text = run_main("status", ckpt).stdout
     assert "  pattern_features valid" in text
+
+
+def test_the_sections_defaults_are_the_steps_defaults():
+    # The [patterns] section and the step's parameters are two declarations of one set of
+    # defaults (the config cannot import the step at class level): they must not drift apart.
+    import dataclasses
+
+    from amlgraph.config import PatternConfig
+    from amlgraph.steps._patterns_params import PatternParams
+
+    assert PatternConfig().params() == dataclasses.asdict(PatternParams())

@@ -144,16 +144,8 @@ class Lease(_Reentrant):
             with self._nested():
                 yield
             return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self._guard.acquire(blocking=False):
-                if self.try_acquire():
-                    break
-                self._guard.release()
-            if not wait or (deadline is not None and time.monotonic() >= deadline):
-                raise LockedError(self.message(waited=wait))
-            time.sleep(_POLL_S)
-        self._owner, self._depth, self.lost = threading.get_ident(), 1, False
+        self._acquire(wait=wait, timeout=timeout, poll_s=_POLL_S)
+        self.lost = False
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew_loop, name="amlgraph-lease", daemon=True)
         self._renewer.start()

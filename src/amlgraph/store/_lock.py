@@ -60,6 +60,30 @@ class _Reentrant:
         finally:
             self._depth -= 1
 
+    def _acquire(self, *, wait: bool, timeout: float | None, poll_s: float) -> None:
+        """Take the thread guard and the lock (``try_acquire``), polling every ``poll_s`` while
+        ``wait``; then this thread owns it at depth 1.
+
+        Raises:
+            LockedError: held elsewhere and ``wait`` is False, or ``timeout`` expired.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._guard.acquire(blocking=False):
+                if self.try_acquire():
+                    break
+                self._guard.release()
+            if not wait or (deadline is not None and time.monotonic() >= deadline):
+                raise LockedError(self.message(waited=wait))
+            time.sleep(poll_s)
+        self._owner, self._depth = threading.get_ident(), 1
+
+    def try_acquire(self) -> bool:
+        raise NotImplementedError
+
+    def message(self, *, waited: bool = False) -> str:
+        raise NotImplementedError
+
 
 class FileLock(_Reentrant):
     """``fcntl.flock`` on ``<root>/.lock`` with holder details in ``<root>/.lock.json``.
@@ -118,16 +142,7 @@ class FileLock(_Reentrant):
             with self._nested():
                 yield
             return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self._guard.acquire(blocking=False):
-                if self.try_acquire():
-                    break
-                self._guard.release()
-            if not wait or (deadline is not None and time.monotonic() >= deadline):
-                raise LockedError(self.message(waited=wait))
-            time.sleep(_POLL_S)
-        self._owner, self._depth = threading.get_ident(), 1
+        self._acquire(wait=wait, timeout=timeout, poll_s=_POLL_S)
         try:
             with contextlib.suppress(OSError):
                 write_atomic(self.info_path, json_bytes(
