@@ -140,14 +140,6 @@ def test_process_pool_equals_in_process(tiny_data, tmp_path):
     assert graph_digest(two.graph) == graph_digest(one.graph)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as c:
-        yield c
-
-
 def test_dask_local_cluster_equals_in_process(tiny_data, tmp_path, cluster):
     local = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=500,
                               chunk_rows=2_000)

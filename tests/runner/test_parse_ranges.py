@@ -87,14 +87,6 @@ def test_any_number_of_ranges_gives_the_outputs_of_one_stream(tiny_data, streame
     assert graph_digest(result.graph) == streamed[1]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as c:
-        yield c
-
-
 @pytest.mark.parametrize("backend", ["threads", "processes", "dask"])
 def test_every_backend_parses_the_ranges_alike(tiny_data, streamed, tmp_path, backend, request):
     trans = find_inputs(tiny_data).trans

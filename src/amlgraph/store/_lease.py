@@ -154,9 +154,7 @@ class Lease(_Reentrant):
                 self._on_acquire()
             yield
         finally:
-            self._owner, self._depth = None, 0
-            self.release_os()
-            self._guard.release()
+            self._release()
 
     def check(self) -> None:
         """Raise LockedError when this process held the lease and another run has taken it."""

@@ -78,7 +78,16 @@ class _Reentrant:
             time.sleep(poll_s)
         self._owner, self._depth = threading.get_ident(), 1
 
+    def _release(self) -> None:
+        """Undo :meth:`_acquire`: no owner, the lock released, the thread guard freed."""
+        self._owner, self._depth = None, 0
+        self.release_os()
+        self._guard.release()
+
     def try_acquire(self) -> bool:
+        raise NotImplementedError
+
+    def release_os(self) -> None:
         raise NotImplementedError
 
     def message(self, *, waited: bool = False) -> str:
@@ -151,9 +160,7 @@ class FileLock(_Reentrant):
                 self._on_acquire()
             yield
         finally:
-            self._owner, self._depth = None, 0
-            self.release_os()
-            self._guard.release()
+            self._release()
 
     def message(self, *, waited: bool = False) -> str:
         try:

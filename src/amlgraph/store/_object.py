@@ -34,7 +34,7 @@ from amlgraph.store._base import (FORMAT_VERSION, BaseStore, Checkpoint, Problem
                                  prepare_save, validate_manifest)
 from amlgraph.store._cache import DamagedObject, TeeWriter, fetch
 from amlgraph.store._checkpoints import MANIFEST, MARKER, CheckpointStore
-from amlgraph.store._files import NAME_RE, VALUES_MAX_BYTES, check_name, json_bytes, parse_json
+from amlgraph.store._files import NAME_RE, check_name, json_bytes, parse_json
 from amlgraph.store._fs import Bucket
 from amlgraph.store._lease import Lease
 from amlgraph.store._npy import load_npy
