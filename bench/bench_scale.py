@@ -177,7 +177,9 @@ def _data_loaded(tree: Path, data: Path, **cfg) -> dict:
     d = scratch()
     try:
         env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
-        args = json.dumps({"data_path": str(data), "checkpoint_dir": str(d / "c"), "quiet": True, **cfg})
+        # keep_parsed: the ranges' manifests are read after the step
+        args = json.dumps({"data_path": str(data), "checkpoint_dir": str(d / "c"), "quiet": True,
+                           "keep_parsed": True, **cfg})
         out = subprocess.run([sys.executable, "-c", _DATA_LOADED, args], env=env, check=True,
                              capture_output=True, text=True)
         return json.loads(out.stdout.strip().splitlines()[-1])

@@ -47,6 +47,10 @@ HELP: dict[str, tuple[str, str]] = {
     "wait": ("wait for a checkpoint directory locked by another run instead of failing", "--wait"),
     "quiet": ("print nothing but errors", "--quiet"),
     "verify": ("checkpoint verification before use: `full` (content hashes), `quick` (sizes) or `none`", ""),
+    "keep_parsed": ("keep `data_loaded`'s reader batches after the step (about a third of the input's size): "
+                    "a Trans file added to the directory later is then parsed alone; by default they are "
+                    "deleted once the coded batches are saved, and an added file re-parses every file",
+                    "--keep-parsed"),
     "patterns": ("the optional `pattern_features` step and its parameters: the `[patterns]` table below",
                  "--patterns"),
     "extra": ("free-form values kept with the configuration (not used by the steps)", ""),
@@ -69,7 +73,7 @@ PATTERN_HELP: dict[str, str] = {
 
 #: Fields that decide where and how a run happens, never what it computes.
 _RUN_CONTROLS = {"data_path", "checkpoint_dir", "resume_from", "fresh", "wait", "quiet", "verify", "extra",
-                 "workers", "threads", "backend", "scheduler", "chunk_size", "chunk_rows"}
+                 "workers", "threads", "backend", "scheduler", "chunk_size", "chunk_rows", "keep_parsed"}
 
 
 def invalidated_steps() -> dict[str, list[str]]:

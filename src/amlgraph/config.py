@@ -110,6 +110,7 @@ class PipelineConfig:
     wait: bool = False
     quiet: bool = False
     verify: str = "full"                   # checkpoint verification before use (content hashes)
+    keep_parsed: bool = False              # keep data_loaded's reader batches (a file appended later parses alone)
     patterns: PatternConfig = field(default_factory=PatternConfig)  # the optional pattern_features step
     extra: dict[str, Any] = field(default_factory=dict)
 

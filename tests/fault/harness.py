@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Small chunks: 13 row chunks and 6 account chunks on the tiny preset, so ~70 checkpoint writes.
-RUN_OPTIONS = ("--chunk-size", "200", "--chunk-rows", "1000")
+# --keep-parsed: the reader batches stay after the run, so that damage to them can be tested too
+# (by default they are deleted once data_loaded is saved; tests/runner/test_pipeline.py).
+RUN_OPTIONS = ("--chunk-size", "200", "--chunk-rows", "1000", "--keep-parsed")
 _STEP_RE = re.compile(r"^STEP (\d)/[78]: .* \((\w+)\)$")  # 8 with --patterns
 
 

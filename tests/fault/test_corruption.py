@@ -147,7 +147,7 @@ def test_rerun_recomputes_exactly_what_is_affected(reference, tmp_path, targets,
     for name, file in targets:
         damage(root, name, file, fault)
     result = run_preprocessing(data_path=reference.data, checkpoint_dir=root, quiet=False,
-                               chunk_size=200, chunk_rows=1000)
+                               chunk_size=200, chunk_rows=1000, keep_parsed=True)
     assert result.computed == computed
     assert {k: v for k, v in result.chunks_computed.items() if v} == chunks
     assert final_digest(root) == reference.digest

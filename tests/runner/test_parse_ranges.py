@@ -194,7 +194,7 @@ def test_a_new_file_after_ranges_without_rows_takes_new_chunk_names(tiny_data, t
     (whole / trans.name).write_text(header + "".join(lines))
     trans.write_text(header + "".join(lines[:7_000]))
     ckpt = tmp_path / "ckpt"
-    opts = {"quiet": True, "chunk_rows": 600, "on_bad_rows": "quarantine"}
+    opts = {"quiet": True, "chunk_rows": 600, "on_bad_rows": "quarantine", "keep_parsed": True}
     first = run_preprocessing(data_path=data, checkpoint_dir=ckpt, **opts)
     n = plan_ranges(trans, 600).n
     assert first.chunks_computed[PARSE] == n

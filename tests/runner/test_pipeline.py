@@ -200,14 +200,17 @@ def test_seed_entry_point_writes_checkpoints_beside_the_data(tiny_data, tmp_path
 
 
 def test_a_new_trans_file_reuses_the_parsing_of_the_old_ones(tiny_data, tmp_path):
-    """The next day's file joins the directory: only it is parsed; the graph equals one file's."""
+    """With ``keep_parsed``, the next day's file joins the directory: only it is parsed; the graph
+    equals one file's. Without it the reader batches are gone after the run and every file is
+    parsed again, to the same graph."""
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     trans = next(data.glob("*_Trans.csv"))
     header, *lines = trans.read_text().splitlines(keepends=True)
     trans.write_text(header + "".join(lines[:7_000]))
     ckpt = tmp_path / "ckpt"
-    first = run_preprocessing(data_path=data, checkpoint_dir=ckpt, quiet=True, chunk_rows=3_000)
+    first = run_preprocessing(data_path=data, checkpoint_dir=ckpt, quiet=True, chunk_rows=3_000,
+                              keep_parsed=True)
     assert first.graph.num_edges == 7_000
     store = CheckpointStore(ckpt)
     before = {n: store.manifest(n)["created"] for n in store.names() if n.startswith("data_loaded_read_chunk_")}
@@ -218,7 +221,7 @@ def test_a_new_trans_file_reuses_the_parsing_of_the_old_ones(tiny_data, tmp_path
     from amlgraph.runner._log import RunLog
 
     log = RunLog(stream=io.StringIO())
-    second = run_preprocessing(data_path=data, checkpoint_dir=ckpt, chunk_rows=3_000, log=log)
+    second = run_preprocessing(data_path=data, checkpoint_dir=ckpt, chunk_rows=3_000, log=log, keep_parsed=True)
     text = log.stream.getvalue()
     assert f"{trans.name}: already parsed (7,000 rows)" in text
     assert f"{part.name}: parsed 3,000 transactions" in text
@@ -228,6 +231,15 @@ def test_a_new_trans_file_reuses_the_parsing_of_the_old_ones(tiny_data, tmp_path
     whole = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_rows=3_000)
     assert sorted(second.graph.edge_row.tolist()) == list(range(10_000))
     assert graph_digest(second.graph) == graph_digest(whole.graph)
+    # The default: the reader batches and their markers are deleted once data_loaded is saved.
+    lean = tmp_path / "lean"
+    run_preprocessing(data_path=data, checkpoint_dir=lean, quiet=True, chunk_rows=3_000)
+    names = CheckpointStore(lean).names()
+    assert "data_loaded_chunk_0" in names and not [n for n in names if n.startswith("data_loaded_read")]
+    log = RunLog(stream=io.StringIO())
+    third = run_preprocessing(data_path=data, checkpoint_dir=lean, chunk_rows=3_000, log=log, fresh=True)
+    assert f"{trans.name}: parsed 7,000 transactions" in log.stream.getvalue()
+    assert graph_digest(third.graph) == graph_digest(whole.graph)
 
 
 @pytest.mark.parametrize("odd_share", [0.0, 0.02])

@@ -20,7 +20,7 @@ from amlgraph.schema import ALL_STEPS
 #: Flags that set a PipelineConfig field of the same name (``--minority-cost`` -> minority_cost).
 _FIELDS = ("sample_size", "chunk_size", "chunk_rows", "resume_from", "checkpoint_dir", "workers", "threads",
            "scheduler", "on_bad_rows", "currency", "rates_file", "node_features_from", "strategy",
-           "target_ratio", "minority_cost", "seed", "patterns")
+           "target_ratio", "minority_cost", "seed", "patterns", "keep_parsed")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +72,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                        help="chunk tasks at once in this process (default: one per core, at most 4)")
     where.add_argument("--scheduler", default=None, help="tcp://host:port of a dask.distributed scheduler")
     where.add_argument("--wait", action="store_true", help="wait for a checkpoint directory another run holds")
+    where.add_argument("--keep-parsed", action="store_true", default=None,
+                       help="keep the parsed reader batches, so that a Trans file added later is parsed alone")
     where.add_argument("--quiet", action="store_true", help="print nothing but errors")
     what = p.add_argument_group("what is computed (each changes the steps docs/CONFIG.md names)")
     what.add_argument("--on-bad-rows", choices=BAD_ROW_MODES, default=None,

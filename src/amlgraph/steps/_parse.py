@@ -52,6 +52,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
     Row ids run on across files: a file's first row id is the number of rows before it.
     """
     parts: list[Part] = []
+    markers: list[Part] = []
     offsets: list[int] = []
     rows = bad = offset = next_chunk = 0
     quarantine = []
@@ -71,6 +72,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
         else:
             ctx.ok(f"{path.name}: already parsed ({got['rows']:,} rows)")
         parts += [Part(p["name"], p["key"]) for p in got["parts"]]
+        markers.append(Part(marker.name, ""))
         offsets += [p["row_offset"] for p in got["parts"]]
         next_chunk += got["chunks"]  # a range without rows is no part but keeps its chunk name
         rows += got["rows"]
@@ -85,7 +87,7 @@ def read_files(ctx: StepContext, chunk_rows: int) -> dict:
     if bad:
         ctx.warn(f"{bad:,} bad rows quarantined to {', '.join(quarantine)}")
     return {"rows": rows, "bad_rows": bad, "quarantine": quarantine or None, "parts": parts,
-            "row_offsets": offsets}
+            "markers": markers, "row_offsets": offsets}
 
 
 def _parse(ctx: StepContext, marker: Chunk, path: Any, plan: dict) -> dict:

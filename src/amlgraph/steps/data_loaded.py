@@ -304,6 +304,12 @@ def compute(ctx: StepContext) -> Output:
             schema={"row": pl.Int64, "attempt_id": pl.Int32, "typology": pl.String})
 
     split_counts = np.sum([ctx.inputs.load(p.name).value("split_counts") for p in coded], axis=0)
+    # The reader batches served the index and the encoding; no later step reads them. Kept on
+    # request only (`keep_parsed`: a file appended later is then parsed alone), else deleted once
+    # this checkpoint is saved (an interrupted run still resumes from them).
+    kept = read["parts"] if ctx.option("keep_parsed") else []
+    if not kept:
+        ctx.discard(read["parts"] + read["markers"])
     summary = {
         "rows": read["rows"], "bad_rows": read["bad_rows"], "quarantine": read["quarantine"],
         "num_accounts": nodes.height,
@@ -317,7 +323,7 @@ def compute(ctx: StepContext) -> Output:
                           "bucket_counts": {str(k): v for k, v in counts.items()},
                           "t0": t0, "usd_per_unit": {str(k): v for k, v in rates.items()},
                           "priced_from": {str(k): v for k, v in priced_from.items()},
-                          "summary": summary, "parts": parts_value(read["parts"] + [index] + coded),
+                          "summary": summary, "parts": parts_value(kept + [index] + coded),
                           "config": ctx.config_record()},
                   metadata={"num_accounts": nodes.height, "num_transactions": read["rows"]})
 
