@@ -13,6 +13,7 @@ import pytest
 from amlgraph.errors import CheckpointError, ConfigError
 from amlgraph.export import Unscaled, export_graph
 from amlgraph.graph import random_graph
+from amlgraph.steps._view_codec import decode_views
 from amlgraph.runner._unscaled import load_unscaled
 from amlgraph.store import CheckpointStore
 from cli_inprocess import run_main
@@ -52,9 +53,13 @@ def exported(run):
 def test_node_features_are_the_checkpoints_values(run, exported):
     root, graph, _ = run
     assert graph.has_split_views
-    for view in ("train", "val", "test"):
+    views = ["train", "val", "test"]
+    # The checkpoint stores the later views XOR-coded (steps._view_codec), decoded here.
+    chunks = dict(decode_views(lambda table: _chunk_table(root / "ckpt", "node_features", table), views))
+    assert _chunk_table(root / "ckpt", "node_features", "xor_val")["total_sent"].dtype == pl.UInt64
+    for view in views:
         nodes = pl.read_parquet(exported / f"nodes_{view}.parquet")
-        chunk = _chunk_table(root / "ckpt", "node_features", f"features_{view}")
+        chunk = chunks[view]
         assert nodes.columns == ["node_id", "bank", "account", *graph.node_feature_names, "node_y"]
         assert nodes.select("node_id", *graph.node_feature_names).equals(chunk)  # values and types
         assert pl.read_parquet_metadata(exported / f"nodes_{view}.parquet")["amlgraph.features"] == "unscaled"

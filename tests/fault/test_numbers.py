@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import amlgraph
 import amlgraph.runner
 from amlgraph.steps import graph_created as graph_step
+from amlgraph.steps._view_codec import decode_views
 from amlgraph.compat import create_checkpoint_dir, save_checkpoint
 from amlgraph.config import PipelineConfig
 from amlgraph.errors import CheckpointError, ConfigError, StepError
@@ -109,8 +110,9 @@ def node_table(ckpt: Path) -> pl.DataFrame:
     """The node_features step's table (raw features, before scaling), sorted by node id."""
     store = CheckpointStore(ckpt)
     parts = [p["name"] for p in store.load("node_features").value("parts")]
-    view = store.load("node_features").value("views")[-1]  # all rows
-    return StoreInputs(store).scan(parts, f"features_{view}").collect()
+    views = store.load("node_features").value("views")
+    decoded = dict(decode_views(lambda table: StoreInputs(store).scan(parts, table).collect(), views))
+    return decoded[views[-1]]  # all rows
 
 
 # --- 1. the temporal split search ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The features of a finished run before any log or scaling, read from its checkpoints.
 
 The graph (``graph_created``) holds the normalised features only. The values as defined are in
-the chunks the ``normalized`` step read: the ``node_features`` chunks (tables ``features_train``,
-``features_val``, ``features_test``, or ``features_all`` where the features have one view) and
+the chunks the ``normalized`` step read: the ``node_features`` chunks (table ``features_train``
+and the XOR-coded ``xor_val``, ``xor_test`` (``steps._view_codec``), or ``features_all`` where the
+features have one view) and
 the ``edge_features`` chunks (table ``features``, in the graph's edge order). The step
 checkpoints list those chunks (value ``parts``: name and key) and ``node_features`` its views
 (value ``views``).
@@ -24,6 +25,7 @@ from amlgraph.errors import CheckpointError
 from amlgraph.graph import GRAPH_STEP, TransactionGraph
 from amlgraph.runner._compact import compacted_reason
 from amlgraph.store import CheckpointStore, is_url, open_store
+from amlgraph.steps._view_codec import decode_views
 
 SPLIT_VIEWS = ("train", "val", "test")
 
@@ -113,7 +115,7 @@ def load_unscaled(checkpoint_dir: str | Path,
     if (views == list(SPLIT_VIEWS)) != graph.has_split_views:
         raise CheckpointError(f"{path}: the node_features checkpoint has the views {views}, which does "
                               f"not match the graph; {_rerun_hint(path, 'node_features')}")
-    frames = {view: _scan(store, path, node_step, f"features_{view}") for view in views}
+    frames = dict(decode_views(lambda table: _scan(store, path, node_step, table), views))
     nodes = frames if views == list(SPLIT_VIEWS) else dict.fromkeys(SPLIT_VIEWS, frames[views[0]])
     for view, frame in nodes.items():
         if frame.columns != ["node_id", *graph.node_feature_names] or \

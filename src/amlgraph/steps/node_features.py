@@ -18,6 +18,7 @@ import polars as pl
 
 from amlgraph.schema import CRYPTO
 from amlgraph.steps import _views as views
+from amlgraph.steps._view_codec import encode_views
 from amlgraph.steps._contract import (
     Chunk,
     Inputs,
@@ -271,7 +272,7 @@ def node_chunk(inputs: Inputs, *, lo: int, hi: int, part: int, usd_per_unit: dic
     partition's own row groups; otherwise from ``data_chunks`` with the node-id range as a
     filter. Either way the Parquet reader materialises only matching rows, so memory follows
     the chunk, not the input. ``mode`` is ``node_features_from``; each view is one table,
-    ``features_<view>``.
+    ``features_<view>`` for the first view, ``xor_<view>`` for the others (``steps._view_codec``).
     """
     needed = list(INPUT_COLUMNS) + (["split"] if mode == "split" else [])
     if partitions:
@@ -295,7 +296,7 @@ def node_chunk(inputs: Inputs, *, lo: int, hi: int, part: int, usd_per_unit: dic
     feats = node_features(tx, np.arange(lo, hi, dtype=np.int64), usd_per_unit=rates, vocab=vocab,
                           priced_from=since, split_views=mode == "split")
     first = next(iter(feats.values()))
-    return Output(tables={f"features_{view}": frame for view, frame in feats.items()},
+    return Output(tables=encode_views(feats),
                   metadata={"num_accounts": first.height, "num_features": first.width - 1})
 
 

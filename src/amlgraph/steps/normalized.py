@@ -21,6 +21,7 @@ from amlgraph.errors import ConfigError
 from amlgraph.steps._contract import Inputs, Output, Step, StepContext
 from amlgraph.steps._finite import check_node_features
 from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks
+from amlgraph.steps._view_codec import decode_views
 from amlgraph.steps.heavy_tails import heavy_tailed, log_transform
 
 _EPS = np.finfo(np.float64).eps
@@ -270,8 +271,9 @@ def _node_scaling(inputs: Inputs, node_chunks: list[str], node_views: list[str],
     node_scaler = StandardScaler().fit(block)
     num_accounts = feats.height
     del block, train, feats
-    for view in node_views[1:]:
-        check_node_features(inputs.scan(node_chunks, f"features_{view}").collect(), node_cols, nodes, view)
+    for view, frame in decode_views(lambda table: inputs.scan(node_chunks, table).collect(), node_views):
+        if view != node_views[0]:
+            check_node_features(frame, node_cols, nodes, view)
     return {"node_columns": node_cols, "node_scaled": node_scaled, "node_log": node_log,
             "node_scaler": node_scaler.to_dict(), "node_views": list(node_views),
             "num_accounts": num_accounts}
@@ -287,8 +289,8 @@ def scaled_node_matrices(inputs: Inputs, norm: Any, node_chunks: list[str]) -> d
     scaler, log = StandardScaler.from_dict(norm.value("node_scaler")), norm.value("node_log")
     views = list(norm.value("node_views"))
     names = node_array_names(views)
-    return {names[v]: edge_matrix(inputs.scan(node_chunks, f"features_{v}").select(cols).collect(),
-                                  cols, scaled, scaler, log) for v in views}
+    return {names[v]: edge_matrix(frame, cols, scaled, scaler, log)
+            for v, frame in decode_views(lambda table: inputs.scan(node_chunks, table).collect(), views, cols)}
 
 
 #: The array of each node view in the ``normalized`` checkpoint and the graph: the last view
