@@ -217,13 +217,14 @@ def verify_store(root: Path) -> list:
 
 def final_digest(root: Path) -> dict[str, str]:
     """graph_digest of the finished run's graph, read back from its fully verified checkpoint."""
-    from amlgraph.graph import TransactionGraph
+    from amlgraph.runner._graph import graph_of
     from amlgraph.store import CheckpointStore
     from pipeline_helpers import graph_digest
 
-    ckpt = CheckpointStore(root, verify="full").load("graph_created")
+    store = CheckpointStore(root, verify="full")
+    ckpt = store.load("graph_created")
     assert ckpt is not None, f"no valid graph_created in {root}"
-    return graph_digest(TransactionGraph.from_checkpoint(ckpt))
+    return graph_digest(graph_of(store, ckpt))  # every checkpoint the graph links to, verified too
 
 
 # --- chains of attempts ---------------------------------------------------------------------------

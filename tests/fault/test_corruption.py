@@ -24,11 +24,11 @@ TARGETS = [
     ("node_features", "values.json"),
     ("edge_features_chunk_7", "table-features.parquet"),
     ("edge_features_chunk_1", "manifest.json"),
-    ("graph_created", "array-edge_attr.npy"),
+    ("graph_created", "array-synthetic_edge_attr.npy"),
     ("normalized", "values.json"),
     ("imbalanced", "array-X_synthetic.npy"),
     ("weights", "values.json"),
-    ("graph_created", "array-x.npy"),
+    ("graph_created", "array-node_y.npy"),
     ("graph_created", "manifest.json"),
 ]
 FAULTS = ("truncate", "flip", "garbage", "delete", "delete_manifest")
@@ -112,11 +112,14 @@ def test_verify_names_every_damaged_checkpoint(reference, parts_of, tmp_path, ca
 
 # (damaged checkpoints and files, fault) -> steps recomputed, chunks recomputed per executor label.
 SCENARIOS = [
-    pytest.param([("graph_created", "array-x.npy")], fault, ["graph_created"], {}, id=f"graph-{fault}")
+    pytest.param([("graph_created", "array-node_y.npy")], fault, ["graph_created"], {}, id=f"graph-{fault}")
     for fault in FAULTS
 ] + [
-    pytest.param([("node_features_chunk_2", "table-features_train.parquet")], "garbage", [], {},
-                 id="unused-chunk-needs-nothing"),
+    # The graph holds a copy of the synthetic rows: imbalanced is not needed while it is valid.
+    pytest.param([("imbalanced", "array-X_synthetic.npy")], "garbage", [], {}, id="unused-needs-nothing"),
+    # The graph's node matrices are read from the node chunks (it links to them, by key).
+    pytest.param([("node_features_chunk_2", "table-features_train.parquet")], "garbage",
+                 ["node_features", "graph_created"], {"node_features": 1}, id="linked-chunk"),
     pytest.param([("edge_features_chunk_7", "table-features.parquet"), ("normalized", "values.json"),
                   ("graph_created", "manifest.json")], "flip",
                  ["edge_features", "normalized", "graph_created"], {"edge_features": 1},
@@ -125,17 +128,17 @@ SCENARIOS = [
                   ("graph_created", "values.json")], "truncate",
                  ["node_features", "normalized", "graph_created"], {"node_features": 1},
                  id="node-chunk"),
-    pytest.param([("data_loaded_chunk_5", "table-transactions.parquet"), ("graph_created", "array-y.npy")],
+    pytest.param([("data_loaded_chunk_5", "table-transactions.parquet"), ("graph_created", "array-synthetic_y.npy")],
                  "garbage", ["data_loaded", "graph_created"], {"data_loaded (encode)": 1},
                  id="encoded-chunk"),
     pytest.param([("data_loaded_read_chunk_3", "table-raw.parquet"), ("weights", "values.json"),
-                  ("graph_created", "table-nodes.parquet")], "delete",
+                  ("graph_created", "values.json")], "delete",
                  ["data_loaded", "weights", "graph_created"], {"data_loaded (parse)": 1}, id="raw-chunk"),
     pytest.param([("data_loaded_index", "table-nodes.parquet"), ("imbalanced", "array-X_synthetic.npy"),
-                  ("graph_created", "array-edge_attr.npy")], "flip",
+                  ("graph_created", "array-synthetic_edge_attr.npy")], "flip",
                  ["data_loaded", "imbalanced", "graph_created"], {}, id="index"),
     pytest.param([("edge_features_chunk_1", "manifest.json"), ("normalized", "values.json"),
-                  ("graph_created", "array-x.npy")], "delete_manifest",
+                  ("graph_created", "array-node_y.npy")], "delete_manifest",
                  ["edge_features", "normalized", "graph_created"], {"edge_features": 1},
                  id="chunk-manifest"),
 ]

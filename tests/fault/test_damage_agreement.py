@@ -36,14 +36,20 @@ def _main(capsys, *args) -> tuple[int, list[str]]:
 
 
 SCENARIOS = [  # flipped (checkpoint, file pattern) -> damaged checkpoints, steps the next run computes
+    # The graph links to the feature chunks and normalized (its parts): damage to one of them is
+    # damage to the graph too, and the next run recomputes that chunk and the graph.
     pytest.param([("node_features_chunk_1", "table-*.parquet")],
-                 {"node_features_chunk_1", "node_features"}, [], id="unused-chunk"),
-    pytest.param([("graph_created", "array-x.npy*")], {"graph_created"}, ["graph_created"], id="graph"),
+                 {"node_features_chunk_1", "node_features", "graph_created"}, ["node_features", "graph_created"],
+                 id="linked-chunk"),
+    pytest.param([("graph_created", "array-node_y.npy*")], {"graph_created"}, ["graph_created"], id="graph"),
     pytest.param([("edge_features_chunk_1", "table-*.parquet"), ("normalized", "values.json")],
-                 {"edge_features_chunk_1", "edge_features", "normalized"}, [], id="chunk-and-step"),
-    pytest.param([("edge_features_chunk_2", "table-*.parquet"), ("graph_created", "array-y.npy*")],
+                 {"edge_features_chunk_1", "edge_features", "normalized", "graph_created"},
+                 ["edge_features", "normalized", "graph_created"], id="chunk-and-step"),
+    pytest.param([("edge_features_chunk_2", "table-*.parquet"), ("graph_created", "array-synthetic_y.npy*")],
                  {"edge_features_chunk_2", "edge_features", "graph_created"}, ["edge_features", "graph_created"],
                  id="chunk-and-graph"),
+    # Nothing the graph links to: the imbalanced checkpoint (the graph holds its rows).
+    pytest.param([("imbalanced", "array-X_synthetic.npy*")], {"imbalanced"}, [], id="unused"),
 ]
 
 

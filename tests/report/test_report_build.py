@@ -139,15 +139,24 @@ def test_the_report_reads_nothing_outside_the_checkpoint_directory(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_without_patterns_and_with_undersampling(tmp_path):
-    _, ckpt = finished_run(tmp_path / "run", patterns=False, strategy="random_under")
+    """No Patterns file, undersampling, and the optional pattern_features step, which the
+    timings and the sizes list like the seven."""
+    _, ckpt = finished_run(tmp_path / "run", patterns=False, strategy="random_under",
+                           patterns_step={"enabled": True, "families": ["fan", "degree"]})
     out = build_report(ckpt, tmp_path / "r.html")
     html = out.read_text(encoding="utf-8")
     assert "No laundering patterns" in html and "Laundering typologies" not in html
     assert "training, after (random_under)" in html
+    from amlgraph.report._data import collect
+    from amlgraph.runner import load_graph
     from amlgraph.store import CheckpointStore
 
+    data = collect(ckpt)
+    assert "pattern_features" in [r["step"] for r in data.timings["steps"]]
+    assert "pattern_features" in [r["step"] for r in data.sizes]
     store = CheckpointStore(ckpt, create=False)
-    y, split = store.load("graph_created").array("y"), store.load("graph_created").array("split")
+    graph = load_graph(ckpt)
+    y, split = graph.y, graph.split
     keep = store.load("imbalanced").array("keep_index")
     kept = np.bincount(y[split == 0][keep], minlength=2)
     assert f"<td>training, after (random_under)</td><td class=\"n\">{kept[0]:,}</td>" in html

@@ -132,16 +132,26 @@ def test_changed_input_file_recomputes_everything(baseline, tmp_path):
 def test_only_needed_work_is_redone_after_damage(baseline, tmp_path):
     ckpt = _copy(baseline, tmp_path)
     store = CheckpointStore(ckpt)
-    # A lost intermediate chunk is not needed while the checkpoints after it are valid.
-    store.delete("node_features_chunk_1")
-    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
-                               chunk_rows=2_500, chunk_size=700)
+    opts = {"data_path": _data_of(baseline), "checkpoint_dir": ckpt, "quiet": True, "chunk_rows": 2_500,
+            "chunk_size": 700}
+    # A lost checkpoint that the graph holds a copy of (the resampling) is not needed while the
+    # graph is valid.
+    store.delete("imbalanced")
+    result = run_preprocessing(**opts)
     assert result.computed == [] and result.chunks_computed == {}
-    # Once the steps after it are gone too, exactly that chunk is recomputed.
+    # The graph is read from the node chunks (steps.graph_created): a lost one is recomputed,
+    # alone, and so is the graph that links to it (with the resampling it reads, lost above);
+    # normalized, whose key is unchanged, is kept.
+    store.delete("node_features_chunk_1")
+    result = run_preprocessing(**opts)
+    assert result.computed == ["node_features", "imbalanced", "graph_created"]
+    assert result.chunks_computed == {"node_features": 1}
+    assert graph_digest(result.graph) == baseline[2]
+    # Once the steps after it are gone too, exactly what they need is recomputed.
+    store.delete("node_features_chunk_1")
     for name in ("node_features", "normalized", "graph_created"):
         store.delete(name)
-    result = run_preprocessing(data_path=_data_of(baseline), checkpoint_dir=ckpt, quiet=True,
-                               chunk_rows=2_500, chunk_size=700)
+    result = run_preprocessing(**opts)
     assert result.computed == ["node_features", "normalized", "graph_created"]
     assert result.chunks_computed == {"node_features": 1}  # normalized has no chunks of its own
     assert graph_digest(result.graph) == baseline[2]

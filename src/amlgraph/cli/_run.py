@@ -126,7 +126,7 @@ def run_from_cli(args: argparse.Namespace, *, argv: list[str]) -> int:
 
     cfg = config_from_args(args)
     try:
-        result = run_preprocessing(cfg)
+        result = run_preprocessing(cfg, lazy_graph=True)  # the command needs only the checkpoints
     except AmlGraphError as exc:
         # Only a run that failed part-way (a step, a save) leaves finished work that a rerun
         # resumes from; bad input, a bad parameter or a locked directory fail before that, and
@@ -136,7 +136,7 @@ def run_from_cli(args: argparse.Namespace, *, argv: list[str]) -> int:
                         f"{resume_command(argv)}",)
         raise
     if not cfg.quiet:
-        print(f"Graph: {result.graph.num_nodes:,} nodes, {result.graph.num_edges:,} edges; "
+        print(f"Graph: {result.num_nodes:,} nodes, {result.num_edges:,} edges; "
               f"checkpoints in {result.checkpoint_dir}")
     report = getattr(args, "report", None)  # `--report [HTML]`: True when given without a path
     if report is not None:

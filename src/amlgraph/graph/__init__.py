@@ -10,7 +10,9 @@ from amlgraph.graph._graph import (
     RAW_COLUMNS,
     TransactionGraph,
     graph_payload,
-    random_graph,
+    graph_values,
 )
+from amlgraph.graph._random import random_graph
 
-__all__ = ["GRAPH_STEP", "NODE_COLUMNS", "RAW_COLUMNS", "TransactionGraph", "graph_payload", "random_graph"]
+__all__ = ["GRAPH_STEP", "NODE_COLUMNS", "RAW_COLUMNS", "TransactionGraph", "graph_payload", "graph_values",
+           "random_graph"]

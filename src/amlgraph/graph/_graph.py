@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from amlgraph.errors import CheckpointError, ConfigError
+from amlgraph.graph._coding import CODING, decode, encode
 from amlgraph.schema import TEST, TRAIN, VAL
 
 GRAPH_STEP = "graph_created"
@@ -200,8 +201,13 @@ class TransactionGraph:
         return to_networkx(self, force=force, limit=limit)
 
     # --- persistence -------------------------------------------------------------------------
-    def to_payload(self) -> tuple[dict[str, pl.DataFrame], dict[str, np.ndarray], dict[str, Any]]:
+    def to_payload(self, *, coded: bool = True) -> tuple[dict[str, pl.DataFrame], dict[str, np.ndarray],
+                                                        dict[str, Any]]:
         """The graph as (tables, arrays, values) for ``CheckpointStore.save``.
+
+        Args:
+            coded: store the node views XOR-coded and ``edge_attr`` by column (``graph._coding``;
+                smaller once compressed); False for a checkpoint written plain, to memory-map.
 
         Returns:
             ``tables`` (``nodes``), ``arrays`` (every numeric array, the raw columns as
@@ -219,16 +225,19 @@ class TransactionGraph:
                              class_weights=self.class_weights, vocab=self.vocab,
                              raw_dtypes={c: self.raw.schema[c] for c in RAW_COLUMNS},
                              x_views={"x_train": self.x_train, "x_val": self.x_val}
-                             if self.has_split_views else None)
+                             if self.has_split_views else None, coded=coded)
 
     @classmethod
-    def from_checkpoint(cls, ckpt) -> "TransactionGraph":
+    def from_checkpoint(cls, ckpt, *, nodes: pl.DataFrame | None = None,
+                        arrays: dict[str, Any] | None = None) -> "TransactionGraph":
         """Rebuild the graph from a loaded checkpoint: its arrays read-only, decoded from the
         compressed files of the pipeline's checkpoint (or memory-mapped where a file is plain).
 
         Args:
             ckpt: a checkpoint with ``table(name)``, ``array(name, mmap=True)`` and ``value(name)``
                 holding what ``to_payload`` returned.
+            nodes, arrays: the node table and the arrays a linked checkpoint does not hold
+                (rebuilt from its sources by ``load_graph``; see ``steps.graph_created``).
 
         Returns:
             The graph; its arrays are read-only (decoded copies, or memory maps of plain files).
@@ -240,8 +249,10 @@ class TransactionGraph:
             names = list(_ARRAYS) + [f"raw_{c}" for c in RAW_COLUMNS] + list(ckpt.value("node_views"))
             if ckpt.value("has_synthetic"):
                 names += ["synthetic_edge_attr", "synthetic_y"]
-            got = _load_arrays(ckpt, names)
-            arrays = {name: got[name] for name in _ARRAYS}
+            given = arrays or {}
+            got = {**_load_arrays(ckpt, [n for n in names if n not in given]), **given}
+            got = decode(got, _optional_value(ckpt, "coding"))
+            edge_arrays = {name: got[name] for name in _ARRAYS}
             raw_dtypes = ckpt.value("raw_dtypes")
             raw = pl.DataFrame({
                 c: pl.Series(c, got[f"raw_{c}"], dtype=_polars_dtype(raw_dtypes[c])) for c in RAW_COLUMNS
@@ -249,13 +260,13 @@ class TransactionGraph:
             views = {name: got[name] for name in ckpt.value("node_views")}
             synthetic = {name: got[name] for name in ("synthetic_edge_attr", "synthetic_y") if name in got}
             return cls(
-                nodes=ckpt.table("nodes"),
+                nodes=ckpt.table("nodes") if nodes is None else nodes,
                 node_feature_names=list(ckpt.value("node_feature_names")),
                 edge_feature_names=list(ckpt.value("edge_feature_names")),
                 class_weights={int(k): float(v) for k, v in ckpt.value("class_weights").items()},
                 vocab=ckpt.value("vocab"),
                 raw=raw,
-                **arrays,
+                **edge_arrays,
                 **synthetic,
                 **views,
             )
@@ -263,6 +274,16 @@ class TransactionGraph:
             raise CheckpointError(
                 f"checkpoint {GRAPH_STEP!r} lacks {exc}; it was not written by this version of "
                 "amlgraph: rerun with `amlgraph run ... --resume-from graph_created`") from exc
+
+
+def _optional_value(ckpt, name: str) -> Any:
+    names = getattr(ckpt, "values", None)
+    if names is not None:
+        return ckpt.value(name) if name in names else None
+    try:
+        return ckpt.value(name)
+    except KeyError:
+        return None
 
 
 def _load_arrays(ckpt, names: list[str]) -> dict[str, Any]:
@@ -278,7 +299,7 @@ def _load_arrays(ckpt, names: list[str]) -> dict[str, Any]:
 def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str, Any],
                   synthetic: tuple[Any, Any] | None, node_feature_names, edge_feature_names,
                   class_weights, vocab, raw_dtypes: dict,
-                  x_views: dict[str, Any] | None = None) -> tuple[dict, dict, dict[str, Any]]:
+                  x_views: dict[str, Any] | None = None, coded: bool = False) -> tuple[dict, dict, dict[str, Any]]:
     """The layout of a graph checkpoint, the one place that knows it: (tables, arrays, values).
 
     Args:
@@ -309,16 +330,26 @@ def graph_payload(*, nodes: pl.DataFrame, x: Any, node_y: Any, pieces: dict[str,
         arrays["synthetic_edge_attr"], arrays["synthetic_y"] = synthetic
     for name, view in (x_views or {}).items():
         arrays[name] = view
-    values = {
+    values = graph_values(node_feature_names=node_feature_names, edge_feature_names=edge_feature_names,
+                          class_weights=class_weights, vocab=vocab, raw_dtypes=raw_dtypes,
+                          has_synthetic=synthetic is not None, node_views=sorted(x_views or {}))
+    if coded:
+        arrays, values["coding"] = encode(arrays), dict(CODING)
+    return {"nodes": nodes}, arrays, values
+
+
+def graph_values(*, node_feature_names, edge_feature_names, class_weights, vocab, raw_dtypes: dict,
+                 has_synthetic: bool, node_views: list[str]) -> dict[str, Any]:
+    """The JSON values of a graph checkpoint (whole or linked; ``graph_payload``)."""
+    return {
         "node_feature_names": list(node_feature_names),
         "edge_feature_names": list(edge_feature_names),
         "class_weights": {str(k): float(v) for k, v in class_weights.items()},
         "vocab": vocab,
-        "has_synthetic": synthetic is not None,
-        "node_views": sorted(x_views or {}),
+        "has_synthetic": has_synthetic,
+        "node_views": list(node_views),
         "raw_dtypes": {c: str(raw_dtypes[c]) for c in RAW_COLUMNS},
     }
-    return {"nodes": nodes}, arrays, values
 
 
 def _validate(g: TransactionGraph) -> None:
@@ -408,72 +439,3 @@ def _polars_dtype(name: str) -> pl.DataType:
     if dtype is None:
         raise CheckpointError(f"unknown column dtype {name!r} in checkpoint {GRAPH_STEP!r}")
     return dtype
-
-
-def random_graph(num_nodes: int = 50, num_edges: int = 400, *, seed: int = 0,
-                 num_node_features: int = 3, num_edge_features: int = 4,
-                 laundering_rate: float = 0.1, synthetic: int = 0) -> TransactionGraph:
-    """A small random graph for tests and examples; laundering edges are learnable.
-
-    Laundering edges shift their first edge feature and mark their endpoints, so a model that
-    uses features or structure can beat chance. Edges come in shuffled file order.
-
-    Args:
-        num_nodes: N.
-        num_edges: E.
-        seed: seed of the generator.
-        num_node_features: F.
-        num_edge_features: D (at least 1).
-        laundering_rate: the fraction of edges labelled 1.
-        synthetic: number of synthetic (oversampled) training rows to attach.
-
-    Returns:
-        A valid ``TransactionGraph`` spanning ten days split 60/20/20 in time.
-    """
-    rng = np.random.default_rng(seed)
-    banks = rng.integers(1, 30, num_nodes)
-    accounts = [f"{v:09X}" for v in rng.integers(0x80000000, 0x8FFFFFFFF, num_nodes)]
-    nodes = pl.DataFrame({"node_id": np.arange(num_nodes, dtype=np.int64),
-                          "bank": banks.astype(np.int64), "account": accounts})
-    edge_index = rng.integers(0, num_nodes, (2, num_edges))
-    y = (rng.random(num_edges) < laundering_rate).astype(np.int8)
-    start = 1_661_990_400  # 2022-09-01 00:00
-    timestamp = (start + rng.integers(0, 10 * 86_400 // 60, num_edges) * 60)  # file rows are not in time order
-    cuts = np.quantile(timestamp, [0.6, 0.8]) if num_edges else np.zeros(2)
-    split = np.searchsorted(cuts, timestamp, side="right")
-    edge_attr = rng.normal(size=(num_edges, num_edge_features)).astype(np.float32)
-    edge_attr[:, 0] += 2.0 * y
-    node_y = np.zeros(num_nodes, dtype=np.int8)
-    node_y[edge_index[:, y == 1].ravel()] = 1
-    x = rng.normal(size=(num_nodes, num_node_features)).astype(np.float32)
-    if num_node_features:
-        x[:, 0] += node_y
-    n_cur, n_fmt = 4, 3
-    raw = pl.DataFrame({
-        "amount_paid": np.round(rng.exponential(1000.0, num_edges), 2),
-        "payment_currency": rng.integers(0, n_cur, num_edges).astype(np.int16),
-        "amount_received": np.round(rng.exponential(1000.0, num_edges), 2),
-        "receiving_currency": rng.integers(0, n_cur, num_edges).astype(np.int16),
-        "payment_format": rng.integers(0, n_fmt, num_edges).astype(np.int16),
-        "from_bank": banks[edge_index[0]].astype(np.int64),
-        "to_bank": banks[edge_index[1]].astype(np.int64),
-    })
-    pos = y[split == 0].mean() if np.any(split == 0) else 0.5
-    pos = min(max(float(pos), 1e-3), 1 - 1e-3)
-    perm = rng.permutation(num_edges)  # file order differs from edge order
-    syn = {}
-    if synthetic:
-        syn = {"synthetic_edge_attr": rng.normal(2.0, 1.0, (synthetic, num_edge_features)),
-               "synthetic_y": np.ones(synthetic, dtype=np.int8)}
-    return TransactionGraph(
-        nodes=nodes, edge_index=edge_index[:, perm], edge_row=perm,
-        timestamp=timestamp[perm], x=x,
-        node_feature_names=[f"node_f{j}" for j in range(num_node_features)],
-        edge_attr=edge_attr[perm], edge_feature_names=[f"edge_f{j}" for j in range(num_edge_features)],
-        y=y[perm], node_y=node_y, split=split.astype(np.int8)[perm],
-        class_weights={0: 0.5 / (1 - pos), 1: 0.5 / pos}, raw=raw[perm], vocab={
-            "currencies": ["Euro", "Ruble", "US Dollar", "Yen"][:n_cur],
-            "payment_formats": ["ACH", "Cheque", "Wire"][:n_fmt],
-            "banks": sorted(set(banks.tolist()))},
-        **syn,
-    )

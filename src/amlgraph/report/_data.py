@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from amlgraph.errors import CheckpointError
-from amlgraph.schema import SPLIT_NAMES, STEPS, parse_chunk_name
+from amlgraph.schema import ALL_STEPS, SPLIT_NAMES, STEPS, parse_chunk_name
 
 GRAPH = "graph_created"
 #: Manifest metadata fields that would record a step's compute time, if a run wrote one.
@@ -84,7 +84,7 @@ def collect(checkpoint_dir: str | Path, *, sample: int = 200_000, seed: int = 0)
                                   f"{', '.join(present) or 'none'}); the report reads a finished run: "
                                   f"`amlgraph run DATA --checkpoint-dir {root}`")
     data = store.load("data_loaded")
-    graph = store.load(GRAPH)
+    graph = _GraphArrays(store, store.load(GRAPH), str(root))
     y = graph.array("y")
     split = graph.array("split")
     notes: list[str] = []
@@ -106,6 +106,23 @@ def collect(checkpoint_dir: str | Path, *, sample: int = 200_000, seed: int = 0)
     return ReportData(checkpoint_dir=str(root), summary=summary, typologies=typologies,
                       temporal=temporal, balance=balance, timings=timings, degrees=degrees,
                       node_features=node_hist, edge_features=edge_hist, sizes=sizes, notes=notes)
+
+
+class _GraphArrays:
+    """The graph checkpoint as the report reads it: its values, and its arrays by name, from the
+    checkpoint itself or, for a linked one, from the checkpoints it is read from."""
+
+    def __init__(self, store, ckpt, where: str):
+        from amlgraph.runner._graph import graph_of
+
+        self.manifest, self.values, self._ckpt = ckpt.manifest, ckpt.values, ckpt
+        self._graph = graph_of(store, ckpt, where=where)
+
+    def value(self, name: str):
+        return self._ckpt.value(name)
+
+    def array(self, name: str):
+        return getattr(self._graph, name)
 
 
 # --- summary ----------------------------------------------------------------------------------------
@@ -226,7 +243,7 @@ def _timings(manifests: dict[str, dict]) -> dict[str, Any]:
     is derived: from the commit of the step before it to its own commit, when one process wrote
     both (the same run); the first step's span starts at its first checkpoint's commit.
     """
-    steps = [s for s in STEPS if s in manifests]
+    steps = [s for s in ALL_STEPS if s in manifests]  # the optional pattern_features step too
     times = {n: _time(m) for n, m in manifests.items()}
     rows: list[dict[str, Any]] = []
     derived = recorded_any = False
@@ -373,7 +390,7 @@ def _histograms(matrix: np.ndarray, labels: np.ndarray, names: list[str], *, sam
 # --- sizes ------------------------------------------------------------------------------------------
 def _sizes(store, manifests: dict[str, dict]) -> list[dict[str, Any]]:
     out = []
-    for step in STEPS:
+    for step in ALL_STEPS:
         own = [n for n, m in manifests.items() if m.get("step") == step]
         if not own:
             continue
@@ -381,7 +398,7 @@ def _sizes(store, manifests: dict[str, dict]) -> list[dict[str, Any]]:
         rest = sum(store.size_bytes(n) for n in own if n != step)
         out.append({"step": step, "checkpoint": main, "chunks": rest, "count": len(own) - (step in own),
                     "total": main + rest})
-    other = [n for n, m in manifests.items() if m.get("step") not in STEPS]
+    other = [n for n, m in manifests.items() if m.get("step") not in ALL_STEPS]
     if other:
         total = sum(store.size_bytes(n) for n in other)
         out.append({"step": "(other)", "checkpoint": 0, "chunks": total, "count": len(other), "total": total})

@@ -1,7 +1,8 @@
 """Compaction: after a finished run, keep what the graph, its exports, the report and a no-op
 rerun need; drop what only an interrupted run or a changed parameter would reuse.
 
-Kept: ``graph_created`` (self-contained: every array the graph loads), ``weights`` and
+Kept: ``graph_created``, written whole first (every array in it; the pipeline's graph is linked
+to the checkpoints it is read from, ``steps.graph_created``), ``weights`` and
 ``imbalanced`` (small; the report shows them), and ``data_loaded`` rewritten without its list of
 parts and with a ``compacted`` record (the run's configuration and the data set's name stay, so
 that ``status`` can judge staleness and a run of another data set is still refused). Everything
@@ -75,6 +76,8 @@ def compact_checkpoints(checkpoint_dir: str | Path | None = None, *, store: Any 
         doomed = [n for n in _all_names(store) if n not in (*KEPT, "data_loaded")]
         freed = sum(store.size_bytes(n) for n in doomed)
         if not dry_run:
+            if "links" in graph.values:
+                _write_whole(store, graph)
             if COMPACTED not in data.values:
                 _rewrite_compacted(store, data, doomed)
             for name in doomed:
@@ -86,6 +89,22 @@ def compact_checkpoints(checkpoint_dir: str | Path | None = None, *, store: Any 
 def _all_names(store: Any) -> list[str]:
     """Every checkpoint in the store, damaged ones included."""
     return sorted(store._candidates())
+
+
+def _write_whole(store: Any, graph: Any) -> None:
+    """Save the linked graph again under its key with every array in it (read from the
+    checkpoints it links to, which are still there): from here on it needs none of them."""
+    from amlgraph.runner._graph import graph_of
+
+    from amlgraph.runner._context import decodable
+
+    whole = graph_of(store, graph)
+    plain = not decodable(whole.to_payload(coded=False)[1])  # too large to decode: memory-mapped
+    tables, arrays, values = whole.to_payload(coded=not plain)
+    m = graph.manifest
+    store.save(GRAPH_STEP, step=m["step"], key=m["key"], chunk=m.get("chunk"), tables=tables, arrays=arrays,
+               values=values, metadata=dict(m.get("metadata") or {}), key_components=m.get("key_components"),
+               compress=not plain)
 
 
 def _rewrite_compacted(store: Any, data: Any, removed: list[str]) -> None:

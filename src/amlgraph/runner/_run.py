@@ -33,14 +33,29 @@ RUNNER_CODE = ("amlgraph.runner._context", "amlgraph.runner._tasks", "amlgraph.s
 
 @dataclass
 class PipelineResult:
-    """What a run returns. Large arrays are memory-mapped from the graph_created checkpoint."""
+    """What a run returns. ``graph`` is read from the checkpoints when first used (a run that
+    only needs its checkpoints never assembles it); ``num_nodes`` and ``num_edges`` are known."""
 
-    graph: Any                                   # amlgraph.graph.TransactionGraph
     checkpoint_dir: Path | None
     computed: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
     chunks_computed: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    num_nodes: int = 0
+    num_edges: int = 0
+    _graph: Any = field(default=None, repr=False)
+    _load: Any = field(default=None, repr=False)
+
+    @property
+    def graph(self):
+        """The TransactionGraph (amlgraph.graph), assembled on first use."""
+        if self._graph is None and self._load is not None:
+            self._graph, self._load = self._load(), None
+        return self._graph
+
+    @graph.setter
+    def graph(self, value) -> None:
+        self._graph, self._load = value, None
 
     @property
     def node_features(self) -> np.ndarray:
@@ -83,7 +98,7 @@ class Run:
         self.keys: dict[str, str] = {}
         self.components: dict[str, dict] = {}
         self.loaded: dict[str, Any] = {}
-        self.result = PipelineResult(graph=None, checkpoint_dir=getattr(store, "root", None))
+        self.result = PipelineResult(checkpoint_dir=getattr(store, "root", None))
         self._refuse_another_dataset()
         self._compute_keys()
         self.forced = self._forced_steps()
@@ -239,9 +254,12 @@ class Run:
                     self.log.ok(f"Checkpoint saved: {step}")
                     self.result.computed.append(step)
         self.result.timings = dict(self.log.timings)
-        from amlgraph.graph import TransactionGraph
+        from amlgraph.runner._graph import graph_of
 
-        self.result.graph = TransactionGraph.from_checkpoint(self.loaded["graph_created"])
+        ckpt = self.loaded["graph_created"]
+        meta = ckpt.manifest.get("metadata") or {}
+        self.result.num_nodes, self.result.num_edges = int(meta["num_accounts"]), int(meta["num_edges"])
+        self.result._load = lambda store=self.store: graph_of(store, ckpt)
         return self.result
 
     def _compute(self, step: str) -> None:
@@ -276,7 +294,8 @@ def _parts(ckpt: Any) -> list[dict]:
 
 
 def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any = None,
-                      executor: Any = None, log: RunLog | None = None, **overrides: Any) -> PipelineResult:
+                      executor: Any = None, log: RunLog | None = None, lazy_graph: bool = False,
+                      **overrides: Any) -> PipelineResult:
     """Run the seven steps, loading every valid checkpoint and computing the rest.
 
     Args:
@@ -285,6 +304,9 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
             checkpoint directory.
         executor: an executor from ``amlgraph.runner._chunks`` (default: from the config).
         log: where the run log goes (default: stdout, silent when ``quiet``).
+        lazy_graph: assemble ``result.graph`` only when it is first used, from the checkpoint
+            directory as it is then (the CLI's run, which needs only the checkpoints); by default
+            it is assembled before the run releases the directory.
         **overrides: fields of PipelineConfig that replace those of ``config``.
 
     Returns:
@@ -314,12 +336,14 @@ def run_preprocessing(config: PipelineConfig | dict | None = None, *, store: Any
         run.input_urls = input_urls
         try:
             result = run.execute()
+            if not lazy_graph:
+                result.graph  # noqa: B018 - assembled while the directory is this run's
         finally:
             if executor is None:
                 run.close()
     log.line()
     log.ok(f"Pipeline finished in {time.perf_counter() - start:.2f} seconds: "
-           f"{result.graph.num_nodes:,} nodes, {result.graph.num_edges:,} edges")
+           f"{result.num_nodes:,} nodes, {result.num_edges:,} edges")
     return result
 
 

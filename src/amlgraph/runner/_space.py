@@ -18,17 +18,18 @@ from typing import Any
 from amlgraph.errors import CheckpointError
 
 #: Bytes written per byte of the Trans files by data_loaded (reader batches, coded batches,
-#: index); measured 0.56 on hi-small.
+#: index; the reader batches are deleted when the step is saved, but written first); measured
+#: 0.56 on hi-small.
 DATA_LOADED_PER_INPUT = 0.65
-#: Bytes of a node_features chunk per account and view (zstd Parquet; measured ~101).
+#: Bytes of a node_features chunk per account and view (zstd Parquet, later views XOR-coded;
+#: measured 42 at 1M hi-small rows, up to ~100 where accounts have many transactions).
 NODE_FEATURES_PER_ACCOUNT_VIEW = 120
 #: edge_features per byte of the coded batches (measured 1.04).
 EDGE_FEATURES_PER_CODED = 1.15
 #: imbalanced per byte of edge_features (synthetic rows; measured 0.08 at the default ratio).
 IMBALANCED_PER_EDGE_FEATURES = 0.15
-#: graph_created: edge matrix per byte of edge_features (0.86), per-edge columns per byte of
-#: the coded batches (1.03), node matrices per byte of node_features (0.77).
-GRAPH_PER_EDGE_FEATURES, GRAPH_PER_CODED, GRAPH_PER_NODE_FEATURES = 0.95, 1.15, 0.85
+#: graph_created links to the checkpoints its large arrays are read from (steps.graph_created):
+#: it writes the node labels and a copy of the synthetic rows, about imbalanced's size.
 #: A compressed input decodes to about this many times its size.
 COMPRESSED_INPUT_FACTOR = 5
 _SMALL = 64 << 10  # a step that writes values only (normalized, weights)
@@ -65,18 +66,16 @@ def estimate_bytes(run: Any, step: str) -> int:
     edges = _measured(store, "edge_features") or coded * EDGE_FEATURES_PER_CODED
     if step == "data_loaded":
         return int(trans * DATA_LOADED_PER_INPUT)
-    if step == "node_features" or step == "graph_created":
+    if step == "graph_created":
+        return int((_measured(store, "imbalanced") or 0) + _SMALL)
+    if step == "node_features":
         nodes = _measured(store, "node_features")
         if nodes is None:
             data = run.loaded.get("data_loaded")
             accounts = (data.manifest.get("metadata") or {}).get("num_accounts") if data is not None else None
             views = 1 if run.cfg.step_params("node_features").get("node_features_from") in ("all", "train") else 3
             nodes = accounts * views * NODE_FEATURES_PER_ACCOUNT_VIEW if accounts else trans * 0.4
-        if step == "node_features":
-            return int(nodes)
-        imb = _measured(store, "imbalanced") or 0
-        return int(edges * GRAPH_PER_EDGE_FEATURES + coded * GRAPH_PER_CODED
-                   + nodes * GRAPH_PER_NODE_FEATURES + imb)
+        return int(nodes)
     if step == "edge_features":
         return int(coded * EDGE_FEATURES_PER_CODED)
     if step == "imbalanced":

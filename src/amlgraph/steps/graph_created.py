@@ -1,103 +1,141 @@
-"""Step ``graph_created``: the TransactionGraph, written chunk by chunk.
+"""Step ``graph_created``: the TransactionGraph, linked to the checkpoints it is made of.
 
-Memory follows one chunk, not the graph: every large array is an ``ArrayParts``-style list of
-loaders (one per chunk) that the runner's store writes piece by piece. The checkpoint's layout
-is ``amlgraph.graph.graph_payload``'s, the one place that knows it, and it loads with
-``TransactionGraph.from_checkpoint`` (arrays memory-mapped), which also validates it.
+Every large array of the graph is a function of checkpoints the run keeps anyway: the coded
+transaction chunks (``edge_index``, ``edge_row``, ``timestamp``, ``y``, ``split``, the raw
+columns), the ``node_features`` and ``edge_features`` chunks with the maps ``normalized`` fitted
+(``x`` and its views, ``edge_attr``), the account index (the node table). Storing them again
+would double the footprint (issue: checkpoints no larger than the input), so the checkpoint
+holds only what is its own (``node_y``, the synthetic rows, names, weights, vocabularies) and a
+``links`` record naming the checkpoints, by key, that the rest is read from; they are also its
+``parts``, so a run treats the graph as invalid when one of them is missing, damaged or stale.
+``load_graph`` rebuilds the arrays with the same functions (:func:`linked_arrays`), bit for bit.
+``checkpoints clean --compact`` writes the graph whole (``TransactionGraph.to_payload``) before it
+removes the rest.
+
+The step still computes every normalised matrix once, chunk by chunk, to refuse a NaN or an
+infinity before the graph is committed; memory follows one chunk, not the graph.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from amlgraph.graph import RAW_COLUMNS, graph_payload
-from amlgraph.steps._contract import Inputs, Output, Pieces, Step, StepContext
+from amlgraph.graph import RAW_COLUMNS, graph_values
+from amlgraph.steps._contract import Inputs, Output, Part, Step, StepContext, parts_value
 from amlgraph.steps._finite import require_finite
-from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks
+from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks, parts
 from amlgraph.steps.normalized import scaled_edge_matrix, scaled_node_matrices
 
-
-def _numpy_dtype(dtype: pl.DataType) -> np.dtype:
-    return pl.Series([], dtype=dtype).to_numpy().dtype
-
-
-def _column(inputs: Inputs, name: str, col: str) -> Callable[[], np.ndarray]:
-    """A loader of one column of a coded chunk (one column decoded, nothing else)."""
-    return lambda: inputs.scan([name], "transactions").select(col).collect()[col].to_numpy()
+#: The coded columns of each edge array of the graph (``edge_index`` is src then dst).
+_EDGE_COLUMNS = {"edge_row": ("row", np.int64), "timestamp": ("timestamp", np.int64),
+                 "y": ("is_laundering", np.int8), "split": ("split", np.int8)}
 
 
 def compute(ctx: StepContext) -> Output:
-    """Assemble the graph from the coded chunks, the normalised features and the resampling."""
+    """Check the normalised features, label the accounts and link the graph to its sources."""
     inputs = ctx.inputs
     data, norm = ctx.step("data_loaded"), ctx.step("normalized")
     coded = coded_chunks(data)
-    matrices = scaled_node_matrices(inputs, norm, chunk_names(ctx.step("node_features")))
-    x = matrices.pop("x")
-    n_edges = data.value("summary")["rows"]
-    # Laundering rows are few: one filtered scan finds every account that touches one.
-    launder = (inputs.scan(coded, "transactions").filter(pl.col("is_laundering") == 1)
-               .select("src", "dst").collect(engine="streaming"))
-    node_y = np.zeros(x.shape[0], dtype=np.int8)
-    node_y[launder["src"].to_numpy()] = 1
-    node_y[launder["dst"].to_numpy()] = 1
-    schema = inputs.scan(coded[:1], "transactions").collect_schema()
-    edge_cols = list(norm.value("edge_columns"))
-
+    node_chunks, edge_chunks = chunk_names(ctx.step("node_features")), chunk_names(ctx.step("edge_features"))
     nodes = inputs.load(INDEX).table("nodes")
-    node_cols = list(norm.value("node_columns"))
-    # Nothing that is not a number reaches the graph: each array is checked as it is written
-    # (an exception in a piece aborts the save; the graph checkpoint is then not committed).
-    views = matrices
-    for matrix in (x, *views.values()):
+    n_edges = data.value("summary")["rows"]
+    node_cols, edge_cols = list(norm.value("node_columns")), list(norm.value("edge_columns"))
+    # Nothing that is not a number reaches the graph: every matrix is checked here (an error
+    # aborts the step; the graph checkpoint is then not committed).
+    for matrix in scaled_node_matrices(inputs, norm, node_chunks).values():
         require_finite(matrix, node_cols, step="graph_created", what="normalised node feature(s)",
                        where=lambda k: f"account {nodes.row(k, named=True)['account']!r} (node {k})",
                        hint="rerun with --resume-from edge_features to recompute the normalized step; if it "
                             "recurs, check the amounts of that account's transactions (amlgraph check)")
-
-    def edge_attr(name: str):
-        def read() -> np.ndarray:
-            block = scaled_edge_matrix(inputs, norm, name)
-            require_finite(block, edge_cols, step="graph_created", what="normalised edge feature(s)",
-                           where=lambda k: f"row {inputs.scan([name], 'features').select('row').collect()['row'][k]}",
-                           hint="check the amounts of that row (amlgraph check); if they are sane, rerun "
-                                "with --resume-from edge_features to recompute the normalized step")
-            return block
-        return read
-
-    def parts(col: str) -> list:
-        return [_column(inputs, n, col) for n in coded]
-
-    # The arrays assembled from chunks; the edge matrix first, the costliest, computed while
-    # the others are copied.
-    pieces = {
-        "edge_attr": Pieces((n_edges, len(edge_cols)), np.float32,
-                            [edge_attr(n) for n in chunk_names(ctx.step("edge_features"))]),
-        "edge_index": Pieces((2, n_edges), np.int64, parts("src") + parts("dst")),
-        "edge_row": Pieces((n_edges,), np.int64, parts("row")),
-        "timestamp": Pieces((n_edges,), np.int64, parts("timestamp")),
-        "y": Pieces((n_edges,), np.int8, parts("is_laundering")),
-        "split": Pieces((n_edges,), np.int8, parts("split")),
-    }
-    for col in RAW_COLUMNS:
-        pieces[f"raw_{col}"] = Pieces((n_edges,), _numpy_dtype(schema[col]), parts(col))
+    for name in edge_chunks:
+        require_finite(scaled_edge_matrix(inputs, norm, name), edge_cols, step="graph_created",
+                       what="normalised edge feature(s)",
+                       where=lambda k, name=name: f"row {inputs.scan([name], 'features').select('row').collect()['row'][k]}",
+                       hint="check the amounts of that row (amlgraph check); if they are sane, rerun "
+                            "with --resume-from edge_features to recompute the normalized step")
+    # Laundering rows are few: one filtered scan finds every account that touches one.
+    launder = (inputs.scan(coded, "transactions").filter(pl.col("is_laundering") == 1)
+               .select("src", "dst").collect(engine="streaming"))
+    node_y = np.zeros(nodes.height, dtype=np.int8)
+    node_y[launder["src"].to_numpy()] = 1
+    node_y[launder["dst"].to_numpy()] = 1
+    schema = inputs.scan(coded[:1], "transactions").collect_schema()
     imb = ctx.step("imbalanced")
     synthetic = np.asarray(imb.array("X_synthetic"))
     require_finite(synthetic, edge_cols, step="graph_created", what="synthetic edge feature(s)",
                    where=lambda k: f"synthetic row {k}",
                    hint="rerun with --resume-from normalized to recompute the imbalanced step")
     weights = {int(k): float(v) for k, v in ctx.step("weights").value("class_weights").items()}
-    tables, arrays, values = graph_payload(
-        nodes=nodes, x=x, node_y=node_y, pieces=pieces,
-        synthetic=(synthetic, np.asarray(imb.array("y_synthetic"))),
-        node_feature_names=norm.value("node_columns"), edge_feature_names=edge_cols,
-        class_weights=weights, vocab=data.value("vocab"),
-        raw_dtypes={c: schema[c] for c in RAW_COLUMNS},
-        x_views=views or None)
-    return Output(tables=tables, arrays=arrays, values=values,
-                  metadata={"num_accounts": int(x.shape[0]), "num_edges": n_edges,
-                            "num_features": int(x.shape[1])})
+    views = sorted(a for a in _view_arrays(norm) if a != "x")
+    values = graph_values(node_feature_names=node_cols, edge_feature_names=edge_cols, class_weights=weights,
+                          vocab=data.value("vocab"), raw_dtypes={c: schema[c] for c in RAW_COLUMNS},
+                          has_synthetic=True, node_views=views)
+    sources = [p for p in parts(data) if p["name"] == INDEX or p["name"] in coded]
+    sources += parts(ctx.step("node_features")) + parts(ctx.step("edge_features"))
+    sources += list(norm.value("pattern_parts")) if "pattern_parts" in norm.values else []
+    sources.append(Part("normalized", norm.manifest["key"]).as_value())
+    values["links"] = {"index": INDEX, "coded": coded, "node_chunks": node_chunks, "edge_chunks": edge_chunks,
+                       "normalized": norm.manifest["key"], "num_edges": n_edges}
+    values["parts"] = sources
+    return Output(arrays={"node_y": node_y, "synthetic_edge_attr": synthetic,
+                          "synthetic_y": np.asarray(imb.array("y_synthetic"))},
+                  values=values,
+                  metadata={"num_accounts": int(nodes.height), "num_edges": n_edges,
+                            "num_features": len(node_cols)})
+
+
+def _view_arrays(norm: Any) -> list[str]:
+    from amlgraph.steps.normalized import node_array_names
+
+    return list(node_array_names(list(norm.value("node_views"))).values())
+
+
+def linked_arrays(inputs: Inputs, links: dict) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """The node table and every array a linked graph checkpoint leaves to its sources, rebuilt
+    with the functions the step checked them with: ``x`` and its views, ``edge_attr``,
+    ``edge_index``, ``edge_row``, ``timestamp``, ``y``, ``split`` and ``raw_<column>``.
+
+    Args:
+        inputs: the store's checkpoints (the caller has checked every part by its key).
+        links: the ``links`` value of the graph checkpoint.
+    """
+    norm = inputs.load("normalized", key=links["normalized"])
+    nodes = inputs.load(links["index"]).table("nodes")
+    arrays: dict[str, np.ndarray] = dict(scaled_node_matrices(inputs, norm, links["node_chunks"]))
+    n = int(links["num_edges"])
+    edge_cols = list(norm.value("edge_columns"))
+    edge_attr = np.empty((n, len(edge_cols)), dtype=np.float32)
+    at = 0
+    for name in links["edge_chunks"]:
+        block = scaled_edge_matrix(inputs, norm, name)
+        edge_attr[at: at + len(block)] = block
+        at += len(block)
+    arrays["edge_attr"] = edge_attr
+    coded = links["coded"]
+    schema = inputs.scan(coded[:1], "transactions").collect_schema()
+    columns = {name: (col, dtype) for name, (col, dtype) in _EDGE_COLUMNS.items()}
+    columns.update({f"raw_{c}": (c, pl.Series([], dtype=schema[c]).to_numpy().dtype) for c in RAW_COLUMNS})
+    out = {name: np.empty(n, dtype=dtype) for name, (_, dtype) in columns.items()}
+    edge_index = np.empty((2, n), dtype=np.int64)
+    at = 0
+    wanted = sorted({"src", "dst", *(col for col, _ in columns.values())})
+    for name in coded:  # one read of the needed columns per chunk
+        frame = inputs.scan([name], "transactions").select(wanted).collect()
+        end = at + frame.height
+        edge_index[0, at:end], edge_index[1, at:end] = frame["src"].to_numpy(), frame["dst"].to_numpy()
+        for key, (col, _) in columns.items():
+            out[key][at:end] = frame[col].to_numpy()
+        at = end
+    if at != n or len(edge_attr) != n:
+        from amlgraph.errors import CheckpointError
+
+        raise CheckpointError(f"the graph's sources hold {at} coded and {len(edge_attr)} edge-feature rows, "
+                              f"not its {n} edges; rerun to recompute the graph")
+    arrays["edge_index"] = edge_index
+    arrays.update(out)
+    return nodes, arrays
 
 
 STEP = Step("graph_created", "Creating Graph",
