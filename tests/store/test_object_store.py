@@ -198,7 +198,6 @@ def test_the_lease_excludes_a_second_writer_and_names_its_holder(store_url):
         holder.wait()
 
 
-@every_backend
 @pytest.mark.slow
 def test_a_killed_holders_lease_expires_and_is_taken_over(store_url, monkeypatch):
     monkeypatch.setenv("AMLGRAPH_LEASE_SECONDS", "2")
