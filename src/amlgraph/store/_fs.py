@@ -208,6 +208,8 @@ class Bucket:
         bucket, key, _ = self.fs.split_path(path)
         try:
             self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+        except FileNotFoundError:
+            return False  # If-Match on an object that is gone (404 NoSuchKey)
         except Exception as exc:  # s3fs translates errors into several OSError types
             if _precondition_failed(exc):
                 return False
