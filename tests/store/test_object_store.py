@@ -1,5 +1,7 @@
-"""The object store against a real S3-compatible server (moto, loopback) and on file://: the
-commit protocol without rename, damaged objects, the lease, orphans, and URLs never taken for paths."""
+"""The object store against real servers on loopback (moto's S3; for the tests marked
+``every_backend`` also fake-gcs-server and Azurite) and on file://: the commit protocol without
+rename, damaged objects, the conditional writes and the lease, orphans, and URLs never taken for
+paths."""
 from __future__ import annotations
 
 import json
@@ -15,7 +17,7 @@ from polars.testing import assert_frame_equal
 from amlgraph.errors import CheckpointError, LockedError
 from amlgraph.store import CheckpointStore, is_store, open_store
 from amlgraph.store._fs import Bucket
-from object_stores import cache_files, objects
+from object_stores import cache_files, every_backend, objects
 from store_helpers import sample_data, spawn
 
 SAVE_LOOP = r"""
@@ -93,6 +95,26 @@ def test_round_trip_and_replace(store_url, tmp_path):
     assert store.names() == [] and not [p for p in objects(store_url) if p.startswith("data_loaded/")]
 
 
+@every_backend
+def test_the_backend_honours_both_conditional_writes(store_url):
+    """Create-if-absent and replace-if-unchanged are conditions the server checks: a server or an
+    emulator that ignored them (last writer wins) fails here, and the lease would not exclude."""
+    bucket = Bucket(store_url)
+    path = bucket.path("probe.json")
+    assert bucket.create(path, b"first") is True
+    assert bucket.create(path, b"second") is False
+    data, tag = bucket.read_tagged(path)
+    assert data == b"first"
+    assert bucket.replace_if(path, b"third", tag) is True
+    assert bucket.replace_if(path, b"fourth", tag) is False  # the tag read before "third" is stale
+    data, now = bucket.read_tagged(path)
+    assert data == b"third" and now != tag
+    bucket.rm(path)
+    assert bucket.replace_if(path, b"fifth", now) is False  # gone: nothing to replace
+    assert bucket.read_tagged(path) is None
+
+
+@every_backend
 def test_a_damaged_object_is_detected_and_never_used(store_url):
     store = open_store(store_url)
     _save(store)
@@ -158,6 +180,7 @@ def test_sigkill_during_saves_leaves_the_old_or_the_new_checkpoint(store_url):
     assert gens == {cp.manifest["generation"]}
 
 
+@every_backend
 @pytest.mark.slow
 def test_the_lease_excludes_a_second_writer_and_names_its_holder(store_url):
     holder = spawn(HOLD, store_url, "2")
@@ -207,6 +230,7 @@ def test_two_writers_under_the_lease_keep_every_checkpoint_whole(store_url):
     assert len({p.split("/")[1] for p in objects(store_url) if p.startswith("edge_features/gen-")}) == 1
 
 
+@every_backend
 def test_a_lease_taken_over_stops_the_next_save(store_url):
     store = open_store(store_url)
     bucket = Bucket(store_url)

@@ -5,15 +5,21 @@ fsspec URL (``s3://``, ``gs://``, ``abfs://``, ``file://``; :class:`amlgraph.sto
 :class:`Bucket` is what the object store needs of a URL: whole-object reads and writes, listing,
 deletion, and the two conditional writes a lease needs (create-if-absent, replace-if-unchanged).
 
-Conditional writes, by backend:
+Conditional writes, by backend (the tag of :meth:`Bucket.read_tagged` is what the condition names):
 
-- ``s3://`` (s3fs): ``PutObject`` with ``If-None-Match: *`` and ``If-Match: <etag>``, which AWS S3
+- ``s3://`` (s3fs): ``PutObject`` with ``If-None-Match: *`` and ``If-Match: <ETag>``, which AWS S3
   (since 2024), MinIO and moto honour. A store that ignores the headers degrades to last writer
   wins (see docs/DEPLOY.md).
+- ``gs://`` (gcsfs): a multipart upload with ``ifGenerationMatch=0`` (create only if absent) and
+  ``ifGenerationMatch=<generation>`` (replace only that version); the tag is the object's
+  generation. GCS and fake-gcs-server honour both (a refusal is HTTP 412).
+- ``abfs://``, ``az://`` (adlfs): ``Put Blob`` with ``If-None-Match: *`` (``overwrite=False``) and
+  ``If-Match: <ETag>`` (``match_condition=IfNotModified``); the tag is the blob's ETag. Azure
+  Blob Storage and Azurite honour both.
 - ``file://`` (fsspec's local file system): ``O_EXCL`` creation, and a compare-and-swap under an
   ``flock`` on a guard file beside the object; the tag is the content hash.
-- others (``gs://``, ``abfs://``, ...): an existence check then a write, and a read-compare-write:
-  best effort, a race of two writers within one request's time is not excluded.
+- others: an existence check then a write, and a read-compare-write: best effort, a race of two
+  writers within one request's time is not excluded.
 
 Credentials are never handled here: each backend finds them where its SDK looks (environment
 variables such as ``AWS_ACCESS_KEY_ID``/``AWS_ENDPOINT_URL``, profiles, instance roles), and no URL,
@@ -66,8 +72,11 @@ class Bucket:
             raise CheckpointError(f"{self.protocol}:// needs its fsspec backend ({exc}); install it, e.g. "
                                   "pip install 'amlgraph[s3]', 'amlgraph[gcs]' or 'amlgraph[azure]'") from exc
         self.root = self.root.rstrip("/")
-        self.local = "file" in _protocols(self.fs)
-        self.s3 = "s3" in _protocols(self.fs)
+        protocols = _protocols(self.fs)
+        self.local = "file" in protocols
+        self.s3 = "s3" in protocols
+        self.gcs = "gs" in protocols or "gcs" in protocols
+        self.azure = "abfs" in protocols or "az" in protocols
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -139,11 +148,17 @@ class Bucket:
                     data = self.fs.cat_file(path)
                 return data, _content_tag(data)
             self.invalidate(path)
-            tag = str(self.fs.info(path).get("ETag") or "")
+            tag = self._tag(self.fs.info(path))
             data = self.fs.cat_file(path)
         except FileNotFoundError:
             return None
         return data, tag or _content_tag(data)
+
+    def _tag(self, info: dict) -> str:
+        """What a conditional write names: the generation on GCS, the ETag elsewhere."""
+        if self.gcs:
+            return str(info.get("generation") or "")
+        return str(info.get("ETag") or info.get("etag") or "")
 
     def create(self, path: str, data: bytes) -> bool:
         """Write ``path`` only if it does not exist; True when this call created it."""
@@ -156,6 +171,10 @@ class Bucket:
                 return True
         if self.s3:
             return self._s3_put(path, data, IfNoneMatch="*")
+        if self.gcs:
+            return self._gcs_put(path, data, "0")
+        if self.azure:
+            return self._azure_put(path, data, None)
         if self.fs.exists(path):
             return False
         self.fs.pipe_file(path, data)
@@ -175,6 +194,10 @@ class Bucket:
                 return True
         if self.s3:
             return self._s3_put(path, data, IfMatch=tag)
+        if self.gcs:
+            return self._gcs_put(path, data, tag) if tag.isdigit() and tag != "0" else False
+        if self.azure:
+            return self._azure_put(path, data, tag)
         now = self.read_tagged(path)
         if now is None or now[1] != tag:
             return False
@@ -185,10 +208,51 @@ class Bucket:
         bucket, key, _ = self.fs.split_path(path)
         try:
             self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+        except FileNotFoundError:
+            return False  # If-Match on an object that is gone (404 NoSuchKey)
         except Exception as exc:  # s3fs translates errors into several OSError types
             if _precondition_failed(exc):
                 return False
             raise
+        finally:
+            self.invalidate(path)
+        return True
+
+    def _gcs_put(self, path: str, data: bytes, generation: str) -> bool:
+        """One multipart upload conditioned on ``ifGenerationMatch`` (0: only if absent).
+
+        gcsfs sends the condition itself only for creation (``mode="create"``), so the request is
+        gcsfs's own simple upload with the condition added; a refusal (412) comes back from gcsfs
+        as FileExistsError.
+        """
+        import json
+        from urllib.parse import quote
+
+        bucket, key, _ = self.fs.split_path(path)
+        head = (f"--==0==\nContent-Type: application/json; charset=UTF-8\n\n{json.dumps({'name': key})}\n"
+                "--==0==\nContent-Type: application/octet-stream\n\n").encode()
+        try:
+            self.fs.call("POST", f"{self.fs._location}/upload/storage/v1/b/{quote(bucket)}/o",
+                         uploadType="multipart", ifGenerationMatch=generation, json_out=True,
+                         headers={"Content-Type": 'multipart/related; boundary="==0=="'},
+                         data=head + data + b"\n--==0==--")
+        except (FileExistsError, FileNotFoundError):
+            return False
+        finally:
+            self.invalidate(path)
+        return True
+
+    def _azure_put(self, path: str, data: bytes, etag: str | None) -> bool:
+        """One Put Blob: only if absent (``etag`` None) or only if it still has ``etag``."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        condition: dict[str, Any] = ({"mode": "create"} if etag is None else
+                                     {"etag": etag, "match_condition": MatchConditions.IfNotModified})
+        try:
+            self.fs.pipe_file(path, data, **condition)
+        except (FileExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return False
         finally:
             self.invalidate(path)
         return True

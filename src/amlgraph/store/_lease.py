@@ -3,9 +3,10 @@
 An object store has no advisory locks and no process that could notice a dead holder, so the
 lock is an object, ``<store>/.lease.json``: ``{"owner", "pid", "host", "since", "expires"}``.
 
-- **Taking it**: create the object only if it is absent (a conditional PUT, ``If-None-Match: *``).
-  When it exists and its ``expires`` has passed (its holder died or lost the network), replace
-  it only if it is still the object just read (``If-Match: <its ETag>``): of two runs that find
+- **Taking it**: create the object only if it is absent (a conditional write: ``If-None-Match: *``
+  on S3 and Azure Blob, ``ifGenerationMatch=0`` on GCS). When it exists and its ``expires`` has
+  passed (its holder died or lost the network), replace it only if it is still the object just
+  read (``If-Match: <its ETag>``, ``ifGenerationMatch=<its generation>``): of two runs that find
   the same expired lease, one wins.
 - **Holding it**: a thread renews it every third of its lifetime (``AMLGRAPH_LEASE_SECONDS``,
   default 60), again conditioned on the last version written, so a lease taken over by another
