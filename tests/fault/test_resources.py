@@ -109,22 +109,24 @@ def test_a_disk_too_small_for_the_input_stops_before_writing(tmp_path):
 
 def test_a_later_step_that_cannot_fit_stops_before_it_writes(reference, tmp_path):
     """Room for the earlier steps only: the run stops before the step that would not fit (here
-    the graph), keeps every checkpoint it has (all valid), and resumes once there is room."""
+    edge_features), keeps every checkpoint it has (all valid), and resumes once there is room."""
     from amlgraph.store import CheckpointStore
 
     with tmpfs(tmp_path / "fs", "64m") as fs:
         ckpt = reference.copy_to(fs / "ckpt")
         store = CheckpointStore(ckpt)
-        graph = store.size_bytes("graph_created")
-        store.delete("graph_created")
+        edges = [n for n in store.names() if n.startswith("edge_features")]
+        size = sum(store.size_bytes(n) for n in edges)
+        for name in edges + ["normalized", "imbalanced", "graph_created"]:
+            store.delete(name)
         ballast = fs / "ballast"
-        with open(ballast, "wb") as f:  # leave half the graph's size free
-            f.write(b"\0" * int(shutil.disk_usage(fs).free - graph // 2))
+        with open(ballast, "wb") as f:  # leave half the edge features' size free
+            f.write(b"\0" * int(shutil.disk_usage(fs).free - size // 2))
         result = _run(reference.data, ckpt)
         message = _one_line_error(result)
         assert result.returncode == 3
-        assert "not enough free space for step graph_created" in message
-        assert store.load("graph_created") is None and store.load("normalized") is not None
+        assert "not enough free space for step edge_features" in message
+        assert store.load("edge_features") is None and store.load("node_features") is not None
         assert verify_store(ckpt) == [] and leftovers(ckpt) == []
         ballast.unlink()
         _rerun_equals_clean(reference, ckpt)

@@ -50,18 +50,20 @@ def test_the_report_has_every_section(tiny_report, tiny_run):
         assert title in html
     from amlgraph.store import CheckpointStore
 
+    from amlgraph.runner import load_graph
+
     store = CheckpointStore(tiny_run[1], create=False)
-    graph = store.load("graph_created")
+    graph = load_graph(tiny_run[1])
     summary = store.load("data_loaded").value("summary")
-    assert f"{summary['rows']:,}" in html and f"{len(graph.array('node_y')):,}" in html
-    laundering = int(np.count_nonzero(graph.array("y")))
+    assert f"{summary['rows']:,}" in html and f"{graph.num_nodes:,}" in html
+    laundering = int(np.count_nonzero(graph.y))
     assert f"{laundering:,} ({100 * laundering / summary['rows']:.3f} %)" in html
     for typology in store.load("data_loaded").table("patterns")["typology"].unique():
         assert typology in html
     files = files_dir_of(tiny_report)
     for kind in ("node", "edge"):  # each feature has its panel (SVG text stays text)
         svg = (files / f"{kind}_features.svg").read_text(encoding="utf-8")
-        for name in graph.value(f"{kind}_feature_names"):
+        for name in getattr(graph, f"{kind}_feature_names"):
             assert f">{name}" in svg, name
     weights = store.load("weights").value("class_weights")
     assert f"{weights['1']:.6g}" in html and "smote" in html
