@@ -163,6 +163,27 @@ def test_a_bad_row_in_range_k_fails_the_run_in_one_line_naming_its_line(tiny_dat
     assert "Traceback" not in proc.stderr
 
 
+def test_a_bad_row_in_a_url_input_names_the_url_not_the_workers_copy(tiny_data, tmp_path, monkeypatch):
+    """A worker parses its own copy of a URL input; the error names the URL and the file's line."""
+    from amlgraph.errors import InputError
+    from amlgraph.runner._tasks import phase_task
+
+    monkeypatch.setenv("AMLGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    trans = find_inputs(data).trans
+    line = _line_in_range(trans, 7, 5)
+    _spoil(trans, [line])
+    plan = plan_ranges(trans, _rows_for(trans, 7))
+    url = trans.resolve().as_uri()
+    with pytest.raises(InputError) as info:
+        phase_task(MemoryStore(), "data_loaded_read_chunk_5", "k", func="amlgraph.steps._parse:parse_range_chunk",
+                   step="data_loaded", index=5, kwargs={"path": url, "size": plan.size, "data_start": plan.data_start,
+                                                        "n": plan.n, "k": 5, "on_bad_rows": "raise"})
+    assert info.value.path == url and str(info.value).startswith(f"{url}:{line}: unknown payment format")
+    assert str(tmp_path / "cache") not in str(info.value)
+
+
 def test_quarantined_rows_of_every_range_are_the_streams(tiny_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)

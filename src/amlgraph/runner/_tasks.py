@@ -10,6 +10,7 @@ import importlib
 import time
 from typing import Any
 
+from amlgraph.errors import InputError
 from amlgraph.runner._context import StoreInputs, save_output
 from amlgraph.store import STARTED
 
@@ -19,8 +20,20 @@ def phase_task(store: Any, name: str, key: str, *, func: str, step: str, index: 
     """Compute chunk ``name`` with ``func`` (``"module:function"``) and save it under ``key``."""
     module, _, attr = func.partition(":")
     start = time.perf_counter()
-    kwargs = {k: _local_input(v) for k, v in kwargs.items()}
-    out = getattr(importlib.import_module(module), attr)(StoreInputs(store), **kwargs)
+    urls = {}
+    for k, v in kwargs.items():
+        local = _local_input(v)
+        if local is not v:
+            urls[local] = v
+        kwargs[k] = local
+    try:
+        out = getattr(importlib.import_module(module), attr)(StoreInputs(store), **kwargs)
+    except InputError as exc:
+        # An error in this machine's copy of a URL input names the URL, as the client's would.
+        if exc.path in urls:
+            exc.args = (str(exc).replace(exc.path, urls[exc.path], 1),)
+            exc.path = urls[exc.path]
+        raise
     out.metadata[STARTED] = start
     save_output(store, name, step=step, key=key, out=out, chunk=index)
     return {k: v for k, v in out.metadata.items() if k != STARTED}
@@ -34,4 +47,4 @@ def _local_input(value: Any) -> Any:
 
     if isinstance(value, str) and is_url(value):
         return str(local_copy(value, r"^$"))
-    return value
+    return value  # the same object: not a URL
