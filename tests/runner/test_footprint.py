@@ -93,24 +93,28 @@ def test_status_and_list_show_the_footprint_and_its_ratio(hi_small):
 
 
 def test_a_graph_too_large_to_decode_in_memory_stays_plain_and_memory_mapped(tiny_data, tmp_path, monkeypatch):
-    """Compressed arrays are decoded on every load; a whole graph (as compaction writes it) whose
-    arrays exceed the share of memory allowed for that is written plain and uncoded (memory-mapped
-    on load), with the same values."""
+    """Compressed arrays are decoded on every load and a linked graph is assembled on every load;
+    a graph whose arrays exceed the share of memory allowed for that is written whole, plain and
+    uncoded, by the step (HI-Large on a laptop) or by compaction, and memory-mapped on load, with
+    the same values."""
     import numpy as np
 
     from amlgraph import run_preprocessing
     from amlgraph.runner import _context, load_graph
+    from amlgraph.runner._compact import compact_checkpoints
     from amlgraph.store import CheckpointStore
     from pipeline_helpers import graph_digest
 
     small = run_preprocessing({"data_path": str(tiny_data), "checkpoint_dir": str(tmp_path / "a"), "quiet": True})
+    assert "links" in CheckpointStore(tmp_path / "a").load("graph_created").values
     monkeypatch.setattr(_context, "DECODE_MEMORY_FRACTION", 1e-12)
-    from amlgraph.runner._compact import compact_checkpoints
-
+    big = run_preprocessing({"data_path": str(tiny_data), "checkpoint_dir": str(tmp_path / "b"), "quiet": True})
     compact_checkpoints(tmp_path / "a")
-    whole = CheckpointStore(tmp_path / "a").load("graph_created")
-    assert all(info["file"].endswith(".npy") for info in whole.manifest["arrays"].values())
-    assert "coding" not in whole.values
-    plain = load_graph(tmp_path / "a")
-    assert isinstance(plain.edge_attr, np.memmap) and isinstance(plain.x_val, np.memmap)
-    assert graph_digest(plain) == graph_digest(small.graph)
+    for root in (tmp_path / "a", tmp_path / "b"):
+        whole = CheckpointStore(root).load("graph_created")
+        assert "links" not in whole.values and "coding" not in whole.values
+        assert all(info["file"].endswith(".npy") for info in whole.manifest["arrays"].values())
+        plain = load_graph(root)
+        assert isinstance(plain.edge_attr, np.memmap) and isinstance(plain.x_val, np.memmap)
+        assert graph_digest(plain) == graph_digest(small.graph)
+    assert graph_digest(big.graph) == graph_digest(small.graph)

@@ -112,6 +112,11 @@ class StepContextImpl:
             raise CheckpointError(f"step {self.name} uses {name} but does not declare it")
         return self._run.loaded[name] if name in self._run.declarations else None
 
+    def decodable(self, nbytes: int) -> bool:
+        import psutil
+
+        return nbytes <= psutil.virtual_memory().total * DECODE_MEMORY_FRACTION
+
     def option(self, name: str) -> Any:
         """A configuration field that shapes only the chunk plan (never the result)."""
         return getattr(self._run.cfg, name)

@@ -138,6 +138,12 @@ class StepContext(Protocol):
         runs at once leave their cores to those)."""
         ...
 
+    def decodable(self, nbytes: int) -> bool:
+        """Whether arrays of ``nbytes`` in all may be decoded into memory on every load (the
+        runner's budget: a share of the machine's memory); if not, they are written plain, to be
+        memory-mapped."""
+        ...
+
     def option(self, name: str) -> Any:
         """A configuration field that is not one of the step's keyed params: an input file
         keyed by its content (``rates_file``), or a field that shapes only the chunk plan."""

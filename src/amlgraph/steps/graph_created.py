@@ -10,7 +10,9 @@ holds only what is its own (``node_y``, the synthetic rows, names, weights, voca
 ``parts``, so a run treats the graph as invalid when one of them is missing, damaged or stale.
 ``load_graph`` rebuilds the arrays with the same functions (:func:`linked_arrays`), bit for bit.
 ``checkpoints clean --compact`` writes the graph whole (``TransactionGraph.to_payload``) before it
-removes the rest.
+removes the rest. A graph too large to assemble in memory on every load (``ctx.decodable``: a
+share of the machine's memory; HI-Large on a laptop) is written whole and plain by the step
+itself, chunk by chunk, to be memory-mapped, as before the links existed.
 
 The step still computes every normalised matrix once, chunk by chunk, to refuse a NaN or an
 infinity before the graph is committed; memory follows one chunk, not the graph.
@@ -22,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from amlgraph.graph import RAW_COLUMNS, graph_values
-from amlgraph.steps._contract import Inputs, Output, Part, Step, StepContext, parts_value
+from amlgraph.graph import RAW_COLUMNS, graph_payload, graph_values
+from amlgraph.steps._contract import Inputs, Output, Part, Pieces, Step, StepContext
 from amlgraph.steps._finite import require_finite
 from amlgraph.steps._layout import INDEX, chunk_names, coded_chunks, parts
 from amlgraph.steps.normalized import scaled_edge_matrix, scaled_node_matrices
@@ -44,30 +46,55 @@ def compute(ctx: StepContext) -> Output:
     node_cols, edge_cols = list(norm.value("node_columns")), list(norm.value("edge_columns"))
     # Nothing that is not a number reaches the graph: every matrix is checked here (an error
     # aborts the step; the graph checkpoint is then not committed).
-    for matrix in scaled_node_matrices(inputs, norm, node_chunks).values():
+    matrices = scaled_node_matrices(inputs, norm, node_chunks)
+    for matrix in matrices.values():
         require_finite(matrix, node_cols, step="graph_created", what="normalised node feature(s)",
                        where=lambda k: f"account {nodes.row(k, named=True)['account']!r} (node {k})",
                        hint="rerun with --resume-from edge_features to recompute the normalized step; if it "
                             "recurs, check the amounts of that account's transactions (amlgraph check)")
-    for name in edge_chunks:
-        require_finite(scaled_edge_matrix(inputs, norm, name), edge_cols, step="graph_created",
-                       what="normalised edge feature(s)",
-                       where=lambda k, name=name: f"row {inputs.scan([name], 'features').select('row').collect()['row'][k]}",
+
+    def edge_block(name: str) -> np.ndarray:
+        block = scaled_edge_matrix(inputs, norm, name)
+        require_finite(block, edge_cols, step="graph_created", what="normalised edge feature(s)",
+                       where=lambda k: f"row {inputs.scan([name], 'features').select('row').collect()['row'][k]}",
                        hint="check the amounts of that row (amlgraph check); if they are sane, rerun "
                             "with --resume-from edge_features to recompute the normalized step")
+        return block
+
+    schema = inputs.scan(coded[:1], "transactions").collect_schema()
+    whole = not ctx.decodable(_graph_bytes(n_edges, len(edge_cols), nodes.height, len(node_cols) * len(matrices)))
+    if not whole:
+        for name in edge_chunks:
+            edge_block(name)
     # Laundering rows are few: one filtered scan finds every account that touches one.
     launder = (inputs.scan(coded, "transactions").filter(pl.col("is_laundering") == 1)
                .select("src", "dst").collect(engine="streaming"))
     node_y = np.zeros(nodes.height, dtype=np.int8)
     node_y[launder["src"].to_numpy()] = 1
     node_y[launder["dst"].to_numpy()] = 1
-    schema = inputs.scan(coded[:1], "transactions").collect_schema()
     imb = ctx.step("imbalanced")
     synthetic = np.asarray(imb.array("X_synthetic"))
     require_finite(synthetic, edge_cols, step="graph_created", what="synthetic edge feature(s)",
                    where=lambda k: f"synthetic row {k}",
                    hint="rerun with --resume-from normalized to recompute the imbalanced step")
     weights = {int(k): float(v) for k, v in ctx.step("weights").value("class_weights").items()}
+    metadata = {"num_accounts": int(nodes.height), "num_edges": n_edges, "num_features": len(node_cols)}
+    if whole:
+        # Too large to assemble in memory on every load: written whole and plain, chunk by chunk
+        # (memory follows one chunk), to be memory-mapped; the views and edge matrix uncoded.
+        x = matrices.pop("x")
+        pieces = {"edge_attr": Pieces((n_edges, len(edge_cols)), np.float32,
+                                      [lambda name=name: edge_block(name) for name in edge_chunks]),
+                  "edge_index": Pieces((2, n_edges), np.int64, _parts(inputs, coded, "src") + _parts(inputs, coded, "dst"))}
+        for key, (col, dtype) in _EDGE_COLUMNS.items():
+            pieces[key] = Pieces((n_edges,), dtype, _parts(inputs, coded, col))
+        for col in RAW_COLUMNS:
+            pieces[f"raw_{col}"] = Pieces((n_edges,), _numpy_dtype(schema[col]), _parts(inputs, coded, col))
+        tables, arrays, values = graph_payload(
+            nodes=nodes, x=x, node_y=node_y, pieces=pieces, synthetic=(synthetic, np.asarray(imb.array("y_synthetic"))),
+            node_feature_names=node_cols, edge_feature_names=edge_cols, class_weights=weights,
+            vocab=data.value("vocab"), raw_dtypes={c: schema[c] for c in RAW_COLUMNS}, x_views=matrices or None)
+        return Output(tables=tables, arrays=arrays, values=values, metadata=metadata)
     views = sorted(a for a in _view_arrays(norm) if a != "x")
     values = graph_values(node_feature_names=node_cols, edge_feature_names=edge_cols, class_weights=weights,
                           vocab=data.value("vocab"), raw_dtypes={c: schema[c] for c in RAW_COLUMNS},
@@ -81,9 +108,23 @@ def compute(ctx: StepContext) -> Output:
     values["parts"] = sources
     return Output(arrays={"node_y": node_y, "synthetic_edge_attr": synthetic,
                           "synthetic_y": np.asarray(imb.array("y_synthetic"))},
-                  values=values,
-                  metadata={"num_accounts": int(nodes.height), "num_edges": n_edges,
-                            "num_features": len(node_cols)})
+                  values=values, metadata=metadata)
+
+
+def _graph_bytes(n_edges: int, edge_features: int, n_nodes: int, node_cells: int) -> int:
+    """Bytes of the whole graph's arrays: the edge matrix (float32), edge_index, edge_row,
+    timestamp (int64), y, split (int8), the raw columns (~38 bytes a row), the node matrices."""
+    return n_edges * (4 * edge_features + 16 + 16 + 2 + 38) + n_nodes * 4 * node_cells
+
+
+def _parts(inputs: Inputs, coded: list[str], col: str) -> list:
+    """Loaders of one column of every coded chunk (one column decoded at a time)."""
+    return [lambda name=name: inputs.scan([name], "transactions").select(col).collect()[col].to_numpy()
+            for name in coded]
+
+
+def _numpy_dtype(dtype: pl.DataType) -> np.dtype:
+    return pl.Series([], dtype=dtype).to_numpy().dtype
 
 
 def _view_arrays(norm: Any) -> list[str]:
@@ -116,7 +157,7 @@ def linked_arrays(inputs: Inputs, links: dict) -> tuple[pl.DataFrame, dict[str, 
     coded = links["coded"]
     schema = inputs.scan(coded[:1], "transactions").collect_schema()
     columns = {name: (col, dtype) for name, (col, dtype) in _EDGE_COLUMNS.items()}
-    columns.update({f"raw_{c}": (c, pl.Series([], dtype=schema[c]).to_numpy().dtype) for c in RAW_COLUMNS})
+    columns.update({f"raw_{c}": (c, _numpy_dtype(schema[c])) for c in RAW_COLUMNS})
     out = {name: np.empty(n, dtype=dtype) for name, (_, dtype) in columns.items()}
     edge_index = np.empty((2, n), dtype=np.int64)
     at = 0
