@@ -170,12 +170,20 @@ def _new_file(out: Path, name: str, before: set, *, final: bool) -> str | None:
 
 
 def export_attempt(ckpt: Path, fmt: str, out: Path, trigger: Trigger = NO_KILL, *,
-                   timeout: float = 300.0, preexec_fn=None) -> ExportAttempt:
-    """Run `amlgraph export` once; kill it when ``trigger`` fires (unless it ends first)."""
+                   timeout: float = 300.0, preexec_fn=None, launcher=None) -> ExportAttempt:
+    """Run `amlgraph export` once; kill it when ``trigger`` fires (unless it ends first).
+
+    With a ``launcher`` (``warm_cli.WarmLauncher``) the process is forked from a parent that has
+    imported torch already, instead of starting ``python -m amlgraph`` afresh."""
     before = set(_files_under(out.parent)) if trigger.kind in ("writing", "commit") else set()
     start = time.perf_counter()
-    proc = subprocess.Popen(export_command(ckpt, fmt, out), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env(), preexec_fn=preexec_fn)
+    command = export_command(ckpt, fmt, out)
+    if launcher is not None and preexec_fn is None:
+        assert command[1:3] == ["-m", "amlgraph"], command
+        proc = launcher.start(command[3:], env())
+    else:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env(), preexec_fn=preexec_fn)
     killed = confirmed = False
     deadline = time.monotonic() + timeout
     try:
@@ -210,9 +218,9 @@ def _kill(proc: subprocess.Popen) -> bool:
     return True
 
 
-def export_ok(ckpt: Path, fmt: str, out: Path) -> ExportAttempt:
+def export_ok(ckpt: Path, fmt: str, out: Path, *, launcher=None) -> ExportAttempt:
     """An export that must succeed."""
-    a = export_attempt(ckpt, fmt, out)
+    a = export_attempt(ckpt, fmt, out, launcher=launcher)
     assert a.returncode == 0, f"export {fmt} of {ckpt} into {out} failed ({a.returncode}): {a.stderr}"
     return a
 
