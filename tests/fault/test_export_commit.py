@@ -5,7 +5,6 @@ next export removes whatever a killed one left beside it."""
 from __future__ import annotations
 
 import contextlib
-import resource
 import shutil
 import subprocess
 from pathlib import Path
@@ -199,19 +198,13 @@ def test_disk_full_during_an_export(graphs, refs, warm, tmp_path, fmt):
         assert state(out, ref) == "C" and beside(out) == []
 
 
-def _file_size_limit(limit: int):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 @pytest.mark.parametrize("fmt", ("parquet", "pyg"))
 def test_file_size_limit_during_an_export(graphs, refs, warm, tmp_path, fmt):
     """EFBIG (a file-size limit, no mount needed): the same clean failure as a full disk."""
     ref = refs(fmt, "small", "C")
     out = tmp_path / "exports" / "E"
     export_ok(graphs["small"], fmt, out, launcher=warm)
-    result = export_attempt(graphs["C"], fmt, out, preexec_fn=_file_size_limit(256 << 10))
+    result = export_attempt(graphs["C"], fmt, out, fsize=256 << 10, launcher=warm)
     message = _one_line_error(result)
     assert result.returncode == 3, message
     assert "file too large" in message.lower(), message

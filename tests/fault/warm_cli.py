@@ -48,6 +48,9 @@ for line in proto_in:
             os.dup2(out, 1); os.dup2(err, 2); os.close(out); os.close(err)
             sys.stdout = os.fdopen(1, "w", buffering=1)
             sys.stderr = os.fdopen(2, "w", buffering=1)
+            if job["fsize"] is not None:  # a file-size limit (EFBIG; Python ignores SIGXFSZ)
+                import resource
+                resource.setrlimit(resource.RLIMIT_FSIZE, (job["fsize"], job["fsize"]))
             os.environ.update(job["env"])
             for key in job["unset"]:
                 os.environ.pop(key, None)
@@ -86,14 +89,16 @@ class WarmLauncher:
             self.close()
             raise RuntimeError(f"the warm launcher did not start (said {ready!r})")
 
-    def start(self, argv: list[str], env: dict[str, str]) -> "WarmProcess":
-        """Fork a child running ``amlgraph argv`` under ``env`` (its whole environment)."""
+    def start(self, argv: list[str], env: dict[str, str], *,
+              fsize: int | None = None) -> "WarmProcess":
+        """Fork a child running ``amlgraph argv`` under ``env`` (its whole environment) and, when
+        given, a file-size limit of ``fsize`` bytes (``RLIMIT_FSIZE``)."""
         assert not self._busy, "one child at a time"
         self._count += 1
         stdout, stderr = self._dir / f"{self._count}.out", self._dir / f"{self._count}.err"
         job = {"argv": argv, "stdout": str(stdout), "stderr": str(stderr),
                "env": {k: v for k, v in env.items() if self._env.get(k) != v},
-               "unset": [k for k in self._env if k not in env]}
+               "unset": [k for k in self._env if k not in env], "fsize": fsize}
         self._send(json.dumps(job))
         said = self._server.stdout.readline().split()
         assert said[:1] == ["pid"], f"the warm launcher said {said!r}"
