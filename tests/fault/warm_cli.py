@@ -1,8 +1,9 @@
 """`amlgraph` commands in real processes forked from a warm parent that has already imported torch.
 
 A PyG export spends most of a fresh process on ``import torch`` (seconds on a loaded machine),
-and the export fault tests start dozens of them. ``WarmLauncher`` starts one server process that
-imports torch and the `amlgraph` command once (and nothing that starts threads: Polars, whose
+and the export fault tests start dozens of them (the hostile-store tests dozens of other
+commands). ``WarmLauncher`` starts one server process that imports torch and the `amlgraph`
+command once (and nothing that starts threads: Polars, whose
 allocator and pools start threads, is imported by each child itself), then forks one child per
 command. Each child is a real process running the same ``amlgraph.cli.main`` as
 ``python -m amlgraph``, with its own stdout and stderr files; the caller stops and kills it with
@@ -24,8 +25,9 @@ from pathlib import Path
 
 # The server: reads one JSON command per line on stdin, answers on stdout.
 _SERVER = r"""
-import json, os, sys, traceback
-import torch  # noqa: F401  (the point: imported once, before any fork)
+import importlib, json, os, sys, traceback
+for name in sys.argv[1:]:  # e.g. torch: imported once, before any fork
+    importlib.import_module(name)
 import amlgraph.cli
 proto_in = os.fdopen(os.dup(0), "r")
 proto_out = os.fdopen(os.dup(1), "w")
@@ -77,10 +79,13 @@ for line in proto_in:
 class WarmLauncher:
     """One warm server per test module (see the module docstring); ``start`` forks a child."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], preload: tuple[str, ...] = ("torch",)):
+        """``env``: the server's environment; ``preload``: modules it imports besides the
+        `amlgraph` command (never one that starts threads, such as polars)."""
         self._env = env
-        self._server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env)
+        self._server = subprocess.Popen([sys.executable, "-c", _SERVER, *preload],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env=env)
         self._dir = Path(tempfile.mkdtemp(prefix="warm-cli-"))
         self._count = 0
         self._busy = False
@@ -123,6 +128,20 @@ class WarmLauncher:
         for p in self._dir.iterdir():
             p.unlink()
         self._dir.rmdir()
+
+
+def run(launcher: WarmLauncher, argv: list[str], env: dict[str, str], *,
+        timeout: float) -> subprocess.CompletedProcess:
+    """``subprocess.run(..., capture_output=True, text=True, timeout=timeout)`` of ``amlgraph
+    argv`` through ``launcher``: on a timeout the child is killed and TimeoutExpired raised."""
+    proc = launcher.start(argv, env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(["amlgraph", *argv], proc.returncode, out, err)
 
 
 class WarmProcess:
