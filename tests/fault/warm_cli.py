@@ -3,9 +3,8 @@
 A PyG export spends most of a fresh process on ``import torch`` (seconds on a loaded machine),
 and the export fault tests start dozens of them (the hostile-store tests dozens of other
 commands). ``WarmLauncher`` starts one server process that imports torch and the `amlgraph`
-command once (and nothing that starts threads: Polars, whose
-allocator and pools start threads, is imported by each child itself), then forks one child per
-command. Each child is a real process running the same ``amlgraph.cli.main`` as
+command once (and nothing that starts threads: Polars, whose allocator and pools start threads,
+is imported by each child itself), then forks one child per command. Each child is a real process running the same ``amlgraph.cli.main`` as
 ``python -m amlgraph``, with its own stdout and stderr files; the caller stops and kills it with
 real signals. ``WarmProcess`` offers the part of ``subprocess.Popen`` the fault harness uses.
 
@@ -25,7 +24,7 @@ from pathlib import Path
 
 # The server: reads one JSON command per line on stdin, answers on stdout.
 _SERVER = r"""
-import importlib, json, os, sys, traceback
+import atexit, importlib, json, os, sys, traceback
 for name in sys.argv[1:]:  # e.g. torch: imported once, before any fork
     importlib.import_module(name)
 import amlgraph.cli
@@ -48,8 +47,10 @@ for line in proto_in:
             out = os.open(job["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(out, 1); os.dup2(err, 2); os.close(out); os.close(err)
-            sys.stdout = os.fdopen(1, "w", buffering=1)
-            sys.stderr = os.fdopen(2, "w", buffering=1)
+            sys.stdout = os.fdopen(1, "w", buffering=1, encoding=sys.stdout.encoding,
+                                   errors=sys.stdout.errors)
+            sys.stderr = os.fdopen(2, "w", buffering=1, encoding=sys.stderr.encoding,
+                                   errors=sys.stderr.errors)
             if job["fsize"] is not None:  # a file-size limit (EFBIG; Python ignores SIGXFSZ)
                 import resource
                 resource.setrlimit(resource.RLIMIT_FSIZE, (job["fsize"], job["fsize"]))
@@ -60,10 +61,13 @@ for line in proto_in:
             code = amlgraph.cli.main()  # as `python -m amlgraph` calls it: argv from sys.argv
         except SystemExit as exc:  # argparse: as `python -m amlgraph` exits
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
         except BaseException:
             traceback.print_exc()
         finally:
-            try:
+            try:  # what the interpreter does at a normal exit, then no return into the loop
+                atexit._run_exitfuncs()
                 sys.stdout.flush(); sys.stderr.flush()
             finally:
                 os._exit(code or 0)
