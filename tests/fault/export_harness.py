@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -170,12 +171,22 @@ def _new_file(out: Path, name: str, before: set, *, final: bool) -> str | None:
 
 
 def export_attempt(ckpt: Path, fmt: str, out: Path, trigger: Trigger = NO_KILL, *,
-                   timeout: float = 300.0, preexec_fn=None) -> ExportAttempt:
-    """Run `amlgraph export` once; kill it when ``trigger`` fires (unless it ends first)."""
+                   timeout: float = 300.0, preexec_fn=None, launcher=None,
+                   fsize: int | None = None) -> ExportAttempt:
+    """Run `amlgraph export` once; kill it when ``trigger`` fires (unless it ends first).
+
+    With a ``launcher`` (``warm_cli.WarmLauncher``) the process is forked from a parent that has
+    imported torch already, instead of starting ``python -m amlgraph`` afresh. ``fsize``: a
+    file-size limit (bytes) of the process."""
     before = set(_files_under(out.parent)) if trigger.kind in ("writing", "commit") else set()
     start = time.perf_counter()
-    proc = subprocess.Popen(export_command(ckpt, fmt, out), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env(), preexec_fn=preexec_fn)
+    command = export_command(ckpt, fmt, out)
+    if launcher is not None and preexec_fn is None:
+        assert command[1:3] == ["-m", "amlgraph"], command
+        proc = launcher.start(command[3:], env(), fsize=fsize)
+    else:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env(), preexec_fn=_with_fsize(preexec_fn, fsize))
     killed = confirmed = False
     deadline = time.monotonic() + timeout
     try:
@@ -202,6 +213,18 @@ def export_attempt(ckpt: Path, fmt: str, out: Path, trigger: Trigger = NO_KILL, 
                          time.perf_counter() - start, stdout, stderr)
 
 
+def _with_fsize(preexec_fn, fsize: int | None):
+    """``preexec_fn``, then a file-size limit of ``fsize`` bytes when given."""
+    if fsize is None:
+        return preexec_fn
+
+    def apply() -> None:
+        if preexec_fn is not None:
+            preexec_fn()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    return apply
+
+
 def _kill(proc: subprocess.Popen) -> bool:
     if proc.poll() is not None:
         return False
@@ -210,9 +233,9 @@ def _kill(proc: subprocess.Popen) -> bool:
     return True
 
 
-def export_ok(ckpt: Path, fmt: str, out: Path) -> ExportAttempt:
+def export_ok(ckpt: Path, fmt: str, out: Path, *, launcher=None) -> ExportAttempt:
     """An export that must succeed."""
-    a = export_attempt(ckpt, fmt, out)
+    a = export_attempt(ckpt, fmt, out, launcher=launcher)
     assert a.returncode == 0, f"export {fmt} of {ckpt} into {out} failed ({a.returncode}): {a.stderr}"
     return a
 

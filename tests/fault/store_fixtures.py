@@ -64,8 +64,13 @@ def deep_json(depth: int = 100_000) -> str:
     return "[" * depth + "]" * depth
 
 
-def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    """``amlgraph ARGS`` in a subprocess; raises subprocess.TimeoutExpired when it hangs."""
+def run_cli(*args: str, timeout: float = 60.0, launcher=None) -> subprocess.CompletedProcess:
+    """``amlgraph ARGS`` in a subprocess; raises subprocess.TimeoutExpired when it hangs. With a
+    ``launcher`` (``warm_cli.WarmLauncher``) the process is forked from a warm parent."""
+    if launcher is not None:
+        from warm_cli import run
+
+        return run(launcher, list(args), env(), timeout=timeout)
     return subprocess.run(amlgraph(*args), capture_output=True, text=True, timeout=timeout, env=env(),
                           stdin=subprocess.DEVNULL)
 

@@ -5,7 +5,6 @@ next export removes whatever a killed one left beside it."""
 from __future__ import annotations
 
 import contextlib
-import resource
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +22,8 @@ from export_harness import (
     state,
     while_writing,
 )
+from harness import env
+from warm_cli import WarmLauncher
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,16 @@ def graphs(tmp_path_factory) -> dict[str, Path]:
         "small": save_graph(random_graph(30, 200, seed=3), base / "small"),
         "C": save_graph(random_graph(3000, 60_000, seed=4), base / "C"),
     }
+
+
+@pytest.fixture(scope="module")
+def warm():
+    """Export processes forked from a parent that imported torch once (``warm_cli``): the
+    commit protocol under test runs as in ``python -m amlgraph``, without seconds of imports
+    before every kill."""
+    launcher = WarmLauncher(env())
+    yield launcher
+    launcher.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,26 +106,26 @@ def _check_kills(seen: list[tuple], names: tuple[str, ...], moments: int) -> Non
 
 # --- (a) replacing an export, killed at many moments ----------------------------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_replacing_an_export_killed_anywhere_leaves_one_whole_export(graphs, refs, tmp_path, fmt):
+def test_replacing_an_export_killed_anywhere_leaves_one_whole_export(graphs, refs, warm, tmp_path, fmt):
     ref = refs(fmt, "A", "B")
     out = tmp_path / "exports" / "E"
-    first = export_ok(graphs["A"], fmt, out).elapsed
+    first = export_ok(graphs["A"], fmt, out, launcher=warm).elapsed
     assert state(out, ref) == "A"
-    again = export_ok(graphs["B"], fmt, out).elapsed  # a whole uninterrupted replacement
+    again = export_ok(graphs["B"], fmt, out, launcher=warm).elapsed  # a whole uninterrupted replacement
     assert state(out, ref) == "B"
-    export_ok(graphs["A"], fmt, out)
+    export_ok(graphs["A"], fmt, out, launcher=warm)
     duration = min(first, again)  # the kill moments must land before a warm export ends
     names = FILES[fmt]
     moments = [after(f * duration) for f in TIME_FRACTIONS]
     triggers = [while_writing(n) for n in _mid_write(names)] + [on_commit(names[-1])] + moments
     seen = []
     for trigger in triggers:
-        a = export_attempt(graphs["B"], fmt, out, trigger)
+        a = export_attempt(graphs["B"], fmt, out, trigger, launcher=warm)
         now = state(out, ref)
         seen.append((str(trigger), a.killed, a.confirmed, now, beside(out)))
         assert now in ("A", "B"), f"{fmt}: kill {trigger}: the target holds {now}; so far {seen}"
         # the next export to the same target finishes and removes what the killed one left
-        export_ok(graphs["A"], fmt, out)
+        export_ok(graphs["A"], fmt, out, launcher=warm)
         assert state(out, ref) == "A", seen
         assert beside(out) == [], f"{fmt}: after a kill {trigger} and a new export: {beside(out)}"
     _check_kills(seen, names, len(moments))
@@ -122,23 +133,23 @@ def test_replacing_an_export_killed_anywhere_leaves_one_whole_export(graphs, ref
 
 # --- (b) a first export, killed -------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_first_export_killed_leaves_nothing_or_a_whole_export(graphs, refs, tmp_path, fmt):
+def test_a_first_export_killed_leaves_nothing_or_a_whole_export(graphs, refs, warm, tmp_path, fmt):
     ref = refs(fmt, "A")
     out = tmp_path / "exports" / "E"
-    duration = export_ok(graphs["A"], fmt, out).elapsed
+    duration = export_ok(graphs["A"], fmt, out, launcher=warm).elapsed
     shutil.rmtree(out)
-    duration = min(duration, export_ok(graphs["A"], fmt, out).elapsed)
+    duration = min(duration, export_ok(graphs["A"], fmt, out, launcher=warm).elapsed)
     names = FILES[fmt]
     moments = [after(f * duration) for f in TIME_FRACTIONS[::2]]
     triggers = [while_writing(n) for n in _mid_write(names)] + [on_commit(names[-1])] + moments
     seen = []
     for trigger in triggers:
         shutil.rmtree(out)
-        a = export_attempt(graphs["A"], fmt, out, trigger)
+        a = export_attempt(graphs["A"], fmt, out, trigger, launcher=warm)
         now = state(out, ref)
         seen.append((str(trigger), a.killed, a.confirmed, now, beside(out)))
         assert now in ("absent", "A"), f"{fmt}: kill {trigger} of a first export left {now}; {seen}"
-        export_ok(graphs["A"], fmt, out)
+        export_ok(graphs["A"], fmt, out, launcher=warm)
         assert state(out, ref) == "A" and beside(out) == [], (seen, beside(out))
     _check_kills(seen, names, len(moments))
 
@@ -166,12 +177,12 @@ def _remount(path: Path, options: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_disk_full_during_an_export(graphs, refs, tmp_path, fmt):
+def test_disk_full_during_an_export(graphs, refs, warm, tmp_path, fmt):
     ref = refs(fmt, "small", "C")
     with tmpfs(tmp_path / "fs", "1m") as fs:
         out = fs / "exports" / "E"
-        export_ok(graphs["small"], fmt, out)
-        result = export_attempt(graphs["C"], fmt, out)
+        export_ok(graphs["small"], fmt, out, launcher=warm)
+        result = export_attempt(graphs["C"], fmt, out, launcher=warm)
         message = _one_line_error(result)
         assert result.returncode == 3, message
         assert "no space left on device" in message.lower(), message
@@ -179,27 +190,21 @@ def test_disk_full_during_an_export(graphs, refs, tmp_path, fmt):
         assert state(out, ref) == "small" and beside(out) == [], (state(out, ref), beside(out))
         # a first export into a full disk leaves nothing either
         first = fs / "exports" / "F"
-        result = export_attempt(graphs["C"], fmt, first)
+        result = export_attempt(graphs["C"], fmt, first, launcher=warm)
         assert result.returncode == 3, _one_line_error(result)
         assert not first.exists() and sorted(p.name for p in (fs / "exports").iterdir()) == ["E"]
         _remount(fs, "size=64m")
-        export_ok(graphs["C"], fmt, out)
+        export_ok(graphs["C"], fmt, out, launcher=warm)
         assert state(out, ref) == "C" and beside(out) == []
 
 
-def _file_size_limit(limit: int):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 @pytest.mark.parametrize("fmt", ("parquet", "pyg"))
-def test_file_size_limit_during_an_export(graphs, refs, tmp_path, fmt):
+def test_file_size_limit_during_an_export(graphs, refs, warm, tmp_path, fmt):
     """EFBIG (a file-size limit, no mount needed): the same clean failure as a full disk."""
     ref = refs(fmt, "small", "C")
     out = tmp_path / "exports" / "E"
-    export_ok(graphs["small"], fmt, out)
-    result = export_attempt(graphs["C"], fmt, out, preexec_fn=_file_size_limit(256 << 10))
+    export_ok(graphs["small"], fmt, out, launcher=warm)
+    result = export_attempt(graphs["C"], fmt, out, fsize=256 << 10, launcher=warm)
     message = _one_line_error(result)
     assert result.returncode == 3, message
     assert "file too large" in message.lower(), message
@@ -207,20 +212,20 @@ def test_file_size_limit_during_an_export(graphs, refs, tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", ("parquet", "multignn"))
-def test_read_only_file_system_during_an_export(graphs, refs, tmp_path, fmt):
+def test_read_only_file_system_during_an_export(graphs, refs, warm, tmp_path, fmt):
     ref = refs(fmt, "A", "B")
     with tmpfs(tmp_path / "fs", "64m") as fs:
         out = fs / "exports" / "E"
-        export_ok(graphs["A"], fmt, out)
+        export_ok(graphs["A"], fmt, out, launcher=warm)
         _remount(fs, "ro")
-        result = export_attempt(graphs["B"], fmt, out)
+        result = export_attempt(graphs["B"], fmt, out, launcher=warm)
         message = _one_line_error(result)
         assert result.returncode == 3, message
         assert "read-only file system" in message.lower(), message
         assert state(out, ref) == "A" and beside(out) == []
-        first = export_attempt(graphs["B"], fmt, fs / "exports" / "F")
+        first = export_attempt(graphs["B"], fmt, fs / "exports" / "F", launcher=warm)
         assert first.returncode == 3, _one_line_error(first)
         _remount(fs, "rw")
         assert not (fs / "exports" / "F").exists()
-        export_ok(graphs["B"], fmt, out)
+        export_ok(graphs["B"], fmt, out, launcher=warm)
         assert state(out, ref) == "B" and beside(out) == []

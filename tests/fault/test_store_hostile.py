@@ -24,6 +24,7 @@ from harness import env
 from pipeline_helpers import graph_digest
 from store_fixtures import (CHUNKS, copy_run, deep_json, gen_dir, make_run, one_line_error, read_manifest,
                             replace_data_file, run_cli, write_sealed)
+from warm_cli import WarmLauncher
 
 HANG_S = 60  # a command still running after this long is hung on a file
 
@@ -34,6 +35,14 @@ def finished(tmp_path_factory):
     digest = graph_digest(run_preprocessing(data_path=data, checkpoint_dir=ckpt, quiet=True,
                                             chunk_size=20, chunk_rows=200).graph)
     return data, ckpt, digest
+
+
+@pytest.fixture(scope="module")
+def warm():
+    """Commands forked from a parent that imported the `amlgraph` command once (``warm_cli``)."""
+    launcher = WarmLauncher(env(), preload=())
+    yield launcher
+    launcher.close()
 
 
 def _run(data, root, **kw):
@@ -200,7 +209,7 @@ HANGS = {
 
 
 @pytest.mark.parametrize("case", list(HANGS))
-def test_no_command_hangs_on_a_fifo_or_device(finished, tmp_path, case):
+def test_no_command_hangs_on_a_fifo_or_device(finished, warm, tmp_path, case):
     data, ckpt, digest = finished
     root = copy_run(ckpt, tmp_path / "ckpt")
     plant, expected = HANGS[case]
@@ -212,7 +221,7 @@ def test_no_command_hangs_on_a_fifo_or_device(finished, tmp_path, case):
     for args, rc in zip(commands, expected):
         args = [str(a) for a in args]
         try:
-            proc = run_cli(*args, timeout=HANG_S)
+            proc = run_cli(*args, timeout=HANG_S, launcher=warm)
         except subprocess.TimeoutExpired:
             pytest.fail(f"amlgraph {' '.join(args[:2])} hung on {case} (killed after {HANG_S} s)")
         assert proc.returncode == rc, (args, proc.stdout[-2000:], proc.stderr)
