@@ -113,7 +113,7 @@ def main() -> None:
         shutil.rmtree(work)
         time.sleep(1)
     mid = sorted(range(len(s3_walls)), key=lambda k: s3_walls[k])[len(s3_walls) // 2]
-    print(json.dumps({"preset": args.preset, "runs": args.runs, "workers": args.workers,
+    print(json.dumps({"data": str(args.data) if args.data else args.preset, "runs": args.runs, "workers": args.workers,
                       "local_wall_s_median": round(median(local_walls), 2),
                       "s3_wall_s_median": round(median(s3_walls), 2),
                       "s3_noop_rerun_s_median": round(median(reruns), 2),
