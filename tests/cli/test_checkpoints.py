@@ -76,6 +76,26 @@ def test_clean_older_than(store):
     assert store.names() == ["node_features", "node_features_chunk_2", "node_features_chunk_10"]
 
 
+def test_clean_by_age_keeps_what_a_kept_checkpoint_is_read_from(tiny_data, tmp_path, capsys):
+    """The graph links to its chunks: --keep-last 1 keeps it and them, and it still loads."""
+    from amlgraph import run_preprocessing
+    from amlgraph.runner import load_graph
+    from pipeline_helpers import graph_digest
+
+    ckpt = tmp_path / "ckpt"
+    digest = graph_digest(run_preprocessing(data_path=tiny_data, checkpoint_dir=ckpt, quiet=True).graph)
+    store = CheckpointStore(ckpt)
+    linked = {p["name"] for p in store.load("graph_created").value("parts")}
+    for i, n in enumerate(store.names()):  # the graph the newest
+        _age(store, n, "2030-01-01T00:00:00.000000Z" if n == "graph_created" else f"2024-01-01T00:00:{i % 60:02d}.000000Z")
+    checkpoints_command(_args("clean", ckpt, keep_last=1))
+    out = capsys.readouterr().out
+    names = set(CheckpointStore(ckpt).names())
+    assert "graph_created" in names and linked <= names and "that a kept checkpoint is read from" in out
+    assert "imbalanced" not in names  # not linked: removed
+    assert graph_digest(load_graph(ckpt)) == digest
+
+
 def test_clean_refuses_a_locked_directory(store):
     with store.lock():
         with pytest.raises(LockedError, match="locked by pid"):

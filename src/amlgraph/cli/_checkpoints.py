@@ -197,6 +197,8 @@ def _clean(store: CheckpointStore, args: argparse.Namespace) -> int:
         protected = set(newest[:keep_last]) if keep_last is not None else set()
         doomed = [n for n in manifests if n not in protected
                   and (cutoff is None or _created(manifests[n]) < cutoff)]
+        held = _held_parts(store, manifests, doomed)
+        doomed = [n for n in doomed if n not in held]
         if only_damaged:  # exactly what verify reports (full verification)
             damaged = [p for p in damaged_checkpoints(store) if p.name not in doomed]
         else:  # what fails the store's fast check
@@ -212,8 +214,27 @@ def _clean(store: CheckpointStore, args: argparse.Namespace) -> int:
             if not dry:
                 store.delete(p.name)
     kept = len(store.names()) if not dry else len(set(store.names()) - set(doomed) - {p.name for p in damaged})
-    print(f"{verb} {len(doomed) + len(damaged)} checkpoint(s), {human_bytes(freed)}; kept {kept}")
+    also = f" (of them {len(held)} that a kept checkpoint is read from)" if held else ""
+    print(f"{verb} {len(doomed) + len(damaged)} checkpoint(s), {human_bytes(freed)}; kept {kept}{also}")
     return 0
+
+
+def _held_parts(store: CheckpointStore, manifests: dict, doomed: list[str]) -> set[str]:
+    """The doomed checkpoints that a kept one lists as its parts (a step's chunks; the graph's
+    links, docs/CHECKPOINTS.md), and theirs in turn: a clean by age never leaves a kept
+    checkpoint unloadable. ``--compact`` is what frees a finished run's chunks."""
+    doomed_set, held = set(doomed), set()
+    todo = [n for n in manifests if n not in doomed_set]
+    while todo:
+        ckpt = store.load(todo.pop(), verify="none")
+        if ckpt is None or "parts" not in ckpt.values:
+            continue
+        for part in ckpt.value("parts"):
+            name = part.get("name") if isinstance(part, dict) else None
+            if name in doomed_set and name not in held:
+                held.add(name)
+                todo.append(name)
+    return held
 
 
 def add(sub: argparse._SubParsersAction) -> None:
