@@ -224,12 +224,14 @@ def _held_parts(store: CheckpointStore, manifests: dict, doomed: list[str]) -> s
     links, docs/CHECKPOINTS.md), and theirs in turn: a clean by age never leaves a kept
     checkpoint unloadable. ``--compact`` is what frees a finished run's chunks."""
     doomed_set, held = set(doomed), set()
-    todo = [n for n in manifests if n not in doomed_set]
+    todo = [n for n in manifests if n not in doomed_set] if doomed else []
     while todo:
         ckpt = store.load(todo.pop(), verify="none")
-        if ckpt is None or "parts" not in ckpt.values:
+        try:
+            parts = ckpt.value("parts") if ckpt is not None and "parts" in ckpt.values else []
+        except CheckpointError:  # a damaged values file: it relies on nothing here
             continue
-        for part in ckpt.value("parts"):
+        for part in parts if isinstance(parts, list) else []:
             name = part.get("name") if isinstance(part, dict) else None
             if name in doomed_set and name not in held:
                 held.add(name)
