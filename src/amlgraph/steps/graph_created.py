@@ -19,7 +19,6 @@ infinity before the graph is committed; memory follows one chunk, not the graph.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -95,7 +94,7 @@ def compute(ctx: StepContext) -> Output:
             node_feature_names=node_cols, edge_feature_names=edge_cols, class_weights=weights,
             vocab=data.value("vocab"), raw_dtypes={c: schema[c] for c in RAW_COLUMNS}, x_views=matrices or None)
         return Output(tables=tables, arrays=arrays, values=values, metadata=metadata)
-    views = sorted(a for a in _view_arrays(norm) if a != "x")
+    views = sorted(name for name in matrices if name != "x")  # x_train, x_val (none with one view)
     values = graph_values(node_feature_names=node_cols, edge_feature_names=edge_cols, class_weights=weights,
                           vocab=data.value("vocab"), raw_dtypes={c: schema[c] for c in RAW_COLUMNS},
                           has_synthetic=True, node_views=views)
@@ -125,12 +124,6 @@ def _parts(inputs: Inputs, coded: list[str], col: str) -> list:
 
 def _numpy_dtype(dtype: pl.DataType) -> np.dtype:
     return pl.Series([], dtype=dtype).to_numpy().dtype
-
-
-def _view_arrays(norm: Any) -> list[str]:
-    from amlgraph.steps.normalized import node_array_names
-
-    return list(node_array_names(list(norm.value("node_views"))).values())
 
 
 def linked_arrays(inputs: Inputs, links: dict) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
