@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlgraph._atomic import TMP_PREFIX, AtomicFile, WriteOnlyFile, writer_is_gone
-from amlgraph.store._files import is_plain_file, new_hasher
+from amlgraph._atomic import TMP_PREFIX, AtomicFile, writer_is_gone
+from amlgraph.store._files import HashedWrites, is_plain_file, new_hasher
 
 CACHE_DIR_ENV = "AMLGRAPH_CACHE_DIR"
 CACHE_BYTES_ENV = "AMLGRAPH_CACHE_BYTES"
@@ -85,7 +85,7 @@ def fetch(bucket: Any, path: str, info: dict) -> Path:
     return local
 
 
-class TeeWriter(WriteOnlyFile):
+class TeeWriter(HashedWrites):
     """Writes an object and, beside it, its local cached copy; hashes and counts the bytes.
 
     The object exists only once :meth:`commit` closes the upload (one PUT, or the completion of
@@ -97,21 +97,12 @@ class TeeWriter(WriteOnlyFile):
         self.final = path
         self._f = bucket.open_write(path)
         self._copy: AtomicFile | None = AtomicFile(cache_dir() / "upload")
-        self._hash = new_hasher()
-        self.size = 0
-        self.error: OSError | None = None
+        self._start()
 
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._hash.update(view)
-        try:
-            self._f.write(view)
-            if self._copy is not None:
-                self._copy.file.write(view)
-        except OSError as exc:
-            self.error = exc
-            raise
-        self.size += len(view)
+    def _put(self, view: memoryview) -> int:
+        self._f.write(view)
+        if self._copy is not None:
+            self._copy.file.write(view)
         return len(view)
 
     def flush(self) -> None:
@@ -122,7 +113,7 @@ class TeeWriter(WriteOnlyFile):
 
     def commit(self) -> dict:
         """Complete the upload; keep the local copy under its hash; return ``{"size", "hash"}``."""
-        info = {"size": self.size, "hash": self._hash.hexdigest()}
+        info = self._info()
         self._f.close()
         copy, self._copy = self._copy, None
         if copy is not None:

@@ -95,7 +95,35 @@ def no_space_error(exc: OSError, what: str, path: Path) -> CheckpointError:
     return error
 
 
-class HashingWriter(WriteOnlyFile):
+class HashedWrites(WriteOnlyFile):
+    """The write path of a writer that hashes and counts its bytes as they pass: ``write`` hashes,
+    hands the bytes to :meth:`_put` and remembers the ``OSError`` of a failed one in ``error``
+    (the libraries that write through it re-raise it wrapped in their own exceptions)."""
+
+    def _start(self) -> None:
+        self._hash = new_hasher()
+        self.size = 0
+        self.error: OSError | None = None
+
+    def _put(self, view: memoryview) -> int:
+        raise NotImplementedError
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._hash.update(view)
+        try:
+            n = self._put(view)
+        except OSError as exc:
+            self.error = exc
+            raise
+        self.size += n
+        return n
+
+    def _info(self) -> dict:
+        return {"size": self.size, "hash": self._hash.hexdigest()}
+
+
+class HashingWriter(HashedWrites):
     """A binary file-like writer that hashes and counts bytes as they are written.
 
     It writes to a temporary file beside ``final``; :meth:`commit` fsyncs it (see ``FSYNC_ENV``)
@@ -108,21 +136,12 @@ class HashingWriter(WriteOnlyFile):
         self.tmp = final.with_name(tmp_name(final.name))
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         self._f: BinaryIO = os.fdopen(fd, "wb", buffering=0)
-        self._hash = new_hasher()
-        self.size = 0
-        self.error: OSError | None = None
+        self._start()
 
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._hash.update(view)
+    def _put(self, view: memoryview) -> int:
         n = 0
-        try:
-            while n < len(view):
-                n += _write(self._f, view[n:])
-        except OSError as exc:
-            self.error = exc
-            raise
-        self.size += n
+        while n < len(view):
+            n += _write(self._f, view[n:])
         return n
 
     def flush(self) -> None:
@@ -134,7 +153,7 @@ class HashingWriter(WriteOnlyFile):
     def commit(self) -> dict:
         """fsync (see ``FSYNC_ENV``), close and rename into place; return ``{"size", "hash"}``."""
         commit_file(self._f, self.tmp, self.final)
-        return {"size": self.size, "hash": self._hash.hexdigest()}
+        return self._info()
 
     def abort(self) -> None:
         """Close and remove the temporary file (best effort)."""
