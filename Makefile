@@ -17,8 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/amlgraph demo
 
+# Two pytest workers (pytest-xdist): the suite spends half its time waiting on the processes it
+# starts, so two workers on two cores take ~0.6x the time of one (docs/BENCHMARKS.md, "Test suite").
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 # The inner loop (under a minute): the steps, the store, the generator, the graph, the layering;
 # no end-to-end runs, no processes killed. `make test` is the whole suite.
