@@ -132,6 +132,43 @@ def test_a_later_step_that_cannot_fit_stops_before_it_writes(reference, tmp_path
         _rerun_equals_clean(reference, ckpt)
 
 
+def test_a_whole_graph_that_cannot_fit_stops_before_graph_created_writes(reference, tmp_path, monkeypatch):
+    """A graph too large to assemble on every load is written whole (HI-Large on a laptop), so the
+    estimate before graph_created is the whole graph's arrays, not the linked graph's few bytes:
+    with room for the linked graph but not the whole one, the run stops before the step writes."""
+    from amlgraph import run_preprocessing
+    from amlgraph.errors import CheckpointError
+    from amlgraph.runner import _context
+    from amlgraph.store import CheckpointStore
+
+    # The same run as the reference, in this process, with every graph too large to assemble.
+    monkeypatch.setattr(_context, "DECODE_MEMORY_FRACTION", 1e-12)
+    cfg = {"data_path": str(reference.data), "chunk_size": 200, "chunk_rows": 1000, "keep_parsed": True,
+           "quiet": True}
+    whole_dir = reference.copy_to(tmp_path / "whole")
+    CheckpointStore(whole_dir).delete("graph_created")
+    run_preprocessing({**cfg, "checkpoint_dir": str(whole_dir)})
+    whole = CheckpointStore(whole_dir)
+    assert "links" not in whole.load("graph_created").values
+    whole_bytes = whole.size_bytes("graph_created")
+    with tmpfs(tmp_path / "fs", "64m") as fs:
+        ckpt = reference.copy_to(fs / "ckpt")
+        store = CheckpointStore(ckpt)
+        linked_bytes = store.size_bytes("graph_created")
+        store.delete("graph_created")
+        assert whole_bytes > 4 * linked_bytes + (256 << 10)  # room for one, not the other, below
+        ballast = fs / "ballast"
+        with open(ballast, "wb") as f:
+            f.write(b"\0" * int(shutil.disk_usage(fs).free - whole_bytes // 2))
+        with pytest.raises(CheckpointError, match="not enough free space for step graph_created") as err:
+            run_preprocessing({**cfg, "checkpoint_dir": str(ckpt)})
+        assert "--compact" in str(err.value) and "\n" not in str(err.value)
+        assert store.load("graph_created") is None and store.load("imbalanced") is not None
+        assert verify_store(ckpt) == [] and leftovers(ckpt) == []
+        ballast.unlink()
+        _rerun_equals_clean(reference, ckpt)
+
+
 def test_read_only_checkpoint_directory(reference, tmp_path):
     with tmpfs(tmp_path / "fs", "16m") as fs:
         ckpt = reference.copy_to(fs / "ckpt")

@@ -68,8 +68,15 @@ def decodable(arrays: dict[str, Any]) -> bool:
     import numpy as np
     import psutil
 
-    total = sum(int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize for a in arrays.values())
-    return total <= psutil.virtual_memory().total * DECODE_MEMORY_FRACTION
+    return fits_decoded(sum(int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize
+                            for a in arrays.values()))
+
+
+def fits_decoded(nbytes: int) -> bool:
+    """Whether ``nbytes`` of arrays may be decoded (or assembled) in memory on every load."""
+    import psutil
+
+    return nbytes <= psutil.virtual_memory().total * DECODE_MEMORY_FRACTION
 
 
 def save_output(store: Any, name: str, *, step: str, key: str, out: Output, chunk: int | None = None,
@@ -113,9 +120,7 @@ class StepContextImpl:
         return self._run.loaded[name] if name in self._run.declarations else None
 
     def decodable(self, nbytes: int) -> bool:
-        import psutil
-
-        return nbytes <= psutil.virtual_memory().total * DECODE_MEMORY_FRACTION
+        return fits_decoded(nbytes)
 
     def option(self, name: str) -> Any:
         """A configuration field that shapes only the chunk plan (never the result)."""

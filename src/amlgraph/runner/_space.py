@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from amlgraph.errors import CheckpointError
+from amlgraph.runner._context import fits_decoded
+from amlgraph.steps.graph_created import whole_graph_bytes
 
 #: Bytes written per byte of the Trans files by data_loaded (reader batches, coded batches,
 #: index; the reader batches are deleted when the step is saved, but written first); measured
@@ -29,7 +31,11 @@ EDGE_FEATURES_PER_CODED = 1.15
 #: imbalanced per byte of edge_features (synthetic rows; measured 0.08 at the default ratio).
 IMBALANCED_PER_EDGE_FEATURES = 0.15
 #: graph_created links to the checkpoints its large arrays are read from (steps.graph_created):
-#: it writes the node labels and a copy of the synthetic rows, about imbalanced's size.
+#: it writes the node labels and a copy of the synthetic rows, about imbalanced's size. A graph
+#: too large to assemble on every load is written whole and plain instead (28.3 GB on hi-large):
+#: then its arrays' bytes (``steps.graph_created.whole_graph_bytes``) come on top, times this
+#: margin (hi-large: 28.30 GB written, 27.47 GB from the arrays' shapes, 1.03).
+WHOLE_GRAPH_MARGIN = 1.05
 #: A compressed input decodes to about this many times its size.
 COMPRESSED_INPUT_FACTOR = 5
 _SMALL = 64 << 10  # a step that writes values only (normalized, weights)
@@ -67,20 +73,44 @@ def estimate_bytes(run: Any, step: str) -> int:
     if step == "data_loaded":
         return int(trans * DATA_LOADED_PER_INPUT)
     if step == "graph_created":
-        return int((_measured(store, "imbalanced") or 0) + _SMALL)
+        linked = (_measured(store, "imbalanced") or 0) + _SMALL
+        whole = _whole_graph_bytes(run)
+        return int(linked + whole * WHOLE_GRAPH_MARGIN if whole is not None and not fits_decoded(whole) else linked)
     if step == "node_features":
         nodes = _measured(store, "node_features")
         if nodes is None:
-            data = run.loaded.get("data_loaded")
-            accounts = (data.manifest.get("metadata") or {}).get("num_accounts") if data is not None else None
-            views = 1 if run.cfg.step_params("node_features").get("node_features_from") in ("all", "train") else 3
-            nodes = accounts * views * NODE_FEATURES_PER_ACCOUNT_VIEW if accounts else trans * 0.4
+            accounts = _accounts(run)
+            nodes = accounts * _views(run) * NODE_FEATURES_PER_ACCOUNT_VIEW if accounts else trans * 0.4
         return int(nodes)
     if step == "edge_features":
         return int(coded * EDGE_FEATURES_PER_CODED)
     if step == "imbalanced":
         return int(edges * IMBALANCED_PER_EDGE_FEATURES)
     return _SMALL
+
+
+def _accounts(run: Any) -> int | None:
+    data = run.loaded.get("data_loaded")
+    return (data.manifest.get("metadata") or {}).get("num_accounts") if data is not None else None
+
+
+def _views(run: Any) -> int:
+    """Node-feature views a run computes: one from all rows or from training rows, else three."""
+    return 1 if run.cfg.step_params("node_features").get("node_features_from") in ("all", "train") else 3
+
+
+def _whole_graph_bytes(run: Any) -> int | None:
+    """The bytes of the graph's arrays written whole, from the loaded data_loaded and normalized
+    checkpoints (None when either is not loaded)."""
+    data, norm = run.loaded.get("data_loaded"), run.loaded.get("normalized")
+    accounts = _accounts(run)
+    if data is None or norm is None or accounts is None:
+        return None
+    if "summary" not in data.values or not {"node_columns", "edge_columns"} <= set(norm.values):
+        return None
+    edges = data.value("summary")["rows"]
+    node_cols, edge_cols = len(norm.value("node_columns")), len(norm.value("edge_columns"))
+    return whole_graph_bytes(int(edges), edge_cols, int(accounts), node_cols * _views(run))
 
 
 def _size(n: float) -> str:

@@ -61,7 +61,7 @@ def compute(ctx: StepContext) -> Output:
         return block
 
     schema = inputs.scan(coded[:1], "transactions").collect_schema()
-    whole = not ctx.decodable(_graph_bytes(n_edges, len(edge_cols), nodes.height, len(node_cols) * len(matrices)))
+    whole = not ctx.decodable(whole_graph_bytes(n_edges, len(edge_cols), nodes.height, len(node_cols) * len(matrices)))
     if not whole:
         for name in edge_chunks:
             edge_block(name)
@@ -110,9 +110,11 @@ def compute(ctx: StepContext) -> Output:
                   values=values, metadata=metadata)
 
 
-def _graph_bytes(n_edges: int, edge_features: int, n_nodes: int, node_cells: int) -> int:
+def whole_graph_bytes(n_edges: int, edge_features: int, n_nodes: int, node_cells: int) -> int:
     """Bytes of the whole graph's arrays: the edge matrix (float32), edge_index, edge_row,
-    timestamp (int64), y, split (int8), the raw columns (~38 bytes a row), the node matrices."""
+    timestamp (int64), y, split (int8), the raw columns (~38 bytes a row), the node matrices
+    (``node_cells``: node columns times views). It decides whether the step links the graph or
+    writes it whole, and is what the runner's free-space check expects it to write then."""
     return n_edges * (4 * edge_features + 16 + 16 + 2 + 38) + n_nodes * 4 * node_cells
 
 
