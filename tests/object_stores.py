@@ -51,10 +51,8 @@ def s3_server():
     """The endpoint URL of a moto S3 server on 127.0.0.1, with the environment pointing at it."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
     pytest.importorskip("s3fs", reason="s3fs is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_port(proc, port, "the moto server")
+    proc, port = _start(lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                        "the moto server")
     endpoint = f"http://127.0.0.1:{port}"
     env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1"}
@@ -66,17 +64,37 @@ def s3_server():
         proc.wait(timeout=30)
 
 
-def _wait_for_port(proc: subprocess.Popen, port: int, what: str) -> None:
+def _start(command, what: str, **popen) -> tuple[subprocess.Popen, int]:
+    """Start a server on a free port and wait until it listens there; ``command(port)`` is its argv.
+
+    Another process (the other pytest worker) may take the port between the probe and the
+    server's bind: a server that does not come to listen on it itself is started again on
+    another port (somebody else answering on that port does not count)."""
+    for _ in range(5):
+        port = _free_port()
+        proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+        if _listens(proc, port):
+            return proc, port
+        proc.kill()
+        proc.wait(timeout=30)
+    raise RuntimeError(f"{what} did not start")
+
+
+def _listens(proc: subprocess.Popen, port: int) -> bool:
+    """Whether ``proc`` (or a process it started) comes to listen on ``port`` within a minute."""
+    import psutil
+
     deadline = time.monotonic() + 60
-    while True:
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"{what} did not start")
-            time.sleep(0.1)
+            parent = psutil.Process(proc.pid)
+            for p in (parent, *parent.children(recursive=True)):
+                if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp")):
+                    return True
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 @contextlib.contextmanager
@@ -106,14 +124,11 @@ def gcs_server(tmp_path_factory):
 
     # gcsfs imported earlier with the probe on: this process uses the plain file system.
     fsspec.register_implementation("gs", gcsfs.core.GCSFileSystem, clobber=True)
-    port = _free_port()
+    proc, port = _start(lambda port: [str(wrapper._get_binary_path()), "-scheme", "http", "-backend", "memory",
+                                      "-host", "127.0.0.1", "-port", str(port),
+                                      "-external-url", f"http://127.0.0.1:{port}", "-log-level", "error"],
+                        "fake-gcs-server", cwd=tmp_path_factory.mktemp("gcs"))
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(wrapper._get_binary_path()), "-scheme", "http", "-backend", "memory",
-                             "-host", "127.0.0.1", "-port", str(port), "-external-url", endpoint,
-                             "-log-level", "error"],
-                            cwd=tmp_path_factory.mktemp("gcs"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _wait_for_port(proc, port, "fake-gcs-server")
     env["STORAGE_EMULATOR_HOST"] = endpoint
     import fsspec.config
 
@@ -138,12 +153,9 @@ def azure_server(tmp_path_factory):
     exe = shutil.which("azurite-blob")
     if exe is None:
         pytest.skip("azurite is not on PATH (npm install -g azurite)")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-                             "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-                            cwd=tmp_path_factory.mktemp("azurite"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _wait_for_port(proc, port, "azurite")
+    proc, port = _start(lambda port: [exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+                                      "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+                        "azurite", cwd=tmp_path_factory.mktemp("azurite"))
     endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
     conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
             f"BlobEndpoint={endpoint};")
