@@ -66,7 +66,6 @@ def decodable(arrays: dict[str, Any]) -> bool:
     :data:`DECODE_MEMORY_FRACTION` of the machine's total memory (hi-small's graph, ~1 GB, does
     on a 24 GB machine; a hi-large graph, ~30 GB, does not and stays memory-mappable)."""
     import numpy as np
-    import psutil
 
     return fits_decoded(sum(int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize
                             for a in arrays.values()))
