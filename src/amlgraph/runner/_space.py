@@ -106,11 +106,12 @@ def _whole_graph_bytes(run: Any) -> int | None:
     accounts = _accounts(run)
     if data is None or norm is None or accounts is None:
         return None
-    if "summary" not in data.values or not {"node_columns", "edge_columns"} <= set(norm.values):
+    if "summary" not in data.values or not {"node_columns", "edge_columns", "node_views"} <= set(norm.values):
         return None
     edges = data.value("summary")["rows"]
     node_cols, edge_cols = len(norm.value("node_columns")), len(norm.value("edge_columns"))
-    return whole_graph_bytes(int(edges), edge_cols, int(accounts), node_cols * _views(run))
+    # the views normalized scaled: the node matrices the step counts
+    return whole_graph_bytes(int(edges), edge_cols, int(accounts), node_cols * len(norm.value("node_views")))
 
 
 def _size(n: float) -> str:
