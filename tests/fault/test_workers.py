@@ -314,3 +314,39 @@ def test_worker_init_sets_the_parent_death_signal_and_checks_the_parent():
     orphan = subprocess.run([sys.executable, "-c", _PROBE, "1"], check=False, capture_output=True, text=True,
                             env=env(), timeout=120)
     assert (orphan.returncode, orphan.stdout) == (1, ""), orphan.stderr
+
+
+_DEFER = """
+import os, signal, threading, time
+from amlgraph.runner._chunks import _signals_deferred
+
+def _term(signum, frame):
+    raise SystemExit(143)
+
+signal.signal(signal.SIGTERM, _term)
+sig = {"int": signal.SIGINT, "term": signal.SIGTERM}[os.environ["SIG"]]
+# A thread started before the block keeps SIGINT unblocked, as Polars' pool does: the kernel
+# hands it the signal, and Python raises in the main thread unless the handler is held back.
+threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+try:
+    with _signals_deferred():
+        os.kill(os.getpid(), sig)
+        for _ in range(200):  # bytecode runs: an undeferred handler would raise here
+            time.sleep(0.001)
+        print("held", flush=True)
+except (KeyboardInterrupt, SystemExit) as exc:
+    print("raised after the block", type(exc).__name__, flush=True)
+print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGTERM) is _term)
+"""
+
+
+@pytest.mark.parametrize("sig", ["int", "term"])
+def test_workers_start_with_ctrl_c_and_sigterm_held_back(sig):
+    """A Ctrl-C or SIGTERM while the pool starts its workers acts only once they are started:
+    raised inside `Process.start` it would leave a worker that the pool does not know, which then
+    prints a traceback (EOFError: its work never came) instead of being killed with the others.
+    The handlers are the old ones afterwards."""
+    done = subprocess.run([sys.executable, "-c", _DEFER], check=False, capture_output=True, text=True,
+                          env={**env(), "SIG": sig}, timeout=120)
+    expected = {"int": "KeyboardInterrupt", "term": "SystemExit"}[sig]
+    assert done.stdout.splitlines() == ["held", f"raised after the block {expected}", "True True"], done.stderr

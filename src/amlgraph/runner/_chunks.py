@@ -248,9 +248,8 @@ class ProcessExecutor(Executor):
         finished: queue.SimpleQueue = queue.SimpleQueue()
         try:
             pool = self._ensure_pool()
-            # A worker starts with SIGINT blocked (the mask is inherited), so that a Ctrl-C while
-            # it imports cannot print a traceback before worker_init has it ignored.
-            with _sigint_blocked():
+            # Workers start with Ctrl-C and SIGTERM held back (see _signals_deferred).
+            with _signals_deferred():
                 for t in todo:
                     fut = pool.submit(run_task_at, store_location(self.store), t)
                     futures[fut] = t
@@ -334,23 +333,48 @@ def _watch_parent(parent_pid: int, every_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="amlgraph-parent-watch", daemon=True).start()
 
 
-class _sigint_blocked:
-    """Block SIGINT in this thread for the block (a no-op where pthread_sigmask does not exist);
-    a SIGINT that comes meanwhile is delivered when the block ends."""
+class _signals_deferred:
+    """Hold back Ctrl-C and SIGTERM for the block; one that comes meanwhile acts when it ends.
+
+    Two things, both needed while workers are started. SIGINT is blocked in this thread, and a
+    worker inherits the mask, so that a Ctrl-C while the worker imports cannot print a traceback
+    before worker_init has it ignored. And in the main thread the Python handlers of SIGINT and
+    SIGTERM only record the signal: the mask alone is not enough, since the kernel hands the
+    signal to another thread of the process (Polars' pool, the pool's manager) and Python then
+    raises in the main thread all the same. Raised inside ``Process.start`` it would leave a worker
+    started but not yet given its work and not known to the pool, which then prints an EOFError
+    traceback instead of being killed with the others. (Both are no-ops where they do not exist.)
+    """
 
     def __enter__(self):
         import signal
+        import threading
 
-        self._old = None
+        self._old_mask = None
+        self._handlers: dict = {}
+        self._pending: list = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+                handler = signal.getsignal(sig) if sig is not None else None
+                if callable(handler):
+                    self._handlers[sig] = handler
+                    signal.signal(sig, self._record)
         if hasattr(signal, "pthread_sigmask"):
-            self._old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         return self
+
+    def _record(self, signum, frame) -> None:
+        self._pending.append((signum, frame))
 
     def __exit__(self, *exc):
         import signal
 
-        if self._old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+        if self._old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        for signum, frame in self._pending[:1]:  # the first signal decides; a handler may raise
+            self._handlers[signum](signum, frame)
         return False
 
 
