@@ -19,7 +19,6 @@ infinity before the graph is committed; memory follows one chunk, not the graph.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import polars as pl
 
@@ -85,10 +84,8 @@ def compute(ctx: StepContext) -> Output:
         pieces = {"edge_attr": Pieces((n_edges, len(edge_cols)), np.float32,
                                       [lambda name=name: edge_block(name) for name in edge_chunks]),
                   "edge_index": Pieces((2, n_edges), np.int64, _parts(inputs, coded, "src") + _parts(inputs, coded, "dst"))}
-        for key, (col, dtype) in _EDGE_COLUMNS.items():
+        for key, (col, dtype) in _edge_columns(schema).items():
             pieces[key] = Pieces((n_edges,), dtype, _parts(inputs, coded, col))
-        for col in RAW_COLUMNS:
-            pieces[f"raw_{col}"] = Pieces((n_edges,), _numpy_dtype(schema[col]), _parts(inputs, coded, col))
         tables, arrays, values = graph_payload(
             nodes=nodes, x=x, node_y=node_y, pieces=pieces, synthetic=(synthetic, np.asarray(imb.array("y_synthetic"))),
             node_feature_names=node_cols, edge_feature_names=edge_cols, class_weights=weights,
@@ -124,8 +121,12 @@ def _parts(inputs: Inputs, coded: list[str], col: str) -> list:
             for name in coded]
 
 
-def _numpy_dtype(dtype: pl.DataType) -> np.dtype:
-    return pl.Series([], dtype=dtype).to_numpy().dtype
+def _edge_columns(schema: pl.Schema) -> dict[str, tuple[str, np.dtype]]:
+    """The graph's per-edge arrays read from the coded chunks, whole or linked: ``edge_row``,
+    ``timestamp``, ``y``, ``split`` and ``raw_<column>``, each as (coded column, NumPy dtype)."""
+    columns = dict(_EDGE_COLUMNS)
+    columns.update({f"raw_{c}": (c, pl.Series([], dtype=schema[c]).to_numpy().dtype) for c in RAW_COLUMNS})
+    return columns
 
 
 def linked_arrays(inputs: Inputs, links: dict) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
@@ -151,8 +152,7 @@ def linked_arrays(inputs: Inputs, links: dict) -> tuple[pl.DataFrame, dict[str, 
     arrays["edge_attr"] = edge_attr
     coded = links["coded"]
     schema = inputs.scan(coded[:1], "transactions").collect_schema()
-    columns = {name: (col, dtype) for name, (col, dtype) in _EDGE_COLUMNS.items()}
-    columns.update({f"raw_{c}": (c, _numpy_dtype(schema[c])) for c in RAW_COLUMNS})
+    columns = _edge_columns(schema)
     out = {name: np.empty(n, dtype=dtype) for name, (_, dtype) in columns.items()}
     edge_index = np.empty((2, n), dtype=np.int64)
     at = 0
